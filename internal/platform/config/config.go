@@ -1,0 +1,432 @@
+// Package config loads Mall's configuration: the embedded defaults (configs/mall.yaml), an
+// optional file, then MALL_* environment variables. Validation failures name the key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/mallhq/mall/configs"
+)
+
+type Config struct {
+	App         App         `mapstructure:"app"`
+	Log         Log         `mapstructure:"log"`
+	HTTP        HTTP        `mapstructure:"http"`
+	DB          DB          `mapstructure:"db"`
+	Redis       Redis       `mapstructure:"redis"`
+	Kafka       Kafka       `mapstructure:"kafka"`
+	Outbox      Outbox      `mapstructure:"outbox"`
+	RateLimit   RateLimit   `mapstructure:"ratelimit"`
+	Idempotency Idempotency `mapstructure:"idempotency"`
+	Search      Search      `mapstructure:"search"`
+	Archive     Archive     `mapstructure:"archive"`
+	Auth        Auth        `mapstructure:"auth"`
+	Order       Order       `mapstructure:"order"`
+	Payments    Payments    `mapstructure:"payments"`
+	Live        Live        `mapstructure:"live"`
+}
+
+type App struct {
+	Env             string        `mapstructure:"env"`
+	NodeID          int           `mapstructure:"node_id"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+type HTTP struct {
+	Addr              string        `mapstructure:"addr"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	BodyLimit         string        `mapstructure:"body_limit"`
+	CORSOrigins       []string      `mapstructure:"cors_origins"`
+	TrustedProxies    []string      `mapstructure:"trusted_proxies"`
+}
+
+type DB struct {
+	Main            string        `mapstructure:"main"`
+	Shards          []string      `mapstructure:"shards"`
+	MaxOpenConns    int           `mapstructure:"max_open_conns"`
+	MaxIdleConns    int           `mapstructure:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `mapstructure:"conn_max_lifetime"`
+	MigrateOnStart  bool          `mapstructure:"migrate_on_start"`
+}
+
+type Redis struct {
+	Addr     string `mapstructure:"addr"`
+	Password string `mapstructure:"password"`
+	DB       int    `mapstructure:"db"`
+	PoolSize int    `mapstructure:"pool_size"`
+}
+
+type Kafka struct {
+	Embedded   bool     `mapstructure:"embedded"`
+	Brokers    []string `mapstructure:"brokers"`
+	ClientID   string   `mapstructure:"client_id"`
+	Partitions int      `mapstructure:"partitions"`
+}
+
+type Outbox struct {
+	BatchSize    int           `mapstructure:"batch_size"`
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	MaxAttempts  int           `mapstructure:"max_attempts"`
+	BackoffBase  time.Duration `mapstructure:"backoff_base"`
+	BackoffMax   time.Duration `mapstructure:"backoff_max"`
+	Lease        time.Duration `mapstructure:"lease"`
+}
+
+type RateLimit struct {
+	Enabled          bool `mapstructure:"enabled"`
+	DefaultPerMinute int  `mapstructure:"default_per_minute"`
+	AuthPerMinute    int  `mapstructure:"auth_per_minute"`
+}
+
+type Idempotency struct {
+	TTL         time.Duration `mapstructure:"ttl"`
+	LockTimeout time.Duration `mapstructure:"lock_timeout"`
+}
+
+type Search struct {
+	Engine        string              `mapstructure:"engine"`
+	Bleve         SearchBleve         `mapstructure:"bleve"`
+	Elasticsearch SearchElasticsearch `mapstructure:"elasticsearch"`
+}
+
+type SearchBleve struct {
+	Path string `mapstructure:"path"`
+}
+
+type SearchElasticsearch struct {
+	URLs []string `mapstructure:"urls"`
+}
+
+type Archive struct {
+	PostgresDSN string `mapstructure:"postgres_dsn"`
+}
+
+type Auth struct {
+	JWT AuthJWT `mapstructure:"jwt"`
+}
+
+type AuthJWT struct {
+	KeysDir string `mapstructure:"keys_dir"`
+}
+
+type Order struct {
+	PaymentTimeout time.Duration `mapstructure:"payment_timeout"`
+}
+
+type Payments struct {
+	Sandbox PaymentsSandbox `mapstructure:"sandbox"`
+}
+
+type PaymentsSandbox struct {
+	Enabled bool `mapstructure:"enabled"`
+}
+
+type Live struct {
+	RTMPSecret string `mapstructure:"rtmp_secret"`
+}
+
+// Error is a configuration error naming the key.
+type Error struct {
+	Key string
+	Msg string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Msg) }
+
+// Load reads the defaults, then file (when not empty), then the environment.
+func Load(file string) (Config, error) {
+	v, err := newViper(file)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	err = v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return Config{}, decodeError(err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func newViper(file string) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(configs.Default)); err != nil {
+		return nil, &Error{Key: "(defaults)", Msg: err.Error()}
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, &Error{Key: "(file)", Msg: err.Error()}
+		}
+		defer f.Close()
+		if err := v.MergeConfig(f); err != nil {
+			return nil, &Error{Key: "(file " + file + ")", Msg: err.Error()}
+		}
+	}
+	v.SetEnvPrefix("MALL")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	// AutomaticEnv only answers Get for keys viper already knows; bind them all explicitly
+	// so Unmarshal sees the environment too.
+	for _, k := range v.AllKeys() {
+		_ = v.BindEnv(k)
+	}
+	return v, nil
+}
+
+// decodeError turns a mapstructure error into a one-line error naming the first key.
+func decodeError(err error) error {
+	msg := err.Error()
+	// mapstructure: "decoding failed due to the following error(s):\n\n'http.read_timeout' time: invalid duration"
+	lines := strings.Split(msg, "\n")
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "decoding failed") || strings.HasSuffix(l, "error(s):") {
+			continue
+		}
+		l = strings.TrimPrefix(l, "* ")
+		if strings.HasPrefix(l, "'") {
+			if i := strings.Index(l[1:], "'"); i > 0 {
+				return &Error{Key: l[1 : i+1], Msg: strings.TrimSpace(l[i+2:])}
+			}
+		}
+		if strings.Contains(l, "has invalid keys:") {
+			parts := strings.SplitN(l, "has invalid keys:", 2)
+			return &Error{Key: strings.TrimSpace(parts[1]), Msg: "unknown key"}
+		}
+		return &Error{Key: "(decode)", Msg: l}
+	}
+	return &Error{Key: "(decode)", Msg: msg}
+}
+
+// Validate checks every key whose bad value would only show up later, at first use.
+func (c Config) Validate() error {
+	var errsList []error
+	bad := func(key, format string, args ...any) {
+		errsList = append(errsList, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch c.App.Env {
+	case "development", "production", "test":
+	default:
+		bad("app.env", "must be development, production or test, got %q", c.App.Env)
+	}
+	if c.App.NodeID < -1 || c.App.NodeID > 255 {
+		bad("app.node_id", "must be -1 (lease from Redis) or 0..255, got %d", c.App.NodeID)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format", "must be json or text, got %q", c.Log.Format)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "must be host:port, got %q", c.HTTP.Addr)
+	}
+	if _, err := ParseBytes(c.HTTP.BodyLimit); err != nil {
+		bad("http.body_limit", "%v", err)
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			bad("http.trusted_proxies", "%q is not a CIDR", p)
+		}
+	}
+	if c.DB.Main == "" {
+		bad("db.main", "is required (a MySQL DSN like user:pass@tcp(host:3306)/mall)")
+	} else if _, err := mysql.ParseDSN(c.DB.Main); err != nil {
+		bad("db.main", "invalid MySQL DSN: %v", err)
+	}
+	for i, s := range c.DB.Shards {
+		if _, err := mysql.ParseDSN(s); err != nil {
+			bad("db.shards", "entry %d: invalid MySQL DSN: %v", i, err)
+		}
+	}
+	if len(c.DB.Shards) > 1024 {
+		bad("db.shards", "at most 1024 physical shards, got %d", len(c.DB.Shards))
+	}
+	if c.DB.MaxOpenConns <= 0 {
+		bad("db.max_open_conns", "must be positive")
+	}
+	if c.Redis.Addr == "" {
+		bad("redis.addr", "is required")
+	}
+	if !c.Kafka.Embedded && len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "is required unless kafka.embedded is true")
+	}
+	if c.Kafka.Partitions <= 0 {
+		bad("kafka.partitions", "must be positive")
+	}
+	if c.Outbox.BatchSize <= 0 {
+		bad("outbox.batch_size", "must be positive")
+	}
+	if c.Outbox.MaxAttempts <= 0 {
+		bad("outbox.max_attempts", "must be positive")
+	}
+	if c.Outbox.PollInterval <= 0 || c.Outbox.BackoffBase <= 0 || c.Outbox.BackoffMax < c.Outbox.BackoffBase {
+		bad("outbox.backoff_max", "poll_interval and backoff_base must be positive and backoff_max >= backoff_base")
+	}
+	if c.RateLimit.DefaultPerMinute <= 0 || c.RateLimit.AuthPerMinute <= 0 {
+		bad("ratelimit.default_per_minute", "limits must be positive")
+	}
+	if c.Idempotency.TTL < 24*time.Hour {
+		bad("idempotency.ttl", "must be at least 24h (API.md), got %s", c.Idempotency.TTL)
+	}
+	switch c.Search.Engine {
+	case "bleve":
+		if c.Search.Bleve.Path == "" {
+			bad("search.bleve.path", "is required with search.engine=bleve")
+		}
+	case "elasticsearch":
+		if len(c.Search.Elasticsearch.URLs) == 0 {
+			bad("search.elasticsearch.urls", "is required with search.engine=elasticsearch")
+		}
+	default:
+		bad("search.engine", "must be bleve or elasticsearch, got %q", c.Search.Engine)
+	}
+	if c.Order.PaymentTimeout < time.Minute {
+		bad("order.payment_timeout", "must be at least 1m, got %s", c.Order.PaymentTimeout)
+	}
+	if c.Live.RTMPSecret == "" {
+		bad("live.rtmp_secret", "is required")
+	}
+	if c.App.Env == "production" {
+		if c.Kafka.Embedded {
+			bad("kafka.embedded", "must be false in production")
+		}
+		if c.Payments.Sandbox.Enabled {
+			bad("payments.sandbox.enabled", "must be false in production")
+		}
+		if c.Live.RTMPSecret == "dev-rtmp-secret" {
+			bad("live.rtmp_secret", "the development secret is not allowed in production")
+		}
+	}
+	if len(errsList) > 0 {
+		return errsList[0] // one clear line; fix it and the next one shows
+	}
+	return nil
+}
+
+// ParseBytes parses sizes like "1MB", "512KB", "1024".
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			mult, s = u.m, strings.TrimSuffix(s, u.suffix)
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 {
+		return 0, errors.New("must be a positive size like 1MB")
+	}
+	return n * mult, nil
+}
+
+// secretKeys are masked by Print; DSNs keep everything but their password.
+var secretWords = []string{"secret", "password", "private_key", "token"}
+
+// Print writes the effective configuration as sorted key = value lines, secrets masked.
+func Print(c Config) string {
+	var lines []string
+	walk(reflect.ValueOf(c), "", func(key string, v reflect.Value) {
+		lines = append(lines, key+" = "+render(key, v))
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func walk(v reflect.Value, prefix string, f func(string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		key := t.Field(i).Tag.Get("mapstructure")
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)) {
+			walk(fv, key, f)
+			continue
+		}
+		f(key, fv)
+	}
+}
+
+func render(key string, v reflect.Value) string {
+	if v.Kind() == reflect.Slice {
+		var parts []string
+		for i := 0; i < v.Len(); i++ {
+			parts = append(parts, renderScalar(key, v.Index(i)))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return renderScalar(key, v)
+}
+
+func renderScalar(key string, v reflect.Value) string {
+	if d, ok := v.Interface().(time.Duration); ok {
+		return d.String()
+	}
+	s := fmt.Sprint(v.Interface())
+	if s == "" {
+		return `""`
+	}
+	for _, w := range secretWords {
+		if strings.Contains(key, w) {
+			return "******"
+		}
+	}
+	if strings.Contains(key, "dsn") || strings.HasPrefix(key, "db.main") || strings.HasPrefix(key, "db.shards") {
+		return MaskDSN(s)
+	}
+	return s
+}
+
+// MaskDSN hides the password in a MySQL DSN or URL-style DSN.
+func MaskDSN(dsn string) string {
+	if strings.Contains(dsn, "://") { // postgres://user:pass@host/db
+		at := strings.Index(dsn, "@")
+		scheme := strings.Index(dsn, "://") + 3
+		if at > scheme {
+			if colon := strings.Index(dsn[scheme:at], ":"); colon >= 0 {
+				return dsn[:scheme+colon+1] + "******" + dsn[at:]
+			}
+		}
+		return dsn
+	}
+	if cfg, err := mysql.ParseDSN(dsn); err == nil && cfg.Passwd != "" {
+		cfg.Passwd = "******"
+		return cfg.FormatDSN()
+	}
+	return dsn
+}
