@@ -191,6 +191,7 @@ func newViper(file string) (*viper.Viper, error) {
 	}
 	v.SetEnvPrefix("MALL")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AllowEmptyEnv(true) // MALL_DB_SHARDS="" means "no shards: use main"
 	v.AutomaticEnv()
 	// AutomaticEnv only answers Get for keys viper already knows; bind them all explicitly
 	// so Unmarshal sees the environment too.

@@ -8,7 +8,6 @@ import (
 	"sort"
 
 	"github.com/pressly/goose/v3"
-	"go.uber.org/fx"
 )
 
 // Target says which physical databases a module's tables live on.
@@ -29,17 +28,6 @@ type Migrations struct {
 	Module string
 	FS     fs.FS
 	Target Target
-}
-
-// AsMigrations registers a module's migrations in the "migrations" fx value group.
-func AsMigrations(m Migrations) fx.Option {
-	return fx.Supply(fx.Annotate(m, fx.ResultTags(`group:"migrations"`)))
-}
-
-// MigrationSet is every module's migrations, collected by fx.
-type MigrationSet struct {
-	fx.In
-	All []Migrations `group:"migrations"`
 }
 
 func sorted(ms []Migrations) []Migrations {

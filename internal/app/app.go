@@ -1,0 +1,120 @@
+// Package app is the composition root: it wires the platform and every domain module
+// into one fx application for `mall serve`, and lists the migrations for `mall migrate`.
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/mallhq/mall/internal/platform/config"
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/idempotency"
+	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/migrations"
+	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/ratelimit"
+	"github.com/mallhq/mall/internal/platform/redisx"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+)
+
+// Migrations lists every module's migrations; the platform's come first.
+func Migrations() []sqldb.Migrations {
+	return []sqldb.Migrations{
+		migrations.Platform,
+	}
+}
+
+// Options is the whole application for `mall serve`.
+func Options(cfg config.Config, log *slog.Logger) fx.Option {
+	return fx.Options(
+		fx.Supply(cfg, log),
+		fx.WithLogger(func() fxevent.Logger {
+			// fx's own events are noise at info level; its errors still surface through Start.
+			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
+		Platform,
+		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
+	)
+}
+
+// Platform is the infrastructure every module stands on.
+var Platform = fx.Options(
+	fx.Provide(
+		newRegistry,
+		openCluster,
+		newIDGenerator,
+		fx.Annotate(mysqlChecks, fx.ResultTags(`group:"readiness,flatten"`)),
+	),
+	redisx.Module,
+	kafkax.Module,
+	outbox.Module,
+	ratelimit.Module,
+	idempotency.Module,
+	httpx.Module,
+)
+
+type registryOut struct {
+	fx.Out
+	Registry   *prometheus.Registry
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+func newRegistry() registryOut {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return registryOut{Registry: r, Registerer: r, Gatherer: r}
+}
+
+// openCluster connects to every database, applies pending migrations when configured to,
+// and exports connection-pool metrics.
+func openCluster(lc fx.Lifecycle, cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*sqldb.Cluster, error) {
+	ctx := context.Background()
+	cl, err := sqldb.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(cl.Close))
+	if cfg.DB.MigrateOnStart {
+		if err := cl.Migrate(ctx, Migrations(), log); err != nil {
+			cl.Close()
+			return nil, err
+		}
+	}
+	for _, d := range cl.All() {
+		reg.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, d.Name))
+	}
+	return cl, nil
+}
+
+func mysqlChecks(cl *sqldb.Cluster) []httpx.Check {
+	var out []httpx.Check
+	for _, d := range cl.All() {
+		out = append(out, httpx.Check{Name: "mysql:" + d.Name, Check: d.PingContext})
+	}
+	return out
+}
+
+// newIDGenerator uses app.node_id when set, otherwise leases a node number in Redis for
+// as long as the process runs.
+func newIDGenerator(lc fx.Lifecycle, cfg config.Config, rdb redis.UniversalClient, log *slog.Logger) (*idgen.Generator, error) {
+	if cfg.App.NodeID >= 0 {
+		return idgen.New(cfg.App.NodeID)
+	}
+	lease, err := idgen.AcquireLease(context.Background(), rdb)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("id generator node leased", "node", lease.Node)
+	lc.Append(fx.StopHook(lease.Release))
+	return idgen.New(lease.Node)
+}
