@@ -187,7 +187,7 @@ func serve(cfg config.Config) error {
 	case sd := <-fxApp.Wait():
 		logger.Info("shutting down", "exit_code", sd.ExitCode)
 	}
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.App.ShutdownTimeout)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.App.ShutdownTimeout+cfg.HTTP.DrainDelay+5*time.Second)
 	defer cancelStop()
 	if err := fxApp.Stop(stopCtx); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("shutdown: %w", err)}

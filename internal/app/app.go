@@ -5,6 +5,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -35,6 +36,8 @@ func Migrations() []sqldb.Migrations {
 func Options(cfg config.Config, log *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg, log),
+		// fx's default 15s stop timeout would cut the HTTP drain short.
+		fx.StopTimeout(cfg.App.ShutdownTimeout+cfg.HTTP.DrainDelay+10*time.Second),
 		fx.WithLogger(func() fxevent.Logger {
 			// fx's own events are noise at info level; its errors still surface through Start.
 			l := &fxevent.SlogLogger{Logger: log.With("component", "fx")}

@@ -55,6 +55,7 @@ type HTTP struct {
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	DrainDelay        time.Duration `mapstructure:"drain_delay"`
 	BodyLimit         string        `mapstructure:"body_limit"`
 	CORSOrigins       []string      `mapstructure:"cors_origins"`
 	TrustedProxies    []string      `mapstructure:"trusted_proxies"`

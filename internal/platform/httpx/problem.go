@@ -93,16 +93,27 @@ func ProblemFor(err error) (Problem, int, bool) {
 }
 
 // ErrorHandler is echo's HTTPErrorHandler: the one place that turns errors into
-// problem+json and the only place that logs unexpected errors.
+// problem+json and the only place that logs unexpected errors (once, with the stack for
+// a recovered panic). Expected errors (4xx, unavailable) are the access log's business.
 func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
 		p, retryAfter, unexpected := ProblemFor(err)
 		if unexpected {
-			log.ErrorContext(c.Request().Context(), "request failed",
-				"method", c.Request().Method, "route", c.Path(), "error", err.Error())
+			attrs := []slog.Attr{
+				slog.String("method", c.Request().Method),
+				slog.String("route", RouteOf(c)),
+				slog.String("error", err.Error()),
+			}
+			var pe *PanicError
+			if errors.As(err, &pe) {
+				attrs = append(attrs, slog.String("stack", string(pe.Stack)))
+			}
+			log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed", attrs...)
+		}
+		// A handler that already wrote its status cannot be answered again; the error
+		// has still been logged above when it was unexpected.
+		if c.Response().Committed {
+			return
 		}
 		if retryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))

@@ -18,8 +18,14 @@ type Route struct {
 	Summary string
 	Tags    []string
 	// Request and Response are zero values of the JSON body types (nil when none).
+	// A Response of type List[T] also documents ?limit= and ?cursor=.
 	Request  any
 	Response any
+	// Query is the zero value of a struct whose `query` tags name the query parameters
+	// (the struct BindQuery fills); nil when none.
+	Query any
+	// Produces is the success media type when it is not application/json.
+	Produces string
 	// Status is the success status (default 200).
 	Status int
 	// Auth is true when the route needs a bearer token.

@@ -1,0 +1,105 @@
+package httpx
+
+import (
+	"encoding/base64"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mallhq/mall/internal/platform/errs"
+)
+
+// Paging limits from API.md.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+	// maxCursorLen bounds what a client can make us decode; real cursors are a few dozen bytes.
+	maxCursorLen = 1024
+)
+
+// Page is a validated ?limit=&cursor= pair.
+type Page struct {
+	Limit int
+	// Cursor is the decoded opaque cursor, nil on the first page. Its content belongs to
+	// the module that issued it (for example a created_at and an ID); treat it as untrusted
+	// input when decoding it.
+	Cursor []byte
+}
+
+// Fetch is how many rows to read: one more than Limit, so List can tell whether another
+// page exists without a COUNT.
+func (p Page) Fetch() int { return p.Limit + 1 }
+
+// PageFrom reads ?limit= (default 20, 1..100) and ?cursor= (base64url without padding).
+// Out-of-range limits are rejected rather than clamped so a client's bug shows at once.
+func PageFrom(c echo.Context) (Page, error) {
+	p := Page{Limit: DefaultLimit}
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return Page{}, errs.ErrInvalid.WithDetail("query parameter \"limit\" must be an integer from 1 to %d", MaxLimit).
+				WithFields(errs.FieldError{Field: "limit", Message: "must be an integer from 1 to " + strconv.Itoa(MaxLimit)})
+		}
+		p.Limit = n
+	}
+	if s := c.QueryParam("cursor"); s != "" {
+		b, err := DecodeCursor(s)
+		if err != nil {
+			return Page{}, err
+		}
+		p.Cursor = b
+	}
+	return p, nil
+}
+
+// EncodeCursor makes the opaque next_cursor string from a module's cursor bytes.
+func EncodeCursor(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reverses EncodeCursor; a malformed cursor is a 400 request.invalid.
+func DecodeCursor(s string) ([]byte, error) {
+	if len(s) > maxCursorLen {
+		return nil, errInvalidCursor
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) == 0 {
+		return nil, errInvalidCursor
+	}
+	return b, nil
+}
+
+var errInvalidCursor = errs.ErrInvalid.WithDetail("query parameter \"cursor\" is not a cursor this API issued").
+	WithFields(errs.FieldError{Field: "cursor", Message: "is malformed"})
+
+// List is the response shape of every list endpoint: {"items":[...],"next_cursor":"..."}.
+// NextCursor is empty on the last page.
+type List[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// listResponse marks List for the OpenAPI builder, which documents limit and cursor on
+// every route answering a List.
+func (List[T]) listResponse() {}
+
+// NewList builds a list response; items is never serialized as null.
+func NewList[T any](items []T, next []byte) List[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return List[T]{Items: items, NextCursor: EncodeCursor(next)}
+}
+
+// PageOf turns rows read with p.Fetch() into a page: when there is an extra row, it is
+// dropped and the cursor of the last kept row becomes next_cursor.
+func PageOf[T any](rows []T, p Page, cursor func(last T) []byte) List[T] {
+	if p.Limit > 0 && len(rows) > p.Limit {
+		rows = rows[:p.Limit]
+		return NewList(rows, cursor(rows[len(rows)-1]))
+	}
+	return NewList(rows, nil)
+}
