@@ -4,6 +4,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -123,11 +124,42 @@ type Archive struct {
 }
 
 type Auth struct {
-	JWT AuthJWT `mapstructure:"jwt"`
+	JWT        AuthJWT       `mapstructure:"jwt"`
+	RefreshTTL time.Duration `mapstructure:"refresh_ttl"`
+	Password   AuthPassword  `mapstructure:"password"`
+	Login      AuthLogin     `mapstructure:"login"`
+	// EncryptionKey is base64 of 32 bytes: AES-256-GCM for personal data at rest (phones).
+	EncryptionKey string         `mapstructure:"encryption_key"`
+	OIDC          []OIDCProvider `mapstructure:"oidc"`
 }
 
 type AuthJWT struct {
-	KeysDir string `mapstructure:"keys_dir"`
+	KeysDir   string        `mapstructure:"keys_dir"`
+	Issuer    string        `mapstructure:"issuer"`
+	Audience  string        `mapstructure:"audience"`
+	AccessTTL time.Duration `mapstructure:"access_ttl"`
+	// GenerateKey creates a signing key in KeysDir when it holds none (development).
+	GenerateKey bool `mapstructure:"generate_key"`
+}
+
+type AuthPassword struct {
+	// MaxConcurrentHashes bounds argon2id work in flight (each takes ~64 MiB); 0 = GOMAXPROCS.
+	MaxConcurrentHashes int `mapstructure:"max_concurrent_hashes"`
+}
+
+type AuthLogin struct {
+	MaxFailuresPerAccount int `mapstructure:"max_failures_per_account"` // per hour
+	MaxFailuresPerIP      int `mapstructure:"max_failures_per_ip"`      // per hour
+}
+
+// OIDCProvider is one third-party login provider (authorization code + PKCE).
+type OIDCProvider struct {
+	Name         string   `mapstructure:"name"`
+	Issuer       string   `mapstructure:"issuer"`
+	ClientID     string   `mapstructure:"client_id"`
+	ClientSecret string   `mapstructure:"client_secret"`
+	RedirectURL  string   `mapstructure:"redirect_url"`
+	Scopes       []string `mapstructure:"scopes"`
 }
 
 type Order struct {
@@ -315,6 +347,38 @@ func (c Config) Validate() error {
 	if c.Order.PaymentTimeout < time.Minute {
 		bad("order.payment_timeout", "must be at least 1m, got %s", c.Order.PaymentTimeout)
 	}
+	if c.Auth.JWT.KeysDir == "" {
+		bad("auth.jwt.keys_dir", "is required")
+	}
+	if c.Auth.JWT.Issuer == "" || c.Auth.JWT.Audience == "" {
+		bad("auth.jwt.issuer", "issuer and audience are required")
+	}
+	if c.Auth.JWT.AccessTTL < time.Minute || c.Auth.JWT.AccessTTL > time.Hour {
+		bad("auth.jwt.access_ttl", "must be between 1m and 1h, got %s", c.Auth.JWT.AccessTTL)
+	}
+	if c.Auth.RefreshTTL < time.Hour {
+		bad("auth.refresh_ttl", "must be at least 1h, got %s", c.Auth.RefreshTTL)
+	}
+	if k, err := base64.StdEncoding.DecodeString(c.Auth.EncryptionKey); err != nil || len(k) != 32 {
+		bad("auth.encryption_key", "must be base64 of 32 bytes (openssl rand -base64 32)")
+	}
+	if c.Auth.Password.MaxConcurrentHashes < 0 {
+		bad("auth.password.max_concurrent_hashes", "must be >= 0")
+	}
+	if c.Auth.Login.MaxFailuresPerAccount <= 0 || c.Auth.Login.MaxFailuresPerIP <= 0 {
+		bad("auth.login.max_failures_per_account", "login failure limits must be positive")
+	}
+	seenProvider := map[string]bool{}
+	for i, p := range c.Auth.OIDC {
+		key := fmt.Sprintf("auth.oidc[%d]", i)
+		switch {
+		case p.Name == "" || seenProvider[p.Name]:
+			bad(key+".name", "must be set and unique")
+		case p.Issuer == "" || p.ClientID == "" || p.RedirectURL == "":
+			bad(key, "issuer, client_id and redirect_url are required")
+		}
+		seenProvider[p.Name] = true
+	}
 	if c.Live.RTMPSecret == "" {
 		bad("live.rtmp_secret", "is required")
 	}
@@ -325,6 +389,12 @@ func (c Config) Validate() error {
 		if c.Payments.Sandbox.Enabled {
 			bad("payments.sandbox.enabled", "must be false in production")
 		}
+		if c.Auth.EncryptionKey == devEncryptionKey {
+			bad("auth.encryption_key", "the development key is not allowed in production")
+		}
+		if c.Auth.JWT.GenerateKey {
+			bad("auth.jwt.generate_key", "must be false in production (install keys in auth.jwt.keys_dir)")
+		}
 		if c.Live.RTMPSecret == "dev-rtmp-secret" {
 			bad("live.rtmp_secret", "the development secret is not allowed in production")
 		}
@@ -334,6 +404,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// devEncryptionKey is the default in configs/mall.yaml, refused in production.
+const devEncryptionKey = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzJieXRlcyE="
 
 // ParseBytes parses sizes like "1MB", "512KB", "1024".
 func ParseBytes(s string) (int64, error) {
@@ -356,7 +429,7 @@ func ParseBytes(s string) (int64, error) {
 }
 
 // secretKeys are masked by Print; DSNs keep everything but their password.
-var secretWords = []string{"secret", "password", "private_key", "token"}
+var secretWords = []string{"secret", "password", "private_key", "token", "encryption_key"}
 
 // Print writes the effective configuration as sorted key = value lines, secrets masked.
 func Print(c Config) string {
@@ -378,6 +451,12 @@ func walk(v reflect.Value, prefix string, f func(string, reflect.Value)) {
 		fv := v.Field(i)
 		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)) {
 			walk(fv, key, f)
+			continue
+		}
+		if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
+			for j := 0; j < fv.Len(); j++ {
+				walk(fv.Index(j), fmt.Sprintf("%s[%d]", key, j), f)
+			}
 			continue
 		}
 		f(key, fv)

@@ -67,7 +67,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{name: "bad bool", env: map[string]string{"MALL_KAFKA_EMBEDDED": "perhaps"}, wantKey: "kafka.embedded"},
 		{name: "bad addr", env: map[string]string{"MALL_HTTP_ADDR": "8080"}, wantKey: "http.addr"},
 		{name: "bad level", env: map[string]string{"MALL_LOG_LEVEL": "loud"}, wantKey: "log.level"},
-		{name: "production with dev secrets", env: map[string]string{"MALL_APP_ENV": "production", "MALL_KAFKA_EMBEDDED": "false", "MALL_KAFKA_BROKERS": "k:9092", "MALL_PAYMENTS_SANDBOX_ENABLED": "false"}, wantKey: "live.rtmp_secret"},
+		{name: "production with dev secrets", env: map[string]string{"MALL_APP_ENV": "production", "MALL_KAFKA_EMBEDDED": "false", "MALL_KAFKA_BROKERS": "k:9092", "MALL_PAYMENTS_SANDBOX_ENABLED": "false"}, wantKey: "auth.encryption_key"},
+		{name: "short encryption key", env: map[string]string{"MALL_AUTH_ENCRYPTION_KEY": "c2hvcnQ="}, wantKey: "auth.encryption_key"},
+		{name: "long access ttl", env: map[string]string{"MALL_AUTH_JWT_ACCESS_TTL": "24h"}, wantKey: "auth.jwt.access_ttl"},
 		{name: "unknown key in file", file: "htp:\n  addr: x\n", wantKey: "htp"},
 	}
 	for _, tt := range tests {
@@ -98,13 +100,14 @@ func TestPrintMasksSecrets(t *testing.T) {
 	t.Setenv("MALL_DB_MAIN", "mall:s3cret-pw@tcp(127.0.0.1:3306)/mall")
 	t.Setenv("MALL_REDIS_PASSWORD", "redis-pw")
 	t.Setenv("MALL_LIVE_RTMP_SECRET", "rtmp-pw")
+	t.Setenv("MALL_AUTH_ENCRYPTION_KEY", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=")
 	t.Setenv("MALL_ARCHIVE_POSTGRES_DSN", "postgres://u:pg-pw@h:5432/db")
 	c, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := config.Print(c)
-	for _, secret := range []string{"s3cret-pw", "redis-pw", "rtmp-pw", "pg-pw"} {
+	for _, secret := range []string{"s3cret-pw", "redis-pw", "rtmp-pw", "pg-pw", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk="} {
 		if strings.Contains(out, secret) {
 			t.Errorf("config print leaks %q:\n%s", secret, out)
 		}
@@ -113,6 +116,22 @@ func TestPrintMasksSecrets(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
+	}
+}
+
+func TestPrintMasksSecretsInLists(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "mall.yaml")
+	yaml := "auth:\n  oidc:\n    - name: gh\n      issuer: https://id.example\n      client_id: cid\n      client_secret: oidc-pw\n      redirect_url: https://shop/cb\n"
+	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := config.Print(c)
+	if strings.Contains(out, "oidc-pw") || !strings.Contains(out, "auth.oidc[0].client_id = cid") {
+		t.Fatalf("print:\n%s", out)
 	}
 }
 
