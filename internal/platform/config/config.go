@@ -91,7 +91,6 @@ type Outbox struct {
 	MaxAttempts  int           `mapstructure:"max_attempts"`
 	BackoffBase  time.Duration `mapstructure:"backoff_base"`
 	BackoffMax   time.Duration `mapstructure:"backoff_max"`
-	Lease        time.Duration `mapstructure:"lease"`
 }
 
 type RateLimit struct {

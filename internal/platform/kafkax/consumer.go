@@ -1,0 +1,413 @@
+package kafkax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/fx"
+
+	"github.com/mallhq/mall/internal/platform/sqldb"
+)
+
+// ErrInvalidHandler means a Handler lacks a group, topics or a Handle func.
+var ErrInvalidHandler = errors.New("kafkax: invalid handler")
+
+// Handler is one consumer group of a module. Modules provide it with AsHandler.
+type Handler struct {
+	// Group is the consumer group, "mall.<module>.<purpose>". It is also the inbox's
+	// consumer name, so renaming it re-applies every retained event.
+	Group  string
+	Topics []string
+	// DB holds the handler's side effects and its inbox rows (the main database when nil).
+	DB *sqldb.DB
+	// Handle applies one event. It runs inside a READ COMMITTED transaction on DB (use
+	// sqldb.Ext(ctx, DB)) that also records the event in the inbox, so it runs at most
+	// once per event and group; it may run again if it returns an error or the
+	// transaction hits a deadlock, so it must have no effects outside the transaction.
+	Handle func(ctx context.Context, ev Envelope) error
+}
+
+// AsHandler annotates a constructor returning a Handler for the "kafka_handlers" group.
+func AsHandler(f any) any {
+	return fx.Annotate(f, fx.ResultTags(`group:"kafka_handlers"`))
+}
+
+// ConsumerMetrics are the runner's Prometheus metrics, labelled by consumer group.
+type ConsumerMetrics struct {
+	applied     *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	undecodable *prometheus.CounterVec
+}
+
+// NewConsumerMetrics registers the runner's metrics with reg.
+func NewConsumerMetrics(reg prometheus.Registerer) (*ConsumerMetrics, error) {
+	m := &ConsumerMetrics{
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mall_kafka_consumer_applied_total", Help: "Events applied by a consumer group.",
+		}, []string{"group"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mall_kafka_consumer_duplicates_total", Help: "Redelivered events the inbox skipped.",
+		}, []string{"group"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mall_kafka_consumer_errors_total", Help: "Failed attempts to apply an event (each is retried).",
+		}, []string{"group"}),
+		undecodable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mall_kafka_consumer_undecodable_total", Help: "Records skipped because their value is not an envelope.",
+		}, []string{"group"}),
+	}
+	var err error
+	m.applied, err = register(reg, m.applied)
+	if err == nil {
+		m.duplicates, err = register(reg, m.duplicates)
+	}
+	if err == nil {
+		m.errors, err = register(reg, m.errors)
+	}
+	if err == nil {
+		m.undecodable, err = register(reg, m.undecodable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafkax: metrics: %w", err)
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under its name so
+// several runners (tests, or fx graphs in one process) can share a registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// RunnerOptions tune the runner; the zero value means the defaults.
+type RunnerOptions struct {
+	// RetryBase and RetryMax bound the backoff between attempts at a failing event
+	// (defaults 100ms and 30s).
+	RetryBase, RetryMax time.Duration
+	// AlertAfter is how many failed attempts at one event it takes to log an error, and
+	// again every AlertAfter attempts after that (default 5). Every attempt counts in
+	// mall_kafka_consumer_errors_total.
+	AlertAfter int
+	// MaxPollRecords bounds one poll (default 2000). Partitions of a poll are applied in
+	// parallel, and a rebalance waits for the poll to be applied.
+	MaxPollRecords int
+	// ClientOpts are added to every consumer client (tests).
+	ClientOpts []kgo.Opt
+}
+
+func (o RunnerOptions) withDefaults() RunnerOptions {
+	if o.RetryBase <= 0 {
+		o.RetryBase = 100 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryBase {
+		o.RetryMax = max(30*time.Second, o.RetryBase)
+	}
+	if o.AlertAfter <= 0 {
+		o.AlertAfter = 5
+	}
+	if o.MaxPollRecords <= 0 {
+		o.MaxPollRecords = 2000
+	}
+	return o
+}
+
+// Runner runs one consumer-group client per Handler.
+type Runner struct {
+	broker    *Broker
+	handlers  []Handler
+	log       *slog.Logger
+	m         *ConsumerMetrics
+	o         RunnerOptions
+	consumers []*consumer
+}
+
+// NewRunner validates the handlers; Start connects them. A handler without DB uses
+// defaultDB.
+func NewRunner(b *Broker, handlers []Handler, defaultDB *sqldb.DB, log *slog.Logger, m *ConsumerMetrics, o RunnerOptions) (*Runner, error) {
+	seen := map[string]bool{}
+	hs := make([]Handler, 0, len(handlers))
+	for _, h := range handlers {
+		if h.DB == nil {
+			h.DB = defaultDB
+		}
+		switch {
+		case h.Group == "" || len(h.Topics) == 0 || h.Handle == nil || h.DB == nil:
+			return nil, fmt.Errorf("%w: group %q needs topics, a Handle func and a DB", ErrInvalidHandler, h.Group)
+		case seen[h.Group]:
+			return nil, fmt.Errorf("%w: group %q registered twice", ErrInvalidHandler, h.Group)
+		}
+		seen[h.Group] = true
+		hs = append(hs, h)
+	}
+	return &Runner{broker: b, handlers: hs, log: log, m: m, o: o.withDefaults()}, nil
+}
+
+// Start creates the handlers' topics when missing and starts one consumer per handler.
+func (r *Runner) Start(ctx context.Context) error {
+	var topics []string
+	for _, h := range r.handlers {
+		topics = append(topics, h.Topics...)
+	}
+	if err := r.broker.EnsureTopics(ctx, topics...); err != nil {
+		return err
+	}
+	for _, h := range r.handlers {
+		opts := append(r.broker.clientOpts(h.Group),
+			kgo.ConsumerGroup(h.Group),
+			kgo.ConsumeTopics(h.Topics...),
+			// A new group starts at the beginning: events published before its first
+			// deployment still reach it.
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			// Offsets are committed only after the records are applied, so a crash
+			// redelivers and the inbox absorbs the repeats.
+			kgo.DisableAutoCommit(),
+			// Partitions move only between polls, after the polled records are applied
+			// and committed (AllowRebalance), so a rebalance never loses or repeats work
+			// in flight.
+			kgo.BlockRebalanceOnPoll(),
+			// Small per-partition fetches make a poll span several partitions, which are
+			// applied in parallel; with the 1MB default one busy partition fills a poll.
+			kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
+		)
+		cl, err := kgo.NewClient(append(opts, r.o.ClientOpts...)...)
+		if err != nil {
+			r.closeStarted()
+			return fmt.Errorf("kafkax: consumer %s: %w", h.Group, err)
+		}
+		c := newConsumer(r, h, cl)
+		r.consumers = append(r.consumers, c)
+		go c.run()
+	}
+	return nil
+}
+
+func (r *Runner) closeStarted() {
+	for _, c := range r.consumers {
+		c.hardStop()
+		<-c.done
+	}
+	r.consumers = nil
+}
+
+// Stop lets every consumer finish the record in hand, commit what it applied and leave its
+// group. When ctx ends first, in-flight handlers are cancelled and Stop returns ctx's error.
+func (r *Runner) Stop(ctx context.Context) error {
+	for _, c := range r.consumers {
+		c.stop()
+	}
+	var errs []error
+	for _, c := range r.consumers {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			c.hardStop()
+			errs = append(errs, fmt.Errorf("kafkax: stop consumer %s: %w", c.h.Group, ctx.Err()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type consumer struct {
+	r  *Runner
+	h  Handler
+	cl *kgo.Client
+
+	stopping atomic.Bool
+	// pollCtx ends at stop: waiting for new records is pointless then.
+	pollCtx    context.Context
+	cancelPoll context.CancelFunc
+	// workCtx ends only when a graceful stop ran out of time: it is what handlers and
+	// commits run with.
+	workCtx    context.Context
+	cancelWork context.CancelFunc
+	done       chan struct{}
+}
+
+func newConsumer(r *Runner, h Handler, cl *kgo.Client) *consumer {
+	c := &consumer{r: r, h: h, cl: cl, done: make(chan struct{})}
+	c.pollCtx, c.cancelPoll = context.WithCancel(context.Background())
+	c.workCtx, c.cancelWork = context.WithCancel(context.Background())
+	return c
+}
+
+func (c *consumer) stop() {
+	c.stopping.Store(true)
+	c.cancelPoll()
+}
+
+func (c *consumer) hardStop() {
+	c.stop()
+	c.cancelWork()
+}
+
+func (c *consumer) run() {
+	defer close(c.done)
+	// Close leaves the group, so the partitions move to the remaining members at once
+	// rather than after the session timeout.
+	defer c.cl.Close()
+	defer c.cancelWork()
+	for !c.stopping.Load() {
+		fetches := c.cl.PollRecords(c.pollCtx, c.r.o.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // stop interrupted the poll
+			}
+			c.r.log.Warn("kafka fetch failed", "group", c.h.Group, "topic", topic, "partition", p, "error", err)
+		})
+		applied := c.applyFetches(fetches)
+		if len(applied) > 0 {
+			// A failed commit only means these records come again after a restart or
+			// rebalance; the inbox skips them.
+			if err := c.cl.CommitRecords(c.workCtx, applied...); err != nil {
+				c.r.log.Warn("kafka offset commit failed", "group", c.h.Group, "error", err)
+			}
+		}
+		c.cl.AllowRebalance()
+	}
+}
+
+// applyFetches applies each partition's records in order, partitions in parallel, and
+// returns the last applied record of each partition: what may be committed.
+func (c *consumer) applyFetches(fetches kgo.Fetches) []*kgo.Record {
+	var (
+		mu      sync.Mutex
+		applied []*kgo.Record
+		wg      sync.WaitGroup
+	)
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var last *kgo.Record
+			for _, rec := range p.Records {
+				if c.stopping.Load() || !c.applyRecord(rec) {
+					break // stopping: the rest is redelivered to whoever gets the partition
+				}
+				last = rec
+			}
+			if last != nil {
+				mu.Lock()
+				applied = append(applied, last)
+				mu.Unlock()
+			}
+		}()
+	})
+	wg.Wait()
+	return applied
+}
+
+// applyRecord applies one record, retrying until it succeeds; it returns false only when
+// the consumer stops first. Retrying forever keeps the partition's order: skipping a
+// failing event would apply later events of the same aggregate before it. A poison event
+// therefore blocks its partition until it is fixed (deploy a handler fix, or handle the
+// case); the error metric and the repeated error log are the alarm.
+func (c *consumer) applyRecord(rec *kgo.Record) bool {
+	group := c.h.Group
+	ev, err := DecodeEnvelope(rec.Value)
+	if err != nil {
+		// It can never succeed; blocking the partition on it would stop every later event.
+		c.r.m.undecodable.WithLabelValues(group).Inc()
+		c.r.log.Error("kafka record skipped: undecodable envelope", "group", group, "topic", rec.Topic,
+			"partition", rec.Partition, "offset", rec.Offset, "error", err)
+		return true
+	}
+	for attempt := 1; ; attempt++ {
+		dup, err := c.apply(ev)
+		if err == nil {
+			if dup {
+				c.r.m.duplicates.WithLabelValues(group).Inc()
+			} else {
+				c.r.m.applied.WithLabelValues(group).Inc()
+			}
+			return true
+		}
+		if c.workCtx.Err() != nil {
+			return false
+		}
+		c.r.m.errors.WithLabelValues(group).Inc()
+		if attempt%c.r.o.AlertAfter == 0 {
+			c.r.log.Error("kafka handler keeps failing; retrying", "group", group, "topic", rec.Topic,
+				"partition", rec.Partition, "offset", rec.Offset, "event_id", ev.ID, "event_type", ev.Type,
+				"attempts", attempt, "error", err)
+		}
+		if !c.sleep(backoff(attempt, c.r.o.RetryBase, c.r.o.RetryMax)) {
+			return false
+		}
+	}
+}
+
+const fetchMaxPartitionBytes = 256 << 10
+
+const insertInbox = `INSERT INTO platform_inbox (consumer, event_id, processed_at) VALUES (?, ?, ?)`
+
+// apply runs Handle and the inbox insert in one transaction. dup reports an event the
+// group already applied.
+func (c *consumer) apply(ev Envelope) (dup bool, err error) {
+	db := c.h.DB
+	err = db.WithinTx(c.workCtx, func(ctx context.Context) error {
+		dup = false
+		_, err := sqldb.Ext(ctx, db).ExecContext(ctx, insertInbox, c.h.Group, ev.ID, time.Now().UTC())
+		if sqldb.IsDuplicate(err) {
+			dup = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("kafkax: inbox: %w", err)
+		}
+		return c.h.Handle(ctx, ev)
+	}, sqldb.ReadCommitted())
+	return dup, err
+}
+
+// sleep waits d, returning false when the consumer stops first.
+func (c *consumer) sleep(d time.Duration) bool {
+	if c.stopping.Load() {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !c.stopping.Load()
+	case <-c.pollCtx.Done():
+		return false
+	}
+}
+
+// backoff is base*2^(attempt-1) capped at maxD, with "equal jitter" (half fixed, half
+// random) so retries of many consumers do not line up.
+func backoff(attempt int, base, maxD time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < maxD; i++ {
+		d *= 2
+	}
+	d = min(d, maxD)
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half)
+}

@@ -1,0 +1,279 @@
+package kafkax_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
+)
+
+const appliedTable = `CREATE TABLE test_applied (
+	id BIGINT AUTO_INCREMENT PRIMARY KEY,
+	event_id CHAR(36) NOT NULL,
+	aggregate_id VARCHAR(200) NOT NULL,
+	n INT NOT NULL
+)`
+
+type payload struct {
+	N int `json:"n"`
+}
+
+// produceEvents publishes n envelopes for aggregates agg-0..agg-(aggs-1) and returns their IDs.
+func produceEvents(t *testing.T, cl *kgo.Client, topic string, n, aggs int) []string {
+	t.Helper()
+	ids, err := tryProduceEvents(cl, topic, n, aggs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func tryProduceEvents(cl *kgo.Client, topic string, n, aggs int) ([]string, error) {
+	var ids []string
+	var recs []*kgo.Record
+	for i := range n {
+		agg := fmt.Sprintf("agg-%d", i%aggs)
+		ev, err := kafkax.NewEnvelope("test.happened", agg, payload{N: i})
+		if err != nil {
+			return nil, err
+		}
+		raw, _ := json.Marshal(ev)
+		ids = append(ids, ev.ID)
+		recs = append(recs, kafkax.NewRecord(topic, agg, ev.Type, ev.ID, raw))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return ids, cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// appliedHandler counts side effects in test_applied; failFor makes Handle fail the first
+// failures times it sees that event.
+type appliedHandler struct {
+	db       *sqldb.DB
+	calls    atomic.Int64
+	failFor  string
+	failures int64
+	failed   atomic.Int64
+}
+
+func (h *appliedHandler) handle(ctx context.Context, ev kafkax.Envelope) error {
+	h.calls.Add(1)
+	if ev.ID == h.failFor && h.failed.Add(1) <= h.failures {
+		return errors.New("transient failure")
+	}
+	var p payload
+	if err := json.Unmarshal(ev.Payload, &p); err != nil {
+		return err
+	}
+	_, err := sqldb.Ext(ctx, h.db).ExecContext(ctx,
+		`INSERT INTO test_applied (event_id, aggregate_id, n) VALUES (?, ?, ?)`, ev.ID, ev.AggregateID, p.N)
+	return err
+}
+
+func appliedCounts(t *testing.T, db *sqldb.DB) (rows, distinct int) {
+	t.Helper()
+	if err := db.QueryRowContext(context.Background(),
+		`SELECT COUNT(*), COUNT(DISTINCT event_id) FROM test_applied`).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	return rows, distinct
+}
+
+func startRunner(t *testing.T, b *kafkax.Broker, h kafkax.Handler, reg prometheus.Registerer) *kafkax.Runner {
+	t.Helper()
+	m, err := kafkax.NewConsumerMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := kafkax.NewRunner(b, []kafkax.Handler{h}, nil, testLogger(), m,
+		kafkax.RunnerOptions{RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
+}
+
+// TestRunnerRetriesAndInboxAbsorbsRedelivery: a failing handler is retried in place until it
+// succeeds, an undecodable record is skipped, each event is applied once, and after the
+// group's offsets are lost a restarted runner gets every record again and the inbox
+// absorbs all of them.
+func TestRunnerRetriesAndInboxAbsorbsRedelivery(t *testing.T) {
+	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
+	db := cl.Main()
+	if _, err := db.Exec(appliedTable); err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker(t, 3)
+	topic := kafkax.Topic("runnertest")
+	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	client := newClient(t, b)
+	const n = 60
+	ids := produceEvents(t, client, topic, n/2, 7)
+	// An undecodable record in the middle of a partition must not stop the ones behind it.
+	if err := client.ProduceSync(ctxTimeout(t, 5*time.Second), &kgo.Record{Topic: topic, Key: []byte("agg-1"), Value: []byte("not json")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, produceEvents(t, client, topic, n/2, 7)...)
+
+	const group = "mall.test.apply"
+	h := &appliedHandler{db: db, failFor: ids[3], failures: 3}
+	handler := kafkax.Handler{Group: group, Topics: []string{topic}, DB: db, Handle: h.handle}
+	reg := prometheus.NewRegistry()
+	r := startRunner(t, b, handler, reg)
+	labels := map[string]string{"group": group}
+
+	eventually(t, 20*time.Second, "every event applied", func() bool {
+		return metric(t, reg, "mall_kafka_consumer_applied_total", labels) == n
+	})
+	if err := r.Stop(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	if rows, distinct := appliedCounts(t, db); rows != n || distinct != n {
+		t.Fatalf("side effects: %d rows, %d distinct, want %d once each", rows, distinct, n)
+	}
+	if got := metric(t, reg, "mall_kafka_consumer_errors_total", labels); got != 3 {
+		t.Errorf("errors_total = %v, want 3 (the failing handler's attempts)", got)
+	}
+	if got := metric(t, reg, "mall_kafka_consumer_undecodable_total", labels); got != 1 {
+		t.Errorf("undecodable_total = %v, want 1", got)
+	}
+	if got := h.calls.Load(); got != n+3 {
+		t.Errorf("Handle ran %d times, want %d (once per event plus 3 retries)", got, n+3)
+	}
+
+	// The graceful stop committed everything it applied.
+	adm := kadm.NewClient(client)
+	ctx := ctxTimeout(t, 10*time.Second)
+	offsets, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		got, _ := offsets.Lookup(topic, e.Partition)
+		if got.At != e.Offset {
+			t.Errorf("partition %d: committed %d, end %d", e.Partition, got.At, e.Offset)
+		}
+	})
+
+	// Lose the committed offsets, as a crash before the commit would: everything comes again.
+	if _, err := adm.DeleteOffsets(ctx, group, kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}}}); err != nil {
+		t.Fatal(err)
+	}
+	reg2 := prometheus.NewRegistry()
+	r2 := startRunner(t, b, handler, reg2)
+	eventually(t, 20*time.Second, "every event redelivered", func() bool {
+		return metric(t, reg2, "mall_kafka_consumer_duplicates_total", labels) == n
+	})
+	if err := r2.Stop(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, reg2, "mall_kafka_consumer_applied_total", labels); got != 0 {
+		t.Errorf("redelivery applied %v events again", got)
+	}
+	if rows, distinct := appliedCounts(t, db); rows != n || distinct != n {
+		t.Fatalf("after redelivery: %d rows, %d distinct, want %d once each", rows, distinct, n)
+	}
+	if got := h.calls.Load(); got != n+3 {
+		t.Errorf("Handle ran %d times, want %d: the inbox must skip redelivered events before Handle", got, n+3)
+	}
+}
+
+// TestRunnerRebalanceLosesNothing: while events stream in, a second member joins the group and
+// then the first leaves; every event is applied exactly once.
+func TestRunnerRebalanceLosesNothing(t *testing.T) {
+	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
+	db := cl.Main()
+	if _, err := db.Exec(appliedTable); err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker(t, 6)
+	topic := kafkax.Topic("rebalancetest")
+	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	client := newClient(t, b)
+	const group = "mall.test.rebalance"
+	h := &appliedHandler{db: db}
+	handler := kafkax.Handler{Group: group, Topics: []string{topic}, DB: db, Handle: h.handle}
+
+	var produced atomic.Int64
+	stopProducing := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopProducing:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if _, err := tryProduceEvents(client, topic, 10, 13); err != nil {
+				t.Error(err)
+				return
+			}
+			produced.Add(10)
+		}
+	}()
+
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	a := startRunner(t, b, handler, regA)
+	if _, err := b.Fake().WaitGroupStable(ctxTimeout(t, 10*time.Second), group, 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let A apply some
+	bRunner := startRunner(t, b, handler, regB)
+	if _, err := b.Fake().WaitGroupStable(ctxTimeout(t, 10*time.Second), group, 2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let both apply some
+	if err := a.Stop(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	close(stopProducing)
+	wg.Wait()
+	// A has left: these can only be applied by B, on partitions it took over from A.
+	produceEvents(t, client, topic, 100, 13)
+	total := int(produced.Load()) + 100
+	eventually(t, 30*time.Second, "every event applied", func() bool {
+		rows, _ := appliedCounts(t, db)
+		return rows >= total
+	})
+	if err := bRunner.Stop(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	rows, distinct := appliedCounts(t, db)
+	if rows != total || distinct != total {
+		t.Fatalf("side effects: %d rows, %d distinct, want %d once each", rows, distinct, total)
+	}
+	labels := map[string]string{"group": group}
+	if got := metric(t, regB, "mall_kafka_consumer_applied_total", labels); got < 100 {
+		t.Errorf("B applied %v events, want at least the 100 produced after A left", got)
+	}
+	t.Logf("%d events; member A applied %v, member B %v, duplicates skipped %v", total,
+		metric(t, regA, "mall_kafka_consumer_applied_total", labels),
+		metric(t, regB, "mall_kafka_consumer_applied_total", labels),
+		metric(t, regA, "mall_kafka_consumer_duplicates_total", labels)+metric(t, regB, "mall_kafka_consumer_duplicates_total", labels))
+}
