@@ -2,7 +2,6 @@ package httpx
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/mallhq/mall/internal/platform/errs"
 	mlog "github.com/mallhq/mall/internal/platform/log"
+	"github.com/mallhq/mall/internal/platform/metrics"
 )
 
 // Middleware is a global middleware contributed by another package through the fx group
@@ -151,14 +151,14 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) echo.M
 }
 
 // metrics holds the Prometheus collectors of the HTTP layer.
-type metrics struct {
+type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mall_http_requests_total",
 			Help: "HTTP requests served, by method, route template and status.",
@@ -177,32 +177,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if m.requests, err = metrics.Register(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = metrics.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+	if m.inFlight, err = metrics.Register(reg, m.inFlight); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register adds c to reg, or returns the identical collector already there, so a second
-// server on the same registry (tests starting the app twice) shares the series.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("register http metrics: %w", err)
 }
 
 // knownMethods bounds the method label; anything else is "other".
@@ -218,7 +202,7 @@ func methodLabel(m string) string {
 	return "other"
 }
 
-func (m *metrics) middleware() echo.MiddlewareFunc {
+func (m *httpMetrics) middleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			m.inFlight.Inc()

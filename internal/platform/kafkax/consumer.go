@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/fx"
 
+	"github.com/mallhq/mall/internal/platform/backoff"
+	"github.com/mallhq/mall/internal/platform/metrics"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
 
@@ -65,35 +66,20 @@ func NewConsumerMetrics(reg prometheus.Registerer) (*ConsumerMetrics, error) {
 		}, []string{"group"}),
 	}
 	var err error
-	m.applied, err = register(reg, m.applied)
+	m.applied, err = metrics.Register(reg, m.applied)
 	if err == nil {
-		m.duplicates, err = register(reg, m.duplicates)
+		m.duplicates, err = metrics.Register(reg, m.duplicates)
 	}
 	if err == nil {
-		m.errors, err = register(reg, m.errors)
+		m.errors, err = metrics.Register(reg, m.errors)
 	}
 	if err == nil {
-		m.undecodable, err = register(reg, m.undecodable)
+		m.undecodable, err = metrics.Register(reg, m.undecodable)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kafkax: metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under its name so
-// several runners (tests, or fx graphs in one process) can share a registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // RunnerOptions tune the runner; the zero value means the defaults.
@@ -353,7 +339,7 @@ func (c *consumer) applyRecord(rec *kgo.Record) bool {
 				"partition", rec.Partition, "offset", rec.Offset, "event_id", ev.ID, "event_type", ev.Type,
 				"attempts", attempt, "error", err)
 		}
-		if !c.sleep(backoff(attempt, c.r.o.RetryBase, c.r.o.RetryMax)) {
+		if !c.sleep(backoff.Exponential(attempt, c.r.o.RetryBase, c.r.o.RetryMax)) {
 			return false
 		}
 	}
@@ -395,19 +381,4 @@ func (c *consumer) sleep(d time.Duration) bool {
 	case <-c.pollCtx.Done():
 		return false
 	}
-}
-
-// backoff is base*2^(attempt-1) capped at maxD, with "equal jitter" (half fixed, half
-// random) so retries of many consumers do not line up.
-func backoff(attempt int, base, maxD time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half)
 }

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mallhq/mall/internal/platform/metrics"
+
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mallhq/mall/internal/platform/config"
@@ -44,40 +45,13 @@ func newClient(t testing.TB, b *kafkax.Broker, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// metric returns the value of a counter or gauge with the given labels, 0 when absent.
 func metric(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := metrics.Value(reg, name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if matches(m, labels) {
-				if c := m.GetCounter(); c != nil {
-					return c.GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
-func matches(m *dto.Metric, labels map[string]string) bool {
-	n := 0
-	for _, lp := range m.GetLabel() {
-		if v, ok := labels[lp.GetName()]; ok {
-			if v != lp.GetValue() {
-				return false
-			}
-			n++
-		}
-	}
-	return n == len(labels)
+	return v
 }
 
 // eventually polls cond every 20ms until it holds or timeout passes.

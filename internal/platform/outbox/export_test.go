@@ -1,5 +1,7 @@
 package outbox
 
+import "github.com/mallhq/mall/internal/platform/backoff"
+
 // SetCrashHook makes r die between producing a batch and committing it whenever f returns
 // true, as a killed process would. Call it before Start.
 func SetCrashHook(r *Relay, f func() bool) { r.crashAfterProduce = f }
@@ -10,6 +12,6 @@ func Done(r *Relay) <-chan struct{} { return r.done }
 // LockName is the advisory lock r contends for; valid once r has been leader.
 func LockName(r *Relay) string { return r.lockName }
 
-var Backoff = backoff
+var Backoff = backoff.Exponential
 
 var Truncate = truncate

@@ -1,10 +1,9 @@
 package outbox
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mallhq/mall/internal/platform/metrics"
 )
 
 // Metrics are the relays' Prometheus metrics, labelled by database ("main", "shard0", ...).
@@ -40,29 +39,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	var err error
 	for _, g := range []**prometheus.GaugeVec{&m.backlog, &m.oldestAge, &m.deadRows, &m.leader} {
-		if *g, err = register(reg, *g); err != nil {
+		if *g, err = metrics.Register(reg, *g); err != nil {
 			return nil, err
 		}
 	}
 	for _, c := range []**prometheus.CounterVec{&m.published, &m.errors, &m.dead} {
-		if *c, err = register(reg, *c); err != nil {
+		if *c, err = metrics.Register(reg, *c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("outbox: metrics: %w", err)
-	}
-	return c, nil
 }
 
 // dbMetrics are the series of one database.

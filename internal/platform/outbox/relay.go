@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mallhq/mall/internal/platform/backoff"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/kafkax"
 	"github.com/mallhq/mall/internal/platform/sqldb"
@@ -519,7 +519,7 @@ func (r *Relay) mark(ctx context.Context, tx *sql.Tx, rows []outboxRow, results 
 				"attempts", attempts, "error", res)
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE platform_outbox SET attempts = ?, last_error = ?, available_at = ? WHERE id = ?`,
-				attempts, msg, now.Add(backoff(attempts, r.cfg.BackoffBase, r.cfg.BackoffMax)), row.ID)
+				attempts, msg, now.Add(backoff.Exponential(attempts, r.cfg.BackoffBase, r.cfg.BackoffMax)), row.ID)
 			retrying++
 			if firstErr == nil {
 				firstErr = res
@@ -539,21 +539,6 @@ func (r *Relay) mark(ctx context.Context, tx *sql.Tx, rows []outboxRow, results 
 		}
 	}
 	return len(ok), dead, nil
-}
-
-// backoff is base*2^(attempt-1) capped at maxD, with "equal jitter" (half fixed, half
-// random) so rows that failed together do not come back together.
-func backoff(attempt int, base, maxD time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half)
 }
 
 func truncate(s string, n int) string {
