@@ -115,7 +115,13 @@ type SearchBleve struct {
 }
 
 type SearchElasticsearch struct {
-	URLs []string `mapstructure:"urls"`
+	URLs     []string `mapstructure:"urls"`
+	Username string   `mapstructure:"username"`
+	Password string   `mapstructure:"password"`
+	// Index is the alias queries go to; each reindex writes <index>_<timestamp> and swaps it.
+	Index string `mapstructure:"index"`
+	// Analyzer for text fields: "cjk" (built in) or a plugin's, e.g. "ik_max_word".
+	Analyzer string `mapstructure:"analyzer"`
 }
 
 type Archive struct {
@@ -339,6 +345,9 @@ func (c Config) Validate() error {
 	case "elasticsearch":
 		if len(c.Search.Elasticsearch.URLs) == 0 {
 			bad("search.elasticsearch.urls", "is required with search.engine=elasticsearch")
+		}
+		if c.Search.Elasticsearch.Index == "" || c.Search.Elasticsearch.Analyzer == "" {
+			bad("search.elasticsearch.index", "index and analyzer are required with search.engine=elasticsearch")
 		}
 	default:
 		bad("search.engine", "must be bleve or elasticsearch, got %q", c.Search.Engine)
