@@ -145,3 +145,25 @@ func TestEmptyShardsMeansMain(t *testing.T) {
 		t.Fatalf("shards = %q", c.DB.Shards)
 	}
 }
+
+// TestREADMEDocumentsEveryKey keeps the README's configuration table in step with the
+// keys the binary accepts.
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(config.Print(c), "\n") {
+		key, _, ok := strings.Cut(line, " = ")
+		if !ok {
+			continue
+		}
+		if !strings.Contains(string(readme), "`"+key+"`") {
+			t.Errorf("README.md does not document %s", key)
+		}
+	}
+}

@@ -431,7 +431,7 @@ func (b *docBuilder) addQuery(op *openapi3.Operation, q any) error {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
-		return fmt.Errorf("Query must be a struct, got %s", t)
+		return fmt.Errorf("route query type must be a struct, got %s", t)
 	}
 	for _, f := range reflect.VisibleFields(t) {
 		name, _, _ := strings.Cut(f.Tag.Get("query"), ",")

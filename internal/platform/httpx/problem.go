@@ -85,8 +85,8 @@ func ProblemFor(err error) (Problem, int, bool) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		code := errs.ErrUnavailable.Code
-		return Problem{Type: "https://mall.dev/problems/" + code, Title: http.StatusText(503),
-			Status: 503, Detail: "the request timed out", Code: code}, 0, false
+		return Problem{Type: "https://mall.dev/problems/" + code, Title: http.StatusText(http.StatusServiceUnavailable),
+			Status: http.StatusServiceUnavailable, Detail: "the request timed out", Code: code}, 0, false
 	}
 	return Problem{Type: "https://mall.dev/problems/internal", Title: http.StatusText(500),
 		Status: 500, Code: "internal"}, 0, true

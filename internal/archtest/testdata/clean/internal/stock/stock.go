@@ -1,0 +1,3 @@
+package stock
+
+type Service interface{ Reserve() error }

@@ -1,0 +1,7 @@
+package order
+
+import "example.com/shop/internal/stock"
+
+var _ stock.Service
+
+type Service interface{}

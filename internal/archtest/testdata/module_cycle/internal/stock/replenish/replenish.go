@@ -1,0 +1,5 @@
+package replenish
+
+import "example.com/shop/internal/order"
+
+var _ order.Service

@@ -1,0 +1,3 @@
+package util
+
+func Must(err error) {}

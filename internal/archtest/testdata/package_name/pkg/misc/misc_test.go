@@ -1,0 +1,1 @@
+package misc_test

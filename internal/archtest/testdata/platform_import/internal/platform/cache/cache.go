@@ -1,0 +1,5 @@
+package cache
+
+import "example.com/shop/internal/user"
+
+var _ user.Service

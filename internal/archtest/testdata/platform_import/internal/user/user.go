@@ -1,0 +1,3 @@
+package user
+
+type Service interface{}

@@ -1,0 +1,3 @@
+package order
+
+type Service interface{}

@@ -1,0 +1,3 @@
+package payment
+
+type Gateway struct{}

@@ -1,0 +1,2 @@
+-- +goose Up
+CREATE TABLE outbox (id BIGINT NOT NULL PRIMARY KEY);

@@ -1,0 +1,3 @@
+package outbox
+
+const qBad = "UPDATE order_orders SET status = 'paid'"
