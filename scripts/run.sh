@@ -32,12 +32,27 @@ if bin/mall seed --help >/dev/null 2>&1; then
 fi
 # ---------------------------------------------------------------------------------------------
 
+# A platform admin to log in with. `mall admin create` is idempotent and leaves the password
+# of an existing account alone, so these credentials hold from the first run on (unless that
+# email was registered another way). Not in production: create real admins by hand there.
+admin_email=${MALL_DEV_ADMIN_EMAIL:-admin@mall.local}
+admin_password=${MALL_DEV_ADMIN_PASSWORD:-mall-admin-dev}
+admin_msg=""
+if [[ ${MALL_APP_ENV:-development} != production ]]; then
+	MALL_ADMIN_PASSWORD=$admin_password bin/mall admin create --email "$admin_email" >/dev/null
+	admin_msg="    dev admin  $admin_email / $admin_password   (platform_admin)"
+fi
+
 host=${MALL_HTTP_ADDR%:*}
 port=${MALL_HTTP_ADDR##*:}
 case $host in "" | 0.0.0.0 | "[::]") host=localhost ;; esac
 probe=$host
 [[ $probe == localhost ]] && probe=127.0.0.1
 base="http://$host:$port"
+if [[ -n $admin_msg ]]; then
+	admin_msg+=$'\n'"    log in     curl -s -X POST $base/api/v1/auth/login -H 'Content-Type: application/json' \\"
+	admin_msg+=$'\n'"                 -d '{\"email\":\"$admin_email\",\"password\":\"$admin_password\"}'"$'\n'
+fi
 
 # status PATH: the HTTP status of GET PATH, using bash's /dev/tcp (no curl needed).
 status() {
@@ -60,7 +75,7 @@ server=$$
   Mall is ready at $base
     API docs   $base/docs   (OpenAPI: $base/openapi.json)
     health     $base/healthz   ready: $base/readyz   metrics: $base/metrics
-  Ctrl-C stops the server; the local services keep running (make services-down stops them).
+${admin_msg}  Ctrl-C stops the server; the local services keep running (make services-down stops them).
 
 MSG
 			exit 0

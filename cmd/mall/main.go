@@ -141,6 +141,7 @@ func newRoot(out io.Writer) *cobra.Command {
 		},
 	})
 	root.AddCommand(cfgCmd)
+	root.AddCommand(newAdminCmd(load))
 
 	root.AddCommand(&cobra.Command{
 		Use:   "version",

@@ -23,12 +23,14 @@ import (
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/redisx"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/user"
 )
 
 // Migrations lists every module's migrations; the platform's come first.
 func Migrations() []sqldb.Migrations {
 	return []sqldb.Migrations{
 		migrations.Platform,
+		user.Migrations, user.ShardMigrations,
 	}
 }
 
@@ -46,6 +48,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		}),
 		Platform,
 		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
+		user.Module,
 	)
 }
 

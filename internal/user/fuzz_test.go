@@ -1,0 +1,179 @@
+package user_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/user"
+)
+
+// The fuzz targets feed arbitrary JSON bodies to every route that decodes one, through the
+// real server (global middleware, authentication, rate limits, the handler, the database):
+// the answer must be the route's success status or a 4xx problem with a code, never a panic
+// or a 5xx. Seeds live in testdata/fuzz/<Target>/.
+
+type fuzzer struct {
+	h      *harness
+	kid    string
+	key    ed25519.PrivateKey
+	userID int64
+}
+
+func newFuzzer(f *testing.F) *fuzzer {
+	cfg := testConfig(f)
+	cfg.Auth.Login.MaxFailuresPerAccount = 1 << 30
+	cfg.Auth.Login.MaxFailuresPerIP = 1 << 30
+	h := start(f, cfg, harnessOptions{password: cheapPassword})
+	z := &fuzzer{h: h}
+	z.kid, z.key = readSigningKey(f, cfg.Auth.JWT.KeysDir)
+	// One real account for the authenticated routes.
+	email := uniqueEmail("fuzz")
+	rec := z.serve(http.MethodPost, "/api/v1/auth/register", []byte(`{"email":"`+email+`","password":"`+goodPassword+`"}`), "")
+	if rec.Code != http.StatusCreated {
+		f.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	var a account
+	_ = json.Unmarshal(rec.Body.Bytes(), &a)
+	z.userID, _ = strconv.ParseInt(a.ID, 10, 64)
+	return z
+}
+
+func readSigningKey(t testing.TB, dir string) (string, ed25519.PrivateKey) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+	slices.Sort(files)
+	for i := len(files) - 1; i >= 0; i-- {
+		if strings.HasSuffix(files[i], ".pub.pem") {
+			continue
+		}
+		b, err := os.ReadFile(files[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSuffix(filepath.Base(files[i]), ".pem"), k.(ed25519.PrivateKey)
+	}
+	t.Fatal("no signing key")
+	return "", nil
+}
+
+// token mints a fresh access token (its own jti and session) for the fuzz account, so a
+// logout in one run does not turn the next runs into 401s.
+func (z *fuzzer) token(roles ...string) string {
+	now := time.Now()
+	c := jwt.MapClaims{
+		"iss": z.h.cfg.Auth.JWT.Issuer, "aud": z.h.cfg.Auth.JWT.Audience, "sub": strconv.FormatInt(z.userID, 10),
+		"exp": now.Add(10 * time.Minute).Unix(), "iat": now.Unix(), "jti": rand.Text(),
+		"sid": strconv.FormatInt(time.Now().UnixNano(), 10), "roles": append([]string{"buyer"}, roles...),
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	tok.Header["kid"], tok.Header["typ"] = z.kid, "at+jwt"
+	s, err := tok.SignedString(z.key)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func (z *fuzzer) serve(method, path string, body []byte, token string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	z.h.srv.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// check fails on anything but a success status in ok or a 4xx problem+json with a code.
+func check(t *testing.T, rec *httptest.ResponseRecorder, body []byte, ok ...int) {
+	t.Helper()
+	if slices.Contains(ok, rec.Code) {
+		return
+	}
+	if rec.Code < 400 || rec.Code >= 500 {
+		t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+	}
+	var p httpx.Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Code == "" || p.Status != rec.Code ||
+		rec.Header().Get("Content-Type") != httpx.ContentTypeProblem {
+		t.Fatalf("%d without a problem body for %q: %s", rec.Code, body, rec.Body)
+	}
+}
+
+func FuzzRegister(f *testing.F) {
+	z := newFuzzer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check(t, z.serve(http.MethodPost, "/api/v1/auth/register", body, ""), body, http.StatusCreated)
+	})
+}
+
+func FuzzLogin(f *testing.F) {
+	z := newFuzzer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check(t, z.serve(http.MethodPost, "/api/v1/auth/login", body, ""), body, http.StatusOK)
+	})
+}
+
+func FuzzRefresh(f *testing.F) {
+	z := newFuzzer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check(t, z.serve(http.MethodPost, "/api/v1/auth/refresh", body, ""), body, http.StatusOK)
+	})
+}
+
+func FuzzLogout(f *testing.F) {
+	z := newFuzzer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check(t, z.serve(http.MethodPost, "/api/v1/auth/logout", body, z.token()), body, http.StatusNoContent)
+	})
+}
+
+// FuzzAddresses sends each body as a new address and as a change to an existing one.
+func FuzzAddresses(f *testing.F) {
+	z := newFuzzer(f)
+	tok := z.token()
+	rec := z.serve(http.MethodPost, "/api/v1/me/addresses",
+		[]byte(`{"name":"a","phone":"13812345678","province":"p","city":"c","district":"d","detail":"x"}`), tok)
+	if rec.Code != http.StatusCreated {
+		f.Fatalf("seed address: %d %s", rec.Code, rec.Body)
+	}
+	var a struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &a)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check(t, z.serve(http.MethodPost, "/api/v1/me/addresses", body, tok), body, http.StatusCreated)
+		check(t, z.serve(http.MethodPatch, "/api/v1/me/addresses/"+a.ID, body, tok), body, http.StatusOK)
+	})
+}
+
+func FuzzGrantRole(f *testing.F) {
+	z := newFuzzer(f)
+	path := "/api/v1/admin/users/" + strconv.FormatInt(z.userID, 10) + "/roles"
+	admin := z.token(string(user.RolePlatformAdmin))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check(t, z.serve(http.MethodPost, path, body, admin), body, http.StatusNoContent)
+	})
+}

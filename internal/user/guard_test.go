@@ -1,0 +1,97 @@
+package user_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
+)
+
+func (h *harness) loginAs(email, password, ip string) response {
+	h.t.Helper()
+	return h.req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": password}, "X-Forwarded-For", ip)
+}
+
+func wantTooMany(t *testing.T, r response) {
+	t.Helper()
+	r.want(t, http.StatusTooManyRequests, "auth.too_many_attempts")
+	ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || ra < 1 || ra > 3600 {
+		t.Fatalf("Retry-After = %q, want 1..3600 seconds", r.header.Get("Retry-After"))
+	}
+}
+
+// TestBruteForceLimits: failures are limited per account and per client IP; the refusal
+// comes before the password is checked (the right password is refused too); a success
+// resets the account's count but not the IP's.
+func TestBruteForceLimits(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Auth.Login.MaxFailuresPerAccount = 5
+	cfg.Auth.Login.MaxFailuresPerIP = 8
+	h := start(t, cfg, harnessOptions{password: cheapPassword})
+
+	t.Run("per account", func(t *testing.T) {
+		victim := h.register(uniqueEmail("victim")).Email
+		for i := range 5 {
+			// From different addresses: the account limit holds whoever tries.
+			h.loginAs(victim, "guess"+strconv.Itoa(i), randomIP()).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		}
+		wantTooMany(t, h.loginAs(victim, goodPassword, randomIP()))
+		// Unknown emails are limited the same way (no hint which emails exist).
+		ghost := uniqueEmail("ghost")
+		for range 5 {
+			h.loginAs(ghost, "guess", randomIP()).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		}
+		wantTooMany(t, h.loginAs(ghost, "guess", randomIP()))
+	})
+
+	t.Run("per IP", func(t *testing.T) {
+		ip := randomIP()
+		good := h.register(uniqueEmail("good")).Email
+		for i := range 8 {
+			h.loginAs(uniqueEmail("spray"+strconv.Itoa(i)), "guess", ip).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		}
+		wantTooMany(t, h.loginAs(good, goodPassword, ip))
+		h.loginAs(good, goodPassword, randomIP()).want(t, http.StatusOK, "") // other addresses are fine
+	})
+
+	t.Run("success resets the account, not the IP", func(t *testing.T) {
+		ip := randomIP()
+		acct := h.register(uniqueEmail("fumble")).Email
+		for range 4 {
+			h.loginAs(acct, "typo", ip).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		}
+		h.loginAs(acct, goodPassword, ip).want(t, http.StatusOK, "")
+		for range 4 { // 4 more on the account would be 8 without the reset
+			h.loginAs(acct, "typo", ip).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		}
+		// The IP has 8 failures: the success did not reset them.
+		wantTooMany(t, h.loginAs(acct, goodPassword, ip))
+	})
+}
+
+// TestWithoutRedis: with Redis gone, login limits still hold (counted in process),
+// authenticated requests still work (the deny-list lookup fails open), and a logout still
+// rejects its token on this replica.
+func TestWithoutRedis(t *testing.T) {
+	rs := redisxtest.StartServer(t)
+	cfg := testConfig(t)
+	cfg.Redis.Addr = rs.Addr
+	cfg.Auth.Login.MaxFailuresPerAccount = 3
+	h := start(t, cfg, harnessOptions{password: cheapPassword})
+	victim := h.register(uniqueEmail("offline")).Email
+	_, keep := h.newUser("keep")
+	_, leave := h.newUser("leave")
+
+	rs.Stop()
+	for range 3 {
+		h.loginAs(victim, "guess", randomIP()).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+	}
+	wantTooMany(t, h.loginAs(victim, goodPassword, randomIP()))
+
+	h.me(keep.AccessToken)
+	h.req("POST", "/api/v1/auth/logout", nil, bearer(leave.AccessToken)...).want(t, http.StatusNoContent, "")
+	h.req("GET", "/api/v1/me", nil, bearer(leave.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.me(keep.AccessToken)
+}

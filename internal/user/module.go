@@ -1,0 +1,241 @@
+package user
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/fx"
+
+	"github.com/mallhq/mall/internal/platform/config"
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/user/oidc"
+)
+
+//go:embed migrations/main/*.sql migrations/shard/*.sql
+var migrationFiles embed.FS
+
+func migrationsIn(dir string) fs.FS {
+	f, err := fs.Sub(migrationFiles, dir)
+	if err != nil {
+		panic(err) // the embedded directories are fixed at build time
+	}
+	return f
+}
+
+// Migrations of the module: accounts, tokens, roles and identities on db.main; addresses on
+// every shard. The composition root lists both.
+var (
+	Migrations      = sqldb.Migrations{Module: "user", FS: migrationsIn("migrations/main"), Target: sqldb.OnMain}
+	ShardMigrations = sqldb.Migrations{Module: "user_shard", FS: migrationsIn("migrations/shard"), Target: sqldb.OnShards}
+)
+
+// Module provides Service, the HTTP routes, the authentication middleware (global) and the
+// login-required check (per Auth route), and runs the key reloader and the refresh-token
+// janitor.
+var Module = fx.Module("user",
+	fx.Provide(
+		newService,
+		func(s *service) Service { return s },
+		newOIDC,
+		httpx.AsRoutes(newHandler),
+		httpx.AsMiddleware(func(s *service) httpx.Middleware { return s.authMiddleware() }),
+		httpx.AsRouteMiddleware(requireLogin),
+	),
+	fx.Invoke(runLifecycle),
+	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "user") }),
+)
+
+// newOIDC builds the third-party login client for auth.oidc; it makes no network calls
+// (providers are discovered on first use).
+func newOIDC(cfg config.Config, rdb redis.UniversalClient) (*oidc.Client, error) {
+	return oidc.New(context.Background(), cfg.Auth.OIDC, rdb, nil)
+}
+
+// Params is what New needs.
+type Params struct {
+	fx.In
+
+	Config config.Config
+	DB     *sqldb.Cluster
+	IDs    *idgen.Generator
+	Redis  redis.UniversalClient
+	Outbox outbox.Writer
+	Log    *slog.Logger
+	// Password overrides DefaultPasswordParams (tests use cheap ones).
+	Password *PasswordParams `optional:"true"`
+}
+
+// New returns the Service. It loads the token signing keys (generating one when
+// auth.jwt.generate_key is set and the directory has none).
+func New(p Params) (Service, error) {
+	s, err := newService(p)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newService(p Params) (*service, error) {
+	a := p.Config.Auth
+	if p.DB == nil || p.IDs == nil || p.Redis == nil {
+		return nil, errors.New("user: DB, IDs and Redis are required")
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ob := p.Outbox
+	if ob == nil {
+		ob = outbox.NewWriter()
+	}
+	params := DefaultPasswordParams
+	if p.Password != nil {
+		params = *p.Password
+	}
+	h, err := newHasher(params, a.Password.MaxConcurrentHashes)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := newKeyring(a.JWT.KeysDir, a.JWT.GenerateKey)
+	if err != nil {
+		return nil, err
+	}
+	phones, err := newPhoneCipher(a.EncryptionKey)
+	if err != nil {
+		return nil, err
+	}
+	st := &store{cl: p.DB}
+	now := time.Now
+	return &service{
+		cfg:      a,
+		log:      log,
+		st:       st,
+		cl:       p.DB,
+		ids:      p.IDs,
+		outbox:   ob,
+		hash:     h,
+		keys:     keys,
+		tokens:   newTokenIssuer(keys, a.JWT.Issuer, a.JWT.Audience, a.JWT.AccessTTL, now),
+		deny:     newDenyList(p.Redis, log),
+		guard:    newLoginGuard(p.Redis, log, a.Login.MaxFailuresPerAccount, a.Login.MaxFailuresPerIP),
+		phones:   phones,
+		roles:    &roleCache{st: st, log: log},
+		profiles: &profileCache{},
+		now:      now,
+	}, nil
+}
+
+// EnsureAdmin is `mall admin create`: it creates a password account with platform_admin,
+// or grants platform_admin to the existing account with this email (leaving its password
+// alone), and returns the user ID and whether the account is new. Running it again changes
+// nothing. It needs only the databases and an ID generator: no signing keys, no Redis.
+func EnsureAdmin(ctx context.Context, cfg config.Config, db *sqldb.Cluster, ids *idgen.Generator, email, password string) (userID int64, created bool, err error) {
+	h, err := newHasher(DefaultPasswordParams, cfg.Auth.Password.MaxConcurrentHashes)
+	if err != nil {
+		return 0, false, err
+	}
+	s := &service{cfg: cfg.Auth, log: slog.New(slog.DiscardHandler), st: &store{cl: db}, cl: db, ids: ids,
+		outbox: outbox.NewWriter(), hash: h, now: time.Now}
+	return s.EnsureAdmin(ctx, email, password)
+}
+
+// How often the janitor deletes expired refresh tokens, and how many per statement.
+const (
+	janitorInterval = time.Hour
+	janitorBatch    = 1000
+)
+
+func runLifecycle(lc fx.Lifecycle, s *service) {
+	var (
+		cancel context.CancelFunc
+		done   chan struct{}
+	)
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			// Load the roles now so a broken database fails the start, not the first request.
+			if _, err := s.roles.get(ctx); err != nil {
+				return err
+			}
+			var bg context.Context
+			bg, cancel = context.WithCancel(context.Background())
+			done = make(chan struct{})
+			go func() {
+				defer close(done)
+				s.runBackground(bg)
+			}()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			cancel()
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	})
+}
+
+// runBackground reloads the keys every keyReloadInterval and on SIGHUP, and deletes expired
+// refresh tokens every janitorInterval, until ctx ends.
+func (s *service) runBackground(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	keyTick := time.NewTicker(keyReloadInterval)
+	defer keyTick.Stop()
+	janitor := time.NewTicker(janitorInterval)
+	defer janitor.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			s.reloadKeys()
+		case <-keyTick.C:
+			s.reloadKeys()
+		case <-janitor.C:
+			s.deleteExpiredRefreshTokens(ctx)
+		}
+	}
+}
+
+func (s *service) reloadKeys() {
+	changed, err := s.keys.reload()
+	switch {
+	case err != nil:
+		s.log.Error("user: signing keys not reloaded; the previous keys stay in force", "error", err.Error())
+	case changed:
+		ks := s.keys.current()
+		s.log.Info("user: signing keys reloaded", "signing_kid", ks.signKID, "verification_keys", len(ks.verify))
+	}
+}
+
+func (s *service) deleteExpiredRefreshTokens(ctx context.Context) {
+	// Keep expired rows a day so a late reuse still reads as reuse in the logs.
+	before := s.clock().Add(-24 * time.Hour)
+	for ctx.Err() == nil {
+		n, err := s.st.deleteExpiredRefresh(ctx, before, janitorBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("user: deleting expired refresh tokens failed", "error", err.Error())
+			}
+			return
+		}
+		if n < janitorBatch {
+			return
+		}
+	}
+}

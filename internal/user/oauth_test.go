@@ -1,0 +1,107 @@
+package user_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mallhq/mall/internal/platform/config"
+	"github.com/mallhq/mall/internal/user/oidc/oidctest"
+)
+
+// TestOIDCLogin runs third-party login end to end against a local OpenID provider: our
+// authorize route redirects to it (code flow, PKCE S256, state, nonce — the mock refuses
+// requests without them), the browser comes back to our callback, and we answer tokens.
+func TestOIDCLogin(t *testing.T) {
+	p := oidctest.Start(t)
+	cfg := testConfig(t)
+	cfg.HTTP.Addr = freeAddr(t)
+	base := "http://" + cfg.HTTP.Addr
+	cfg.Auth.OIDC = []config.OIDCProvider{p.Config("mock", base+"/api/v1/auth/oauth/mock/callback")}
+	h := start(t, cfg, harnessOptions{password: cheapPassword})
+
+	// login runs the browser's part: authorize -> provider -> back to our callback.
+	login := func(t *testing.T) (callback string, r response) {
+		t.Helper()
+		auth := h.req("GET", "/api/v1/auth/oauth/mock/authorize", nil).want(t, http.StatusFound, "")
+		loc := auth.header.Get("Location")
+		u, err := url.Parse(loc)
+		if err != nil || !strings.HasPrefix(loc, p.Issuer()) {
+			t.Fatalf("authorize redirected to %q, want the provider %s", loc, p.Issuer())
+		}
+		q := u.Query()
+		if q.Get("code_challenge_method") != "S256" || q.Get("state") == "" || q.Get("nonce") == "" || q.Get("response_type") != "code" {
+			t.Fatalf("authorization request lacks PKCE/state/nonce: %s", u.RawQuery)
+		}
+		callback = p.Authorize(t, loc)
+		if !strings.HasPrefix(callback, base+"/api/v1/auth/oauth/mock/callback?") {
+			t.Fatalf("provider redirected to %q", callback)
+		}
+		return callback, h.req("GET", strings.TrimPrefix(callback, base), nil)
+	}
+	tokensOf := func(t *testing.T, r response) tokens {
+		t.Helper()
+		var tk tokens
+		r.want(t, http.StatusOK, "").decode(t, &tk)
+		if tk.TokenType != "Bearer" || tk.AccessToken == "" || tk.RefreshToken == "" {
+			t.Fatalf("callback answered %s", r)
+		}
+		return tk
+	}
+
+	t.Run("first login creates the account, the next finds it", func(t *testing.T) {
+		email := uniqueEmail("ada")
+		p.QueueUser(email, true, "ada-sub")
+		_, r := login(t)
+		first := h.me(tokensOf(t, r).AccessToken)
+		if first.Email != email {
+			t.Fatalf("/me after OIDC login: %+v", first)
+		}
+		p.QueueUser("ada-new-address@example.com", true, "ada-sub") // same subject, email changed at the provider
+		_, r = login(t)
+		if again := h.me(tokensOf(t, r).AccessToken); again.ID != first.ID {
+			t.Fatalf("second login made another account: %s vs %s", again.ID, first.ID)
+		}
+	})
+
+	t.Run("a verified email links to the existing account", func(t *testing.T) {
+		bob := h.register(uniqueEmail("bob"))
+		p.QueueUser(strings.ToUpper(bob.Email), true, "bob-sub")
+		_, r := login(t)
+		if m := h.me(tokensOf(t, r).AccessToken); m.ID != bob.ID {
+			t.Fatalf("verified email did not link: %+v, want user %s", m, bob.ID)
+		}
+		h.login(bob.Email) // the password still works
+	})
+
+	t.Run("an unverified email never links", func(t *testing.T) {
+		carol := h.register(uniqueEmail("carol"))
+		p.QueueUser(carol.Email, false, "mallory-sub")
+		_, r := login(t)
+		m := h.me(tokensOf(t, r).AccessToken)
+		if m.ID == carol.ID || m.Email != "" {
+			t.Fatalf("unverified email: %+v (carol is %s)", m, carol.ID)
+		}
+	})
+
+	t.Run("forged or replayed state is refused", func(t *testing.T) {
+		p.QueueUser(uniqueEmail("eve"), true, "")
+		callback, r := login(t)
+		tokensOf(t, r)
+		// The same callback again: the state was single-use.
+		h.req("GET", strings.TrimPrefix(callback, base), nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		// A state we never issued, with a code the provider did.
+		u, _ := url.Parse(callback)
+		q := u.Query()
+		q.Set("state", "forged-state-forged-state-forged-state-0000")
+		h.req("GET", "/api/v1/auth/oauth/mock/callback?"+q.Encode(), nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		h.req("GET", "/api/v1/auth/oauth/mock/callback?code=abc", nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+	})
+
+	t.Run("provider errors and unknown providers", func(t *testing.T) {
+		h.req("GET", "/api/v1/auth/oauth/mock/callback?error=access_denied&state=x", nil).want(t, http.StatusUnauthorized, "auth.oauth_failed")
+		h.req("GET", "/api/v1/auth/oauth/nope/authorize", nil).want(t, http.StatusNotFound, "auth.oauth_provider_not_found")
+		h.req("GET", "/api/v1/auth/oauth/nope/callback?code=a&state=b", nil).want(t, http.StatusNotFound, "auth.oauth_provider_not_found")
+	})
+}
