@@ -2,7 +2,7 @@
 # make test / make test-short / make fuzz.
 #
 #   scripts/test.sh          services up on the TEST ports, go test -race ./..., services down
-#   scripts/test.sh fuzz     run every Fuzz target for $FUZZTIME (default 10s); no services
+#   scripts/test.sh fuzz     run every Fuzz target for $FUZZTIME (default 10s) on the test services
 #
 # Variables: PKG (default ./...), TESTFLAGS (extra go test flags, e.g. "-short" or "-run Outbox"),
 # FUZZTIME. The test services use their own ports and data directory so they never clash with
@@ -41,11 +41,6 @@ fuzz() {
 	return $failed
 }
 
-if [[ ${1:-} == fuzz ]]; then
-	fuzz
-	exit
-fi
-
 # Tests must not see a developer's run configuration (MALL_DB_MAIN, MALL_HTTP_ADDR, ...).
 for v in $(compgen -e | grep '^MALL_' || true); do
 	case $v in MALL_TEST_*) ;; *) unset "$v" ;; esac
@@ -73,6 +68,10 @@ eval "$(scripts/services.sh env)"
 echo "test: services ready in $((SECONDS - start))s; go test -race -count=1 -timeout 30m $TESTFLAGS $PKG" >&2
 
 status=0
+if [[ ${1:-} == fuzz ]]; then
+	fuzz 9>&- || status=$?
+	exit $status
+fi
 # shellcheck disable=SC2086 # TESTFLAGS and PKG are word lists on purpose
 go test -race -count=1 -timeout 30m $TESTFLAGS $PKG 9>&- || status=$?
 echo "test: go test exited $status after $((SECONDS - start))s" >&2

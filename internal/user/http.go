@@ -2,7 +2,11 @@ package user
 
 import (
 	"context"
+	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +23,7 @@ import (
 type oauthClient interface {
 	AuthorizeURL(ctx context.Context, provider string) (string, error)
 	Exchange(ctx context.Context, provider, code, state string) (oidc.Identity, error)
+	Providers() []string
 }
 
 type handler struct {
@@ -243,13 +248,26 @@ func (h *handler) logout(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// oauthStateCookie binds a login's state to the browser that started it, so a callback URL
+// sent to someone else cannot log them into the sender's account (login CSRF).
+const oauthStateCookie = "mall_oauth_state"
+
 func (h *handler) oauthAuthorize(c echo.Context) error {
-	url, err := h.oauth.AuthorizeURL(c.Request().Context(), c.Param("provider"))
+	target, err := h.oauth.AuthorizeURL(c.Request().Context(), c.Param("provider"))
 	if err != nil {
 		return err
 	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return fmt.Errorf("user: authorize URL: %w", err)
+	}
+	c.SetCookie(&http.Cookie{
+		Name: oauthStateCookie, Value: u.Query().Get("state"), Path: "/api/v1/auth/oauth/",
+		MaxAge: int(oidc.StateTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: c.Scheme() == "https",
+	})
 	noStore(c)
-	return c.Redirect(http.StatusFound, url)
+	return c.Redirect(http.StatusFound, target)
 }
 
 func (h *handler) oauthCallback(c echo.Context) error {
@@ -260,6 +278,14 @@ func (h *handler) oauthCallback(c echo.Context) error {
 	if q.Error != "" {
 		return ErrOAuthFailed.WithDetail("the provider refused the login (%s)", truncate(q.Error, 64))
 	}
+	if !slices.Contains(h.oauth.Providers(), c.Param("provider")) {
+		return oidc.ErrUnknownProvider
+	}
+	if ck, err := c.Cookie(oauthStateCookie); err != nil || q.State == "" ||
+		subtle.ConstantTimeCompare([]byte(ck.Value), []byte(q.State)) != 1 {
+		return oidc.ErrInvalidState.WithDetail("the login was not started in this browser")
+	}
+	c.SetCookie(&http.Cookie{Name: oauthStateCookie, Path: "/api/v1/auth/oauth/", MaxAge: -1, HttpOnly: true})
 	ctx := c.Request().Context()
 	id, err := h.oauth.Exchange(ctx, c.Param("provider"), q.Code, q.State)
 	if err != nil {

@@ -38,7 +38,11 @@ func TestOIDCLogin(t *testing.T) {
 		if !strings.HasPrefix(callback, base+"/api/v1/auth/oauth/mock/callback?") {
 			t.Fatalf("provider redirected to %q", callback)
 		}
-		return callback, h.req("GET", strings.TrimPrefix(callback, base), nil)
+		cookie := strings.SplitN(auth.header.Get("Set-Cookie"), ";", 2)[0]
+		if !strings.HasPrefix(cookie, "mall_oauth_state=") {
+			t.Fatalf("authorize set no state cookie: %q", auth.header.Get("Set-Cookie"))
+		}
+		return callback, h.req("GET", strings.TrimPrefix(callback, base), nil, "Cookie", cookie)
 	}
 	tokensOf := func(t *testing.T, r response) tokens {
 		t.Helper()
@@ -89,6 +93,12 @@ func TestOIDCLogin(t *testing.T) {
 		p.QueueUser(uniqueEmail("eve"), true, "")
 		callback, r := login(t)
 		tokensOf(t, r)
+		// The same callback from a browser that did not start the login (login CSRF).
+		p.QueueUser(uniqueEmail("csrf"), true, "")
+		auth := h.req("GET", "/api/v1/auth/oauth/mock/authorize", nil).want(t, http.StatusFound, "")
+		cb := p.Authorize(t, auth.header.Get("Location"))
+		h.req("GET", strings.TrimPrefix(cb, base), nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		h.req("GET", strings.TrimPrefix(cb, base), nil, "Cookie", "mall_oauth_state=someone-else").want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
 		// The same callback again: the state was single-use.
 		h.req("GET", strings.TrimPrefix(callback, base), nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
 		// A state we never issued, with a code the provider did.

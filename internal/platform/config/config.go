@@ -148,7 +148,7 @@ type AuthJWT struct {
 }
 
 type AuthPassword struct {
-	// MaxConcurrentHashes bounds argon2id work in flight (each takes ~64 MiB); 0 = GOMAXPROCS.
+	// MaxConcurrentHashes bounds argon2id work in flight (each takes 19 MiB); 0 = GOMAXPROCS.
 	MaxConcurrentHashes int `mapstructure:"max_concurrent_hashes"`
 }
 

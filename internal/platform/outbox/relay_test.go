@@ -233,7 +233,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 	committed := map[string]seqPayload{}
 	for _, db := range dbs {
 		db := db
-		eventually(t, 30*time.Second, "the backlog of "+db.Name+" to drain", func() bool {
+		eventually(t, 90*time.Second, "the backlog of "+db.Name+" to drain", func() bool {
 			return count(t, db, `SELECT COUNT(*) FROM platform_outbox WHERE status <> 1`) == 0
 		})
 		rows := outboxRows(t, db)
@@ -257,7 +257,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 	}
 
 	t.Logf("drained at %s", time.Since(start))
-	recs := readTopic(t, b, topic, 30*time.Second, func(recs []*kgo.Record) bool { return len(eventIDs(recs)) >= total })
+	recs := readTopic(t, b, topic, 90*time.Second, func(recs []*kgo.Record) bool { return len(eventIDs(recs)) >= total })
 	lastSeq := map[string]int{}
 	seen := map[string]bool{}
 	for _, r := range recs {
@@ -293,7 +293,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 	t.Logf("read at %s; consumer applied %v so far", time.Since(start), metric(t, regC, "mall_kafka_consumer_applied_total", map[string]string{"group": group}))
 	// The consumer applies each event once and in order, skipping every duplicate.
 	labels := map[string]string{"group": group}
-	eventually(t, 30*time.Second, "the consumer to reach the end of the topic", func() bool {
+	eventually(t, 90*time.Second, "the consumer to reach the end of the topic", func() bool {
 		return metric(t, regC, "mall_kafka_consumer_applied_total", labels)+
 			metric(t, regC, "mall_kafka_consumer_duplicates_total", labels) >= float64(len(recs))
 	})
