@@ -23,6 +23,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/redisx"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/stock"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -31,6 +32,7 @@ func Migrations() []sqldb.Migrations {
 	return []sqldb.Migrations{
 		migrations.Platform,
 		user.Migrations, user.ShardMigrations,
+		stock.Migrations,
 	}
 }
 
@@ -49,6 +51,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		Platform,
 		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
 		user.Module,
+		stock.Module,
 	)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/user"
@@ -21,7 +22,7 @@ import (
 // 401 without a token. A module that forgets RequirePermission on an admin route fails here.
 func TestEveryAdminRouteRefusesBuyers(t *testing.T) {
 	h := newHarness(t, harnessOptions{full: true})
-	_, buyer := h.newUser("buyer")
+	_, buyer := h.NewUser("buyer")
 	param := regexp.MustCompile(`:[A-Za-z_]+`)
 	var checked []string
 	for _, r := range h.srv.Echo().Routes() {
@@ -34,10 +35,10 @@ func TestEveryAdminRouteRefusesBuyers(t *testing.T) {
 		if r.Method != http.MethodGet && r.Method != http.MethodDelete {
 			body = map[string]any{}
 		}
-		if got := h.req(r.Method, path, body, bearer(buyer.AccessToken)...); got.status != http.StatusForbidden || got.code() != "auth.forbidden" {
+		if got := h.Req(r.Method, path, body, apptest.Bearer(buyer.AccessToken)...); got.Status != http.StatusForbidden || got.Code() != "auth.forbidden" {
 			t.Errorf("%s %s as a buyer: %s, want 403 auth.forbidden", r.Method, r.Path, got)
 		}
-		if got := h.req(r.Method, path, body); got.status != http.StatusUnauthorized {
+		if got := h.Req(r.Method, path, body); got.Status != http.StatusUnauthorized {
 			t.Errorf("%s %s anonymously: %s, want 401", r.Method, r.Path, got)
 		}
 	}
@@ -76,11 +77,11 @@ func merchantObjects(owner map[int64]int64) httpx.Route {
 func TestRolesAndMerchantScope(t *testing.T) {
 	const merchantA, merchantB = 7001, 7002
 	h := newHarness(t, harnessOptions{routes: []httpx.Route{merchantObjects(map[int64]int64{1: merchantA, 2: merchantB})}})
-	_, admin := h.admin()
-	alice, aliceTok := h.newUser("alice")
-	bob, _ := h.newUser("bob")
+	_, admin := h.Admin()
+	alice, aliceTok := h.NewUser("alice")
+	bob, _ := h.NewUser("bob")
 	grant := func(userID string, body map[string]any, tok string) response {
-		return h.req("POST", "/api/v1/admin/users/"+userID+"/roles", body, bearer(tok)...)
+		return h.Req("POST", "/api/v1/admin/users/"+userID+"/roles", body, apptest.Bearer(tok)...)
 	}
 
 	t.Run("admin finds users by email", func(t *testing.T) {
@@ -94,39 +95,39 @@ func TestRolesAndMerchantScope(t *testing.T) {
 			} `json:"items"`
 			NextCursor string `json:"next_cursor"`
 		}
-		h.req("GET", "/api/v1/admin/users?email="+strings.ToUpper(alice.Email), nil, bearer(admin.AccessToken)...).
-			want(t, http.StatusOK, "").decode(t, &list)
+		h.Req("GET", "/api/v1/admin/users?email="+strings.ToUpper(alice.Email), nil, apptest.Bearer(admin.AccessToken)...).
+			Want(t, http.StatusOK, "").Decode(t, &list)
 		if len(list.Items) != 1 || list.Items[0].ID != alice.ID || list.Items[0].Roles[0].Role != "buyer" {
 			t.Fatalf("search by email: %+v", list)
 		}
-		h.req("GET", "/api/v1/admin/users?limit=2", nil, bearer(admin.AccessToken)...).want(t, http.StatusOK, "").decode(t, &list)
+		h.Req("GET", "/api/v1/admin/users?limit=2", nil, apptest.Bearer(admin.AccessToken)...).Want(t, http.StatusOK, "").Decode(t, &list)
 		if len(list.Items) != 2 || list.NextCursor == "" {
 			t.Fatalf("first page: %+v", list)
 		}
-		h.req("GET", "/api/v1/admin/users?limit=2&cursor="+list.NextCursor, nil, bearer(admin.AccessToken)...).
-			want(t, http.StatusOK, "").decode(t, &list)
+		h.Req("GET", "/api/v1/admin/users?limit=2&cursor="+list.NextCursor, nil, apptest.Bearer(admin.AccessToken)...).
+			Want(t, http.StatusOK, "").Decode(t, &list)
 		if len(list.Items) != 1 || list.NextCursor != "" {
 			t.Fatalf("last page: %+v", list)
 		}
 	})
 
 	t.Run("grant validation", func(t *testing.T) {
-		grant(alice.ID, map[string]any{"role": "merchant_owner"}, admin.AccessToken).want(t, http.StatusBadRequest, "user.merchant_required")
+		grant(alice.ID, map[string]any{"role": "merchant_owner"}, admin.AccessToken).Want(t, http.StatusBadRequest, "user.merchant_required")
 		grant(alice.ID, map[string]any{"role": "platform_operator", "merchant_id": "5"}, admin.AccessToken).
-			want(t, http.StatusBadRequest, "user.merchant_not_allowed")
-		grant(alice.ID, map[string]any{"role": "emperor"}, admin.AccessToken).want(t, http.StatusBadRequest, "user.unknown_role")
-		grant("123", map[string]any{"role": "platform_operator"}, admin.AccessToken).want(t, http.StatusNotFound, "user.not_found")
-		grant(alice.ID, map[string]any{"role": "merchant_owner", "merchant_id": 7001}, admin.AccessToken).want(t, http.StatusBadRequest, "request.invalid")
-		grant(bob.ID, map[string]any{"role": "platform_operator"}, aliceTok.AccessToken).want(t, http.StatusForbidden, "auth.forbidden")
+			Want(t, http.StatusBadRequest, "user.merchant_not_allowed")
+		grant(alice.ID, map[string]any{"role": "emperor"}, admin.AccessToken).Want(t, http.StatusBadRequest, "user.unknown_role")
+		grant("123", map[string]any{"role": "platform_operator"}, admin.AccessToken).Want(t, http.StatusNotFound, "user.not_found")
+		grant(alice.ID, map[string]any{"role": "merchant_owner", "merchant_id": 7001}, admin.AccessToken).Want(t, http.StatusBadRequest, "request.invalid")
+		grant(bob.ID, map[string]any{"role": "platform_operator"}, aliceTok.AccessToken).Want(t, http.StatusForbidden, "auth.forbidden")
 	})
 
 	// Alice becomes the owner of merchant A; granting twice is fine; a second merchant is not.
 	grant(alice.ID, map[string]any{"role": "merchant_owner", "merchant_id": strconv.Itoa(merchantA)}, admin.AccessToken).
-		want(t, http.StatusNoContent, "")
+		Want(t, http.StatusNoContent, "")
 	grant(alice.ID, map[string]any{"role": "merchant_owner", "merchant_id": strconv.Itoa(merchantA)}, admin.AccessToken).
-		want(t, http.StatusNoContent, "")
+		Want(t, http.StatusNoContent, "")
 	grant(alice.ID, map[string]any{"role": "merchant_staff", "merchant_id": strconv.Itoa(merchantB)}, admin.AccessToken).
-		want(t, http.StatusConflict, "user.merchant_conflict")
+		Want(t, http.StatusConflict, "user.merchant_conflict")
 	// Bob works for merchant B, granted through the Service as the merchant module will.
 	bobID, _ := strconv.ParseInt(bob.ID, 10, 64)
 	if err := h.svc.GrantRole(context.Background(), bobID, user.RoleMerchantStaff, merchantB); err != nil {
@@ -146,16 +147,16 @@ func TestRolesAndMerchantScope(t *testing.T) {
 	})
 
 	// The old token has no merchant role yet; a refresh picks it up (API.md: visible after refresh).
-	if m := h.me(aliceTok.AccessToken); m.MerchantID != "" || len(m.Roles) != 1 {
+	if m := h.Me(aliceTok.AccessToken); m.MerchantID != "" || len(m.Roles) != 1 {
 		t.Fatalf("before refresh: %+v", m)
 	}
-	h.req("GET", "/api/v1/merchant/test-objects/1", nil, bearer(aliceTok.AccessToken)...).want(t, http.StatusForbidden, "auth.forbidden")
+	h.Req("GET", "/api/v1/merchant/test-objects/1", nil, apptest.Bearer(aliceTok.AccessToken)...).Want(t, http.StatusForbidden, "auth.forbidden")
 	var owner tokens
-	h.refresh(aliceTok.RefreshToken).want(t, http.StatusOK, "").decode(t, &owner)
-	if m := h.me(owner.AccessToken); m.MerchantID != strconv.Itoa(merchantA) || !slices.Equal(m.Roles, []string{"buyer", "merchant_owner"}) {
+	h.refresh(aliceTok.RefreshToken).Want(t, http.StatusOK, "").Decode(t, &owner)
+	if m := h.Me(owner.AccessToken); m.MerchantID != strconv.Itoa(merchantA) || !slices.Equal(m.Roles, []string{"buyer", "merchant_owner"}) {
 		t.Fatalf("after refresh: %+v", m)
 	}
-	bobTok := h.login(bob.Email)
+	bobTok := h.Login(bob.Email)
 
 	tests := []struct {
 		name   string
@@ -174,13 +175,13 @@ func TestRolesAndMerchantScope(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var hdr []string
 			if tt.token != "" {
-				hdr = bearer(tt.token)
+				hdr = apptest.Bearer(tt.token)
 			}
-			h.req("GET", "/api/v1/merchant/test-objects/"+tt.object, nil, hdr...).want(t, tt.want, "")
+			h.Req("GET", "/api/v1/merchant/test-objects/"+tt.object, nil, hdr...).Want(t, tt.want, "")
 		})
 	}
 	t.Run("merchant roles give nothing on the platform", func(t *testing.T) {
-		h.req("GET", "/api/v1/admin/users", nil, bearer(owner.AccessToken)...).want(t, http.StatusForbidden, "auth.forbidden")
+		h.Req("GET", "/api/v1/admin/users", nil, apptest.Bearer(owner.AccessToken)...).Want(t, http.StatusForbidden, "auth.forbidden")
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/user"
@@ -30,14 +31,14 @@ func newAddress(phone string) map[string]string {
 
 func TestAddresses(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	alice, at := h.newUser("alice")
-	_, bt := h.newUser("bob")
+	alice, at := h.NewUser("alice")
+	_, bt := h.NewUser("bob")
 	aliceID, _ := strconv.ParseInt(alice.ID, 10, 64)
 	ctx := context.Background()
 
 	var a1 addressOut
-	h.req("POST", "/api/v1/me/addresses", newAddress("138 1234-5678"), bearer(at.AccessToken)...).
-		want(t, http.StatusCreated, "").decode(t, &a1)
+	h.Req("POST", "/api/v1/me/addresses", newAddress("138 1234-5678"), apptest.Bearer(at.AccessToken)...).
+		Want(t, http.StatusCreated, "").Decode(t, &a1)
 	if a1.Phone != "138****5678" || a1.Name != "Li Lei" || a1.ID == "" {
 		t.Fatalf("created %+v; want the phone masked as 138****5678", a1)
 	}
@@ -72,8 +73,8 @@ func TestAddresses(t *testing.T) {
 	})
 
 	var a2 addressOut
-	h.req("POST", "/api/v1/me/addresses", newAddress("+8613900001111"), bearer(at.AccessToken)...).
-		want(t, http.StatusCreated, "").decode(t, &a2)
+	h.Req("POST", "/api/v1/me/addresses", newAddress("+8613900001111"), apptest.Bearer(at.AccessToken)...).
+		Want(t, http.StatusCreated, "").Decode(t, &a2)
 	if a2.Phone != "+86139****1111" {
 		t.Fatalf("masked %q", a2.Phone)
 	}
@@ -85,54 +86,54 @@ func TestAddresses(t *testing.T) {
 		Items      []addressOut `json:"items"`
 		NextCursor string       `json:"next_cursor"`
 	}
-	h.req("GET", "/api/v1/me/addresses", nil, bearer(at.AccessToken)...).want(t, http.StatusOK, "").decode(t, &list)
+	h.Req("GET", "/api/v1/me/addresses", nil, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusOK, "").Decode(t, &list)
 	if len(list.Items) != 2 || list.Items[0].ID != a2.ID || list.NextCursor != "" {
 		t.Fatalf("list %+v", list)
 	}
-	h.req("GET", "/api/v1/me/addresses?limit=1", nil, bearer(at.AccessToken)...).want(t, http.StatusOK, "").decode(t, &list)
+	h.Req("GET", "/api/v1/me/addresses?limit=1", nil, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusOK, "").Decode(t, &list)
 	if len(list.Items) != 1 || list.NextCursor == "" {
 		t.Fatalf("page 1 %+v", list)
 	}
-	h.req("GET", "/api/v1/me/addresses?limit=1&cursor="+list.NextCursor, nil, bearer(at.AccessToken)...).want(t, http.StatusOK, "").decode(t, &list)
+	h.Req("GET", "/api/v1/me/addresses?limit=1&cursor="+list.NextCursor, nil, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusOK, "").Decode(t, &list)
 	if len(list.Items) != 1 || list.Items[0].ID != a1.ID || list.NextCursor != "" {
 		t.Fatalf("page 2 %+v", list)
 	}
 
 	var patched addressOut
-	h.req("PATCH", "/api/v1/me/addresses/"+a1.ID, map[string]string{"city": "Ningbo", "phone": "13700002222"}, bearer(at.AccessToken)...).
-		want(t, http.StatusOK, "").decode(t, &patched)
+	h.Req("PATCH", "/api/v1/me/addresses/"+a1.ID, map[string]string{"city": "Ningbo", "phone": "13700002222"}, apptest.Bearer(at.AccessToken)...).
+		Want(t, http.StatusOK, "").Decode(t, &patched)
 	if patched.City != "Ningbo" || patched.Name != "Li Lei" || patched.Phone != "137****2222" {
 		t.Fatalf("patched %+v", patched)
 	}
 
 	t.Run("another user's address is 404", func(t *testing.T) {
 		for _, r := range []response{
-			h.req("GET", "/api/v1/me/addresses/"+a1.ID, nil, bearer(bt.AccessToken)...),
-			h.req("PATCH", "/api/v1/me/addresses/"+a1.ID, map[string]string{"city": "X"}, bearer(bt.AccessToken)...),
-			h.req("DELETE", "/api/v1/me/addresses/"+a1.ID, nil, bearer(bt.AccessToken)...),
+			h.Req("GET", "/api/v1/me/addresses/"+a1.ID, nil, apptest.Bearer(bt.AccessToken)...),
+			h.Req("PATCH", "/api/v1/me/addresses/"+a1.ID, map[string]string{"city": "X"}, apptest.Bearer(bt.AccessToken)...),
+			h.Req("DELETE", "/api/v1/me/addresses/"+a1.ID, nil, apptest.Bearer(bt.AccessToken)...),
 		} {
-			r.want(t, http.StatusNotFound, "user.address_not_found")
+			r.Want(t, http.StatusNotFound, "user.address_not_found")
 		}
-		h.req("GET", "/api/v1/me/addresses", nil, bearer(bt.AccessToken)...).want(t, http.StatusOK, "").decode(t, &list)
+		h.Req("GET", "/api/v1/me/addresses", nil, apptest.Bearer(bt.AccessToken)...).Want(t, http.StatusOK, "").Decode(t, &list)
 		if len(list.Items) != 0 {
 			t.Fatalf("bob sees %+v", list.Items)
 		}
-		h.req("GET", "/api/v1/me/addresses/"+a1.ID, nil, bearer(at.AccessToken)...).want(t, http.StatusOK, "") // still there
+		h.Req("GET", "/api/v1/me/addresses/"+a1.ID, nil, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusOK, "") // still there
 	})
 
 	t.Run("validation", func(t *testing.T) {
-		h.req("POST", "/api/v1/me/addresses", newAddress("call me"), bearer(at.AccessToken)...).want(t, http.StatusBadRequest, "request.validation")
+		h.Req("POST", "/api/v1/me/addresses", newAddress("call me"), apptest.Bearer(at.AccessToken)...).Want(t, http.StatusBadRequest, "request.validation")
 		bad := newAddress("13812345678")
 		delete(bad, "city")
-		h.req("POST", "/api/v1/me/addresses", bad, bearer(at.AccessToken)...).want(t, http.StatusBadRequest, "request.validation")
-		h.req("PATCH", "/api/v1/me/addresses/"+a1.ID, map[string]string{"name": "  "}, bearer(at.AccessToken)...).
-			want(t, http.StatusBadRequest, "request.validation")
-		h.req("GET", "/api/v1/me/addresses/abc", nil, bearer(at.AccessToken)...).want(t, http.StatusBadRequest, "request.invalid")
-		h.req("POST", "/api/v1/me/addresses", newAddress("13812345678")).want(t, http.StatusUnauthorized, "auth.unauthenticated")
+		h.Req("POST", "/api/v1/me/addresses", bad, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusBadRequest, "request.validation")
+		h.Req("PATCH", "/api/v1/me/addresses/"+a1.ID, map[string]string{"name": "  "}, apptest.Bearer(at.AccessToken)...).
+			Want(t, http.StatusBadRequest, "request.validation")
+		h.Req("GET", "/api/v1/me/addresses/abc", nil, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusBadRequest, "request.invalid")
+		h.Req("POST", "/api/v1/me/addresses", newAddress("13812345678")).Want(t, http.StatusUnauthorized, "auth.unauthenticated")
 	})
 
-	h.req("DELETE", "/api/v1/me/addresses/"+a1.ID, nil, bearer(at.AccessToken)...).want(t, http.StatusNoContent, "")
-	h.req("GET", "/api/v1/me/addresses/"+a1.ID, nil, bearer(at.AccessToken)...).want(t, http.StatusNotFound, "user.address_not_found")
+	h.Req("DELETE", "/api/v1/me/addresses/"+a1.ID, nil, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusNoContent, "")
+	h.Req("GET", "/api/v1/me/addresses/"+a1.ID, nil, apptest.Bearer(at.AccessToken)...).Want(t, http.StatusNotFound, "user.address_not_found")
 	if _, err := h.svc.Address(ctx, aliceID, addrID); !errors.Is(err, user.ErrAddressNotFound) {
 		t.Fatalf("Service.Address after delete: %v", err)
 	}
@@ -140,11 +141,11 @@ func TestAddresses(t *testing.T) {
 
 func TestAddressLimit(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	_, tk := h.newUser("hoarder")
+	_, tk := h.NewUser("hoarder")
 	for i := range user.MaxAddresses {
-		h.req("POST", "/api/v1/me/addresses", newAddress("1380000"+strconv.Itoa(1000+i)), bearer(tk.AccessToken)...).
-			want(t, http.StatusCreated, "")
+		h.Req("POST", "/api/v1/me/addresses", newAddress("1380000"+strconv.Itoa(1000+i)), apptest.Bearer(tk.AccessToken)...).
+			Want(t, http.StatusCreated, "")
 	}
-	h.req("POST", "/api/v1/me/addresses", newAddress("13800009999"), bearer(tk.AccessToken)...).
-		want(t, http.StatusConflict, "user.address_limit")
+	h.Req("POST", "/api/v1/me/addresses", newAddress("13800009999"), apptest.Bearer(tk.AccessToken)...).
+		Want(t, http.StatusConflict, "user.address_limit")
 }

@@ -19,16 +19,17 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/user"
 )
 
 func TestRegisterLoginMe(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	email := uniqueEmail("ada")
+	email := apptest.UniqueEmail("ada")
 
 	var a account
-	h.req("POST", "/api/v1/auth/register", map[string]string{"email": "  " + strings.ToUpper(email) + " ", "password": goodPassword, "nickname": "Ada"}).
-		want(t, http.StatusCreated, "").decode(t, &a)
+	h.Req("POST", "/api/v1/auth/register", map[string]string{"email": "  " + strings.ToUpper(email) + " ", "password": goodPassword, "nickname": "Ada"}).
+		Want(t, http.StatusCreated, "").Decode(t, &a)
 	if a.Email != email || a.Nickname != "Ada" || a.ID == "" {
 		t.Fatalf("register answered %+v; want the normalized email %s", a, email)
 	}
@@ -37,48 +38,48 @@ func TestRegisterLoginMe(t *testing.T) {
 	}
 
 	t.Run("duplicate email, any case", func(t *testing.T) {
-		h.req("POST", "/api/v1/auth/register", map[string]string{"email": strings.ToUpper(email), "password": goodPassword}).
-			want(t, http.StatusConflict, "user.email_taken")
+		h.Req("POST", "/api/v1/auth/register", map[string]string{"email": strings.ToUpper(email), "password": goodPassword}).
+			Want(t, http.StatusConflict, "user.email_taken")
 	})
 	t.Run("validation", func(t *testing.T) {
 		for _, body := range []map[string]any{
 			{"email": "not-an-email", "password": goodPassword},
-			{"email": uniqueEmail("x"), "password": "short"},
-			{"email": uniqueEmail("x"), "password": strings.Repeat("p", 129)},
-			{"email": uniqueEmail("x"), "password": goodPassword, "nickname": strings.Repeat("n", 65)},
-			{"email": uniqueEmail("x"), "password": goodPassword, "id": "1"}, // server-owned: unknown field
+			{"email": apptest.UniqueEmail("x"), "password": "short"},
+			{"email": apptest.UniqueEmail("x"), "password": strings.Repeat("p", 129)},
+			{"email": apptest.UniqueEmail("x"), "password": goodPassword, "nickname": strings.Repeat("n", 65)},
+			{"email": apptest.UniqueEmail("x"), "password": goodPassword, "id": "1"}, // server-owned: unknown field
 			{"email": "a b@example.com", "password": goodPassword},
 		} {
-			if r := h.req("POST", "/api/v1/auth/register", body); r.status != http.StatusBadRequest {
+			if r := h.Req("POST", "/api/v1/auth/register", body); r.Status != http.StatusBadRequest {
 				t.Errorf("%v: got %s, want 400", body, r)
 			}
 		}
-		h.req("POST", "/api/v1/auth/register", []byte(`{"email":"x@example.com"}`), "Content-Type", "text/plain").
-			want(t, http.StatusUnsupportedMediaType, "")
+		h.Req("POST", "/api/v1/auth/register", []byte(`{"email":"x@example.com"}`), "Content-Type", "text/plain").
+			Want(t, http.StatusUnsupportedMediaType, "")
 	})
 
 	var tk tokens
-	h.req("POST", "/api/v1/auth/login", map[string]string{"email": strings.ToUpper(email), "password": goodPassword}).
-		want(t, http.StatusOK, "").decode(t, &tk)
+	h.Req("POST", "/api/v1/auth/login", map[string]string{"email": strings.ToUpper(email), "password": goodPassword}).
+		Want(t, http.StatusOK, "").Decode(t, &tk)
 	if tk.TokenType != "Bearer" || tk.ExpiresIn != 900 || tk.AccessToken == "" || len(tk.RefreshToken) != 43 {
 		t.Fatalf("login answered %+v", tk)
 	}
-	m := h.me(tk.AccessToken)
+	m := h.Me(tk.AccessToken)
 	if m.ID != a.ID || m.Email != email || m.Nickname != "Ada" || !slices.Equal(m.Roles, []string{"buyer"}) || m.MerchantID != "" {
 		t.Fatalf("/me = %+v", m)
 	}
 
 	t.Run("wrong password", func(t *testing.T) {
-		h.req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": "wrong password"}).
-			want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		h.Req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": "wrong password"}).
+			Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 	})
 	t.Run("unknown user", func(t *testing.T) {
-		h.req("POST", "/api/v1/auth/login", map[string]string{"email": uniqueEmail("nobody"), "password": goodPassword}).
-			want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		h.Req("POST", "/api/v1/auth/login", map[string]string{"email": apptest.UniqueEmail("nobody"), "password": goodPassword}).
+			Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 	})
 	t.Run("anonymous on a login-only route", func(t *testing.T) {
-		r := h.req("GET", "/api/v1/me", nil).want(t, http.StatusUnauthorized, "auth.unauthenticated")
-		if r.header.Get("WWW-Authenticate") == "" {
+		r := h.Req("GET", "/api/v1/me", nil).Want(t, http.StatusUnauthorized, "auth.unauthenticated")
+		if r.Header.Get("WWW-Authenticate") == "" {
 			t.Error("401 without WWW-Authenticate")
 		}
 	})
@@ -90,18 +91,18 @@ func TestRegisterLoginMe(t *testing.T) {
 // emails have accounts.
 func TestUnknownUserTimingMatchesWrongPassword(t *testing.T) {
 	h := newHarness(t, harnessOptions{password: &user.DefaultPasswordParams})
-	a := h.register(uniqueEmail("timing"))
+	a := h.Register(apptest.UniqueEmail("timing"))
 	const rounds = 7
 	var known, unknown []time.Duration
 	measure := func(email string) time.Duration {
 		start := time.Now()
-		h.req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": "not the password"}).
-			want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		h.Req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": "not the password"}).
+			Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 		return time.Since(start)
 	}
 	for range rounds { // interleaved, so drift affects both alike
 		known = append(known, measure(a.Email))
-		unknown = append(unknown, measure(uniqueEmail("ghost")))
+		unknown = append(unknown, measure(apptest.UniqueEmail("ghost")))
 	}
 	mk, mu := median(known), median(unknown)
 	t.Logf("median wrong password %s, unknown user %s", mk, mu)
@@ -175,7 +176,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, kid, typ string, c jw
 // valid one (made the same way) proves the forging itself is sound.
 func TestAccessTokenChecks(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	a, _ := h.newUser("forge")
+	a, _ := h.NewUser("forge")
 	kid, key := h.signingKey(t)
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	pub := key.Public().(ed25519.PublicKey)
@@ -191,7 +192,7 @@ func TestAccessTokenChecks(t *testing.T) {
 	ed := jwt.SigningMethodEdDSA
 
 	valid := sign(t, ed, key, kid, "at+jwt", h.claims(a.ID))
-	h.req("GET", "/api/v1/me", nil, bearer(valid)...).want(t, http.StatusOK, "")
+	h.Req("GET", "/api/v1/me", nil, apptest.Bearer(valid)...).Want(t, http.StatusOK, "")
 
 	tests := []struct {
 		name  string
@@ -215,19 +216,19 @@ func TestAccessTokenChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := h.req("GET", "/api/v1/me", nil, bearer(tt.token)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
-			if !strings.Contains(r.header.Get("WWW-Authenticate"), "invalid_token") {
-				t.Errorf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
+			r := h.Req("GET", "/api/v1/me", nil, apptest.Bearer(tt.token)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+			if !strings.Contains(r.Header.Get("WWW-Authenticate"), "invalid_token") {
+				t.Errorf("WWW-Authenticate = %q", r.Header.Get("WWW-Authenticate"))
 			}
 		})
 	}
 	t.Run("other schemes", func(t *testing.T) {
-		h.req("GET", "/api/v1/me", nil, "Authorization", "Basic "+valid).want(t, http.StatusUnauthorized, "auth.invalid_token")
-		h.req("GET", "/api/v1/me", nil, "Authorization", "Bearer").want(t, http.StatusUnauthorized, "auth.invalid_token")
+		h.Req("GET", "/api/v1/me", nil, "Authorization", "Basic "+valid).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+		h.Req("GET", "/api/v1/me", nil, "Authorization", "Bearer").Want(t, http.StatusUnauthorized, "auth.invalid_token")
 	})
 	t.Run("checked on public routes too", func(t *testing.T) {
-		h.req("POST", "/api/v1/auth/register", map[string]string{"email": uniqueEmail("p"), "password": goodPassword},
-			bearer(tamper(valid))...).want(t, http.StatusUnauthorized, "auth.invalid_token")
+		h.Req("POST", "/api/v1/auth/register", map[string]string{"email": apptest.UniqueEmail("p"), "password": goodPassword},
+			apptest.Bearer(tamper(valid))...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
 	})
 }
 
@@ -242,39 +243,39 @@ func tamper(tok string) string {
 
 func (h *harness) refresh(rt string) response {
 	h.t.Helper()
-	return h.req("POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": rt})
+	return h.Req("POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": rt})
 }
 
 func TestRefreshRotationAndReuse(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	a, t1 := h.newUser("rotate")
-	other := h.login(a.Email) // a second session of the same user, another family
+	a, t1 := h.NewUser("rotate")
+	other := h.Login(a.Email) // a second session of the same user, another family
 
 	var t2, t3 tokens
-	h.refresh(t1.RefreshToken).want(t, http.StatusOK, "").decode(t, &t2)
+	h.refresh(t1.RefreshToken).Want(t, http.StatusOK, "").Decode(t, &t2)
 	if t2.RefreshToken == t1.RefreshToken || t2.AccessToken == t1.AccessToken || t2.TokenType != "Bearer" {
 		t.Fatalf("refresh did not rotate: %+v -> %+v", t1, t2)
 	}
-	h.me(t2.AccessToken)
-	h.refresh(t2.RefreshToken).want(t, http.StatusOK, "").decode(t, &t3)
-	h.me(t3.AccessToken)
+	h.Me(t2.AccessToken)
+	h.refresh(t2.RefreshToken).Want(t, http.StatusOK, "").Decode(t, &t3)
+	h.Me(t3.AccessToken)
 
 	// t1's refresh token was used: presenting it again revokes the whole family.
-	h.refresh(t1.RefreshToken).want(t, http.StatusUnauthorized, "auth.refresh_reused")
-	h.refresh(t3.RefreshToken).want(t, http.StatusUnauthorized, "auth.invalid_refresh_token")
-	h.req("GET", "/api/v1/me", nil, bearer(t3.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
-	h.req("GET", "/api/v1/me", nil, bearer(t1.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.refresh(t1.RefreshToken).Want(t, http.StatusUnauthorized, "auth.refresh_reused")
+	h.refresh(t3.RefreshToken).Want(t, http.StatusUnauthorized, "auth.invalid_refresh_token")
+	h.Req("GET", "/api/v1/me", nil, apptest.Bearer(t3.AccessToken)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.Req("GET", "/api/v1/me", nil, apptest.Bearer(t1.AccessToken)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
 	// Presenting it yet again still reads as reuse.
-	h.refresh(t1.RefreshToken).want(t, http.StatusUnauthorized, "auth.refresh_reused")
+	h.refresh(t1.RefreshToken).Want(t, http.StatusUnauthorized, "auth.refresh_reused")
 
 	// The other session is untouched.
-	h.me(other.AccessToken)
-	h.refresh(other.RefreshToken).want(t, http.StatusOK, "")
+	h.Me(other.AccessToken)
+	h.refresh(other.RefreshToken).Want(t, http.StatusOK, "")
 
 	t.Run("malformed and unknown", func(t *testing.T) {
-		h.refresh("short").want(t, http.StatusUnauthorized, "auth.invalid_refresh_token")
-		h.refresh(strings.Repeat("A", 43)).want(t, http.StatusUnauthorized, "auth.invalid_refresh_token")
-		h.req("POST", "/api/v1/auth/refresh", map[string]string{}).want(t, http.StatusBadRequest, "request.validation")
+		h.refresh("short").Want(t, http.StatusUnauthorized, "auth.invalid_refresh_token")
+		h.refresh(strings.Repeat("A", 43)).Want(t, http.StatusUnauthorized, "auth.invalid_refresh_token")
+		h.Req("POST", "/api/v1/auth/refresh", map[string]string{}).Want(t, http.StatusBadRequest, "request.validation")
 	})
 }
 
@@ -283,7 +284,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 func TestConcurrentRefreshOneWins(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	for round := range 3 {
-		_, tk := h.newUser("race" + strconv.Itoa(round))
+		_, tk := h.NewUser("race" + strconv.Itoa(round))
 		const n = 12
 		var (
 			wg      sync.WaitGroup
@@ -299,8 +300,8 @@ func TestConcurrentRefreshOneWins(t *testing.T) {
 				<-gate
 				r := h.refresh(tk.RefreshToken)
 				mu.Lock()
-				results[r.status]++
-				codes[r.code()]++
+				results[r.Status]++
+				codes[r.Code()]++
 				mu.Unlock()
 			}()
 		}
@@ -314,28 +315,28 @@ func TestConcurrentRefreshOneWins(t *testing.T) {
 
 func TestLogout(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	a, s1 := h.newUser("logout")
-	s2 := h.login(a.Email)
-	s3 := h.login(a.Email)
+	a, s1 := h.NewUser("logout")
+	s2 := h.Login(a.Email)
+	s3 := h.Login(a.Email)
 
-	h.req("POST", "/api/v1/auth/logout", map[string]string{"refresh_token": s1.RefreshToken}, bearer(s1.AccessToken)...).
-		want(t, http.StatusNoContent, "")
-	h.req("GET", "/api/v1/me", nil, bearer(s1.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
-	h.refresh(s1.RefreshToken).want(t, http.StatusUnauthorized, "")
-	h.me(s2.AccessToken) // other sessions live on
+	h.Req("POST", "/api/v1/auth/logout", map[string]string{"refresh_token": s1.RefreshToken}, apptest.Bearer(s1.AccessToken)...).
+		Want(t, http.StatusNoContent, "")
+	h.Req("GET", "/api/v1/me", nil, apptest.Bearer(s1.AccessToken)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.refresh(s1.RefreshToken).Want(t, http.StatusUnauthorized, "")
+	h.Me(s2.AccessToken) // other sessions live on
 
 	// Without a body, logout still ends the access token's session, refresh token included.
-	h.req("POST", "/api/v1/auth/logout", nil, bearer(s2.AccessToken)...).want(t, http.StatusNoContent, "")
-	h.req("GET", "/api/v1/me", nil, bearer(s2.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
-	h.refresh(s2.RefreshToken).want(t, http.StatusUnauthorized, "")
+	h.Req("POST", "/api/v1/auth/logout", nil, apptest.Bearer(s2.AccessToken)...).Want(t, http.StatusNoContent, "")
+	h.Req("GET", "/api/v1/me", nil, apptest.Bearer(s2.AccessToken)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.refresh(s2.RefreshToken).Want(t, http.StatusUnauthorized, "")
 
 	// Logging out twice with the same token is a 401: that token no longer authenticates.
-	h.req("POST", "/api/v1/auth/logout", nil, bearer(s2.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
-	h.req("POST", "/api/v1/auth/logout", nil).want(t, http.StatusUnauthorized, "auth.unauthenticated")
+	h.Req("POST", "/api/v1/auth/logout", nil, apptest.Bearer(s2.AccessToken)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.Req("POST", "/api/v1/auth/logout", nil).Want(t, http.StatusUnauthorized, "auth.unauthenticated")
 
 	// Another user's refresh token in the body is ignored, not revoked.
-	_, mallory := h.newUser("mallory")
-	h.req("POST", "/api/v1/auth/logout", map[string]string{"refresh_token": s3.RefreshToken}, bearer(mallory.AccessToken)...).
-		want(t, http.StatusNoContent, "")
-	h.refresh(s3.RefreshToken).want(t, http.StatusOK, "")
+	_, mallory := h.NewUser("mallory")
+	h.Req("POST", "/api/v1/auth/logout", map[string]string{"refresh_token": s3.RefreshToken}, apptest.Bearer(mallory.AccessToken)...).
+		Want(t, http.StatusNoContent, "")
+	h.refresh(s3.RefreshToken).Want(t, http.StatusOK, "")
 }

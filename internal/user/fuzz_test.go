@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -43,7 +44,7 @@ func newFuzzer(f *testing.F) *fuzzer {
 	z := &fuzzer{h: h}
 	z.kid, z.key = readSigningKey(f, cfg.Auth.JWT.KeysDir)
 	// One real account for the authenticated routes.
-	email := uniqueEmail("fuzz")
+	email := apptest.UniqueEmail("fuzz")
 	rec := z.serve(http.MethodPost, "/api/v1/auth/register", []byte(`{"email":"`+email+`","password":"`+goodPassword+`"}`), "")
 	if rec.Code != http.StatusCreated {
 		f.Fatalf("register: %d %s", rec.Code, rec.Body)

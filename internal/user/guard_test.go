@@ -5,20 +5,21 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
 )
 
 func (h *harness) loginAs(email, password, ip string) response {
 	h.t.Helper()
-	return h.req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": password}, "X-Forwarded-For", ip)
+	return h.Req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": password}, "X-Forwarded-For", ip)
 }
 
 func wantTooMany(t *testing.T, r response) {
 	t.Helper()
-	r.want(t, http.StatusTooManyRequests, "auth.too_many_attempts")
-	ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+	r.Want(t, http.StatusTooManyRequests, "auth.too_many_attempts")
+	ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
 	if err != nil || ra < 1 || ra > 3600 {
-		t.Fatalf("Retry-After = %q, want 1..3600 seconds", r.header.Get("Retry-After"))
+		t.Fatalf("Retry-After = %q, want 1..3600 seconds", r.Header.Get("Retry-After"))
 	}
 }
 
@@ -32,39 +33,39 @@ func TestBruteForceLimits(t *testing.T) {
 	h := start(t, cfg, harnessOptions{password: cheapPassword})
 
 	t.Run("per account", func(t *testing.T) {
-		victim := h.register(uniqueEmail("victim")).Email
+		victim := h.Register(apptest.UniqueEmail("victim")).Email
 		for i := range 5 {
 			// From different addresses: the account limit holds whoever tries.
-			h.loginAs(victim, "guess"+strconv.Itoa(i), randomIP()).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+			h.loginAs(victim, "guess"+strconv.Itoa(i), apptest.RandomIP()).Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 		}
-		wantTooMany(t, h.loginAs(victim, goodPassword, randomIP()))
+		wantTooMany(t, h.loginAs(victim, goodPassword, apptest.RandomIP()))
 		// Unknown emails are limited the same way (no hint which emails exist).
-		ghost := uniqueEmail("ghost")
+		ghost := apptest.UniqueEmail("ghost")
 		for range 5 {
-			h.loginAs(ghost, "guess", randomIP()).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+			h.loginAs(ghost, "guess", apptest.RandomIP()).Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 		}
-		wantTooMany(t, h.loginAs(ghost, "guess", randomIP()))
+		wantTooMany(t, h.loginAs(ghost, "guess", apptest.RandomIP()))
 	})
 
 	t.Run("per IP", func(t *testing.T) {
-		ip := randomIP()
-		good := h.register(uniqueEmail("good")).Email
+		ip := apptest.RandomIP()
+		good := h.Register(apptest.UniqueEmail("good")).Email
 		for i := range 8 {
-			h.loginAs(uniqueEmail("spray"+strconv.Itoa(i)), "guess", ip).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+			h.loginAs(apptest.UniqueEmail("spray"+strconv.Itoa(i)), "guess", ip).Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 		}
 		wantTooMany(t, h.loginAs(good, goodPassword, ip))
-		h.loginAs(good, goodPassword, randomIP()).want(t, http.StatusOK, "") // other addresses are fine
+		h.loginAs(good, goodPassword, apptest.RandomIP()).Want(t, http.StatusOK, "") // other addresses are fine
 	})
 
 	t.Run("success resets the account, not the IP", func(t *testing.T) {
-		ip := randomIP()
-		acct := h.register(uniqueEmail("fumble")).Email
+		ip := apptest.RandomIP()
+		acct := h.Register(apptest.UniqueEmail("fumble")).Email
 		for range 4 {
-			h.loginAs(acct, "typo", ip).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+			h.loginAs(acct, "typo", ip).Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 		}
-		h.loginAs(acct, goodPassword, ip).want(t, http.StatusOK, "")
+		h.loginAs(acct, goodPassword, ip).Want(t, http.StatusOK, "")
 		for range 4 { // 4 more on the account would be 8 without the reset
-			h.loginAs(acct, "typo", ip).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+			h.loginAs(acct, "typo", ip).Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 		}
 		// The IP has 8 failures: the success did not reset them.
 		wantTooMany(t, h.loginAs(acct, goodPassword, ip))
@@ -80,18 +81,18 @@ func TestWithoutRedis(t *testing.T) {
 	cfg.Redis.Addr = rs.Addr
 	cfg.Auth.Login.MaxFailuresPerAccount = 3
 	h := start(t, cfg, harnessOptions{password: cheapPassword})
-	victim := h.register(uniqueEmail("offline")).Email
-	_, keep := h.newUser("keep")
-	_, leave := h.newUser("leave")
+	victim := h.Register(apptest.UniqueEmail("offline")).Email
+	_, keep := h.NewUser("keep")
+	_, leave := h.NewUser("leave")
 
 	rs.Stop()
 	for range 3 {
-		h.loginAs(victim, "guess", randomIP()).want(t, http.StatusUnauthorized, "auth.invalid_credentials")
+		h.loginAs(victim, "guess", apptest.RandomIP()).Want(t, http.StatusUnauthorized, "auth.invalid_credentials")
 	}
-	wantTooMany(t, h.loginAs(victim, goodPassword, randomIP()))
+	wantTooMany(t, h.loginAs(victim, goodPassword, apptest.RandomIP()))
 
-	h.me(keep.AccessToken)
-	h.req("POST", "/api/v1/auth/logout", nil, bearer(leave.AccessToken)...).want(t, http.StatusNoContent, "")
-	h.req("GET", "/api/v1/me", nil, bearer(leave.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
-	h.me(keep.AccessToken)
+	h.Me(keep.AccessToken)
+	h.Req("POST", "/api/v1/auth/logout", nil, apptest.Bearer(leave.AccessToken)...).Want(t, http.StatusNoContent, "")
+	h.Req("GET", "/api/v1/me", nil, apptest.Bearer(leave.AccessToken)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.Me(keep.AccessToken)
 }

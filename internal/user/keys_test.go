@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -54,7 +55,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("key file mode %v (%v), want 0600", st.Mode().Perm(), err)
 	}
 
-	a, old := h.newUser("rotate")
+	a, old := h.NewUser("rotate")
 	oldKid := kidOf(t, old.AccessToken)
 
 	newKid, err := user.GenerateKey(dir)
@@ -63,8 +64,8 @@ func TestKeyRotation(t *testing.T) {
 	}
 	h.stop()
 	h = start(t, cfg, harnessOptions{password: cheapPassword})
-	h.me(old.AccessToken) // the previous key still verifies
-	fresh := h.login(a.Email)
+	h.Me(old.AccessToken) // the previous key still verifies
+	fresh := h.Login(a.Email)
 	if got := kidOf(t, fresh.AccessToken); got != newKid || got == oldKid {
 		t.Fatalf("new tokens signed by %s, want the new key %s", got, newKid)
 	}
@@ -77,8 +78,8 @@ func TestKeyRotation(t *testing.T) {
 	}
 	h.stop()
 	h = start(t, cfg, harnessOptions{password: cheapPassword})
-	h.me(old.AccessToken)
-	h.me(fresh.AccessToken)
+	h.Me(old.AccessToken)
+	h.Me(fresh.AccessToken)
 
 	// Remove it entirely: its tokens are refused, the new key's are not.
 	if err := os.Remove(filepath.Join(dir, oldKid+".pub.pem")); err != nil {
@@ -86,8 +87,8 @@ func TestKeyRotation(t *testing.T) {
 	}
 	h.stop()
 	h = start(t, cfg, harnessOptions{password: cheapPassword})
-	h.req("GET", "/api/v1/me", nil, bearer(old.AccessToken)...).want(t, http.StatusUnauthorized, "auth.invalid_token")
-	h.me(fresh.AccessToken)
+	h.Req("GET", "/api/v1/me", nil, apptest.Bearer(old.AccessToken)...).Want(t, http.StatusUnauthorized, "auth.invalid_token")
+	h.Me(fresh.AccessToken)
 }
 
 func writePublicHalf(t *testing.T, privPath, pubPath string) {

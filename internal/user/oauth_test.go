@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/user/oidc/oidctest"
 )
@@ -16,7 +17,7 @@ import (
 func TestOIDCLogin(t *testing.T) {
 	p := oidctest.Start(t)
 	cfg := testConfig(t)
-	cfg.HTTP.Addr = freeAddr(t)
+	cfg.HTTP.Addr = apptest.FreeAddr(t)
 	base := "http://" + cfg.HTTP.Addr
 	cfg.Auth.OIDC = []config.OIDCProvider{p.Config("mock", base+"/api/v1/auth/oauth/mock/callback")}
 	h := start(t, cfg, harnessOptions{password: cheapPassword})
@@ -24,8 +25,8 @@ func TestOIDCLogin(t *testing.T) {
 	// login runs the browser's part: authorize -> provider -> back to our callback.
 	login := func(t *testing.T) (callback string, r response) {
 		t.Helper()
-		auth := h.req("GET", "/api/v1/auth/oauth/mock/authorize", nil).want(t, http.StatusFound, "")
-		loc := auth.header.Get("Location")
+		auth := h.Req("GET", "/api/v1/auth/oauth/mock/authorize", nil).Want(t, http.StatusFound, "")
+		loc := auth.Header.Get("Location")
 		u, err := url.Parse(loc)
 		if err != nil || !strings.HasPrefix(loc, p.Issuer()) {
 			t.Fatalf("authorize redirected to %q, want the provider %s", loc, p.Issuer())
@@ -38,16 +39,16 @@ func TestOIDCLogin(t *testing.T) {
 		if !strings.HasPrefix(callback, base+"/api/v1/auth/oauth/mock/callback?") {
 			t.Fatalf("provider redirected to %q", callback)
 		}
-		cookie := strings.SplitN(auth.header.Get("Set-Cookie"), ";", 2)[0]
+		cookie := strings.SplitN(auth.Header.Get("Set-Cookie"), ";", 2)[0]
 		if !strings.HasPrefix(cookie, "mall_oauth_state=") {
-			t.Fatalf("authorize set no state cookie: %q", auth.header.Get("Set-Cookie"))
+			t.Fatalf("authorize set no state cookie: %q", auth.Header.Get("Set-Cookie"))
 		}
-		return callback, h.req("GET", strings.TrimPrefix(callback, base), nil, "Cookie", cookie)
+		return callback, h.Req("GET", strings.TrimPrefix(callback, base), nil, "Cookie", cookie)
 	}
 	tokensOf := func(t *testing.T, r response) tokens {
 		t.Helper()
 		var tk tokens
-		r.want(t, http.StatusOK, "").decode(t, &tk)
+		r.Want(t, http.StatusOK, "").Decode(t, &tk)
 		if tk.TokenType != "Bearer" || tk.AccessToken == "" || tk.RefreshToken == "" {
 			t.Fatalf("callback answered %s", r)
 		}
@@ -55,63 +56,63 @@ func TestOIDCLogin(t *testing.T) {
 	}
 
 	t.Run("first login creates the account, the next finds it", func(t *testing.T) {
-		email := uniqueEmail("ada")
+		email := apptest.UniqueEmail("ada")
 		p.QueueUser(email, true, "ada-sub")
 		_, r := login(t)
-		first := h.me(tokensOf(t, r).AccessToken)
+		first := h.Me(tokensOf(t, r).AccessToken)
 		if first.Email != email {
 			t.Fatalf("/me after OIDC login: %+v", first)
 		}
 		p.QueueUser("ada-new-address@example.com", true, "ada-sub") // same subject, email changed at the provider
 		_, r = login(t)
-		if again := h.me(tokensOf(t, r).AccessToken); again.ID != first.ID {
+		if again := h.Me(tokensOf(t, r).AccessToken); again.ID != first.ID {
 			t.Fatalf("second login made another account: %s vs %s", again.ID, first.ID)
 		}
 	})
 
 	t.Run("a verified email links to the existing account", func(t *testing.T) {
-		bob := h.register(uniqueEmail("bob"))
+		bob := h.Register(apptest.UniqueEmail("bob"))
 		p.QueueUser(strings.ToUpper(bob.Email), true, "bob-sub")
 		_, r := login(t)
-		if m := h.me(tokensOf(t, r).AccessToken); m.ID != bob.ID {
+		if m := h.Me(tokensOf(t, r).AccessToken); m.ID != bob.ID {
 			t.Fatalf("verified email did not link: %+v, want user %s", m, bob.ID)
 		}
-		h.login(bob.Email) // the password still works
+		h.Login(bob.Email) // the password still works
 	})
 
 	t.Run("an unverified email never links", func(t *testing.T) {
-		carol := h.register(uniqueEmail("carol"))
+		carol := h.Register(apptest.UniqueEmail("carol"))
 		p.QueueUser(carol.Email, false, "mallory-sub")
 		_, r := login(t)
-		m := h.me(tokensOf(t, r).AccessToken)
+		m := h.Me(tokensOf(t, r).AccessToken)
 		if m.ID == carol.ID || m.Email != "" {
 			t.Fatalf("unverified email: %+v (carol is %s)", m, carol.ID)
 		}
 	})
 
 	t.Run("forged or replayed state is refused", func(t *testing.T) {
-		p.QueueUser(uniqueEmail("eve"), true, "")
+		p.QueueUser(apptest.UniqueEmail("eve"), true, "")
 		callback, r := login(t)
 		tokensOf(t, r)
 		// The same callback from a browser that did not start the login (login CSRF).
-		p.QueueUser(uniqueEmail("csrf"), true, "")
-		auth := h.req("GET", "/api/v1/auth/oauth/mock/authorize", nil).want(t, http.StatusFound, "")
-		cb := p.Authorize(t, auth.header.Get("Location"))
-		h.req("GET", strings.TrimPrefix(cb, base), nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
-		h.req("GET", strings.TrimPrefix(cb, base), nil, "Cookie", "mall_oauth_state=someone-else").want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		p.QueueUser(apptest.UniqueEmail("csrf"), true, "")
+		auth := h.Req("GET", "/api/v1/auth/oauth/mock/authorize", nil).Want(t, http.StatusFound, "")
+		cb := p.Authorize(t, auth.Header.Get("Location"))
+		h.Req("GET", strings.TrimPrefix(cb, base), nil).Want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		h.Req("GET", strings.TrimPrefix(cb, base), nil, "Cookie", "mall_oauth_state=someone-else").Want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
 		// The same callback again: the state was single-use.
-		h.req("GET", strings.TrimPrefix(callback, base), nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		h.Req("GET", strings.TrimPrefix(callback, base), nil).Want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
 		// A state we never issued, with a code the provider did.
 		u, _ := url.Parse(callback)
 		q := u.Query()
 		q.Set("state", "forged-state-forged-state-forged-state-0000")
-		h.req("GET", "/api/v1/auth/oauth/mock/callback?"+q.Encode(), nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
-		h.req("GET", "/api/v1/auth/oauth/mock/callback?code=abc", nil).want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		h.Req("GET", "/api/v1/auth/oauth/mock/callback?"+q.Encode(), nil).Want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
+		h.Req("GET", "/api/v1/auth/oauth/mock/callback?code=abc", nil).Want(t, http.StatusBadRequest, "auth.oauth_invalid_state")
 	})
 
 	t.Run("provider errors and unknown providers", func(t *testing.T) {
-		h.req("GET", "/api/v1/auth/oauth/mock/callback?error=access_denied&state=x", nil).want(t, http.StatusUnauthorized, "auth.oauth_failed")
-		h.req("GET", "/api/v1/auth/oauth/nope/authorize", nil).want(t, http.StatusNotFound, "auth.oauth_provider_not_found")
-		h.req("GET", "/api/v1/auth/oauth/nope/callback?code=a&state=b", nil).want(t, http.StatusNotFound, "auth.oauth_provider_not_found")
+		h.Req("GET", "/api/v1/auth/oauth/mock/callback?error=access_denied&state=x", nil).Want(t, http.StatusUnauthorized, "auth.oauth_failed")
+		h.Req("GET", "/api/v1/auth/oauth/nope/authorize", nil).Want(t, http.StatusNotFound, "auth.oauth_provider_not_found")
+		h.Req("GET", "/api/v1/auth/oauth/nope/callback?code=a&state=b", nil).Want(t, http.StatusNotFound, "auth.oauth_provider_not_found")
 	})
 }

@@ -1,0 +1,356 @@
+// Package apptest runs the whole application for HTTP tests: fresh databases (two shards),
+// the shared test Redis, an ephemeral port, and helpers to register, log in and call routes.
+// Every module's end-to-end tests use it instead of a harness of their own.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/mallhq/mall/internal/app"
+	"github.com/mallhq/mall/internal/platform/config"
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
+	"github.com/mallhq/mall/internal/user"
+)
+
+// CheapPassword makes hashing fast for tests that are not about hashing.
+var CheapPassword = &user.PasswordParams{Memory: 64, Time: 1, Threads: 1}
+
+// Password is the password of every account the helpers create.
+const Password = "correct horse battery"
+
+// Config is the default configuration on fresh databases (two shards), the shared test Redis
+// and a fresh keys directory, with request rate limits out of the way: tests share 127.0.0.1
+// and the Redis buckets keyed by it.
+func Config(t testing.TB) config.Config {
+	t.Helper()
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, db := sqldbtest.NewCluster(t, sqldbtest.Options{Shards: 2})
+	cfg.DB.Main, cfg.DB.Shards = db.Main, db.Shards
+	cfg.DB.MigrateOnStart = true
+	cfg.Redis.Addr = os.Getenv("MALL_TEST_REDIS_ADDR")
+	if cfg.Redis.Addr == "" {
+		t.Fatal("MALL_TEST_REDIS_ADDR is not set: run `make test`, or `scripts/services.sh up && eval \"$(scripts/services.sh env)\"`")
+	}
+	cfg.App.NodeID = 1
+	cfg.Log.Level = "error"
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.RateLimit.AuthPerMinute = 1_000_000
+	cfg.RateLimit.DefaultPerMinute = 1_000_000
+	cfg.Search.Bleve.Path = filepath.Join(t.TempDir(), "search")
+	cfg.Auth.JWT.KeysDir = filepath.Join(t.TempDir(), "jwt")
+	return cfg
+}
+
+// Options adjust Start.
+type Options struct {
+	// Modules replaces the domain modules (default: every module, app.Options). The
+	// platform is always there.
+	Modules []fx.Option
+	// Password overrides the argon2id parameters (nil: CheapPassword; set
+	// &user.DefaultPasswordParams for timing tests).
+	Password *user.PasswordParams
+	// Routes adds test-only routes.
+	Routes []httpx.Route
+	// Populate receives values from the graph (fx.Populate targets).
+	Populate []any
+}
+
+// App is a running application.
+type App struct {
+	T       testing.TB
+	Cfg     config.Config
+	URL     string
+	Server  *httpx.Server
+	Cluster *sqldb.Cluster
+	Users   user.Service
+	IDs     *idgen.Generator
+	// IP is sent as X-Forwarded-For (127.0.0.1 is a trusted proxy), so each test has its
+	// own client address for per-IP limits.
+	IP string
+
+	fx *fx.App
+}
+
+// New starts the application on Config(t).
+func New(t testing.TB, o Options) *App {
+	t.Helper()
+	return Start(t, Config(t), o)
+}
+
+// Start runs the application for cfg until the test ends (or Stop).
+func Start(t testing.TB, cfg config.Config, o Options) *App {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	a := &App{T: t, Cfg: cfg, IP: RandomIP()}
+	opts := []fx.Option{fx.NopLogger, fx.Populate(&a.Server, &a.Cluster, &a.Users, &a.IDs)}
+	if o.Modules == nil {
+		opts = append(opts, app.Options(cfg, logger))
+	} else {
+		opts = append(opts, fx.Supply(cfg, logger), app.Platform)
+		opts = append(opts, o.Modules...)
+	}
+	if o.Password == nil {
+		o.Password = CheapPassword
+	}
+	opts = append(opts, fx.Supply(o.Password))
+	if len(o.Routes) > 0 {
+		opts = append(opts, fx.Provide(httpx.AsRoutes(func() httpx.Routes { return staticRoutes(o.Routes) })))
+	}
+	if len(o.Populate) > 0 {
+		opts = append(opts, fx.Populate(o.Populate...))
+	}
+	a.fx = fx.New(opts...)
+	if err := a.fx.Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.fx.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	a.URL = "http://" + a.Server.Addr().String()
+	return a
+}
+
+// Stop stops the application (idempotent).
+func (a *App) Stop() {
+	if a.fx == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.fx.Stop(ctx); err != nil {
+		a.T.Errorf("stop: %v", err)
+	}
+	a.fx = nil
+}
+
+type staticRoutes []httpx.Route
+
+func (r staticRoutes) Routes() []httpx.Route { return r }
+
+// RandomIP is a random 10.x.y.z address.
+func RandomIP() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("10.%d.%d.%d", b[0], b[1], b[2])
+}
+
+// UniqueEmail is prefix-<random>@example.com.
+func UniqueEmail(prefix string) string {
+	return prefix + "-" + strings.ToLower(rand.Text()[:8]) + "@example.com"
+}
+
+// FreeAddr is a free 127.0.0.1 port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Response is a read HTTP response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Code is the problem code of an error response ("" for a success).
+func (r Response) Code() string {
+	var p struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(r.Body, &p)
+	return p.Code
+}
+
+// Decode unmarshals the body into v.
+func (r Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+func (r Response) String() string { return fmt.Sprintf("%d %s", r.Status, bytes.TrimSpace(r.Body)) }
+
+// Want fails the test unless the response has status and, for errors, code.
+func (r Response) Want(t testing.TB, status int, code string) Response {
+	t.Helper()
+	if r.Status != status || (code != "" && r.Code() != code) {
+		t.Fatalf("got %s, want %d %s", r, status, code)
+	}
+	return r
+}
+
+// Req sends a request with a JSON body (nil for none; []byte as is) and extra header pairs
+// (a Content-Type pair overrides the JSON default); a transport error fails the test.
+func (a *App) Req(method, path string, body any, headers ...string) Response {
+	a.T.Helper()
+	r, err := a.Do(method, path, body, headers...)
+	if err != nil {
+		a.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// Do is Req returning transport errors instead of failing the test, for goroutines.
+func (a *App) Do(method, path string, body any, headers ...string) (Response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			return Response{}, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, a.URL+path, rd)
+	if err != nil {
+		return Response{}, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Forwarded-For", a.IP)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
+}
+
+var noRedirect = &http.Client{
+	Timeout:       30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// Bearer is the Authorization header pair for Req ("" for none).
+func Bearer(tok string) []string {
+	if tok == "" {
+		return nil
+	}
+	return []string{"Authorization", "Bearer " + tok}
+}
+
+// Tokens is the login response.
+type Tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+}
+
+// Account is the register response.
+type Account struct {
+	ID       string `json:"id"`
+	Email    string `json:"email"`
+	Nickname string `json:"nickname"`
+}
+
+// Me is the /api/v1/me response.
+type Me struct {
+	ID         string   `json:"id"`
+	Email      string   `json:"email"`
+	Nickname   string   `json:"nickname"`
+	Roles      []string `json:"roles"`
+	MerchantID string   `json:"merchant_id"`
+}
+
+// Register creates an account with Password.
+func (a *App) Register(email string) Account {
+	a.T.Helper()
+	var acc Account
+	a.Req("POST", "/api/v1/auth/register", map[string]string{"email": email, "password": Password}).
+		Want(a.T, http.StatusCreated, "").Decode(a.T, &acc)
+	return acc
+}
+
+// Login logs an account in with Password.
+func (a *App) Login(email string) Tokens {
+	a.T.Helper()
+	var tk Tokens
+	a.Req("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": Password}).
+		Want(a.T, http.StatusOK, "").Decode(a.T, &tk)
+	return tk
+}
+
+// Me reads /api/v1/me.
+func (a *App) Me(access string) Me {
+	a.T.Helper()
+	var m Me
+	a.Req("GET", "/api/v1/me", nil, Bearer(access)...).Want(a.T, http.StatusOK, "").Decode(a.T, &m)
+	return m
+}
+
+// NewUser registers and logs in a fresh account.
+func (a *App) NewUser(prefix string) (Account, Tokens) {
+	a.T.Helper()
+	acc := a.Register(UniqueEmail(prefix))
+	return acc, a.Login(acc.Email)
+}
+
+// Admin creates a platform admin the way `mall admin create` does and logs it in.
+func (a *App) Admin() (int64, Tokens) {
+	a.T.Helper()
+	email := UniqueEmail("admin")
+	id, created, err := user.EnsureAdmin(context.Background(), a.Cfg, a.Cluster, a.IDs, email, Password)
+	if err != nil || !created {
+		a.T.Fatalf("EnsureAdmin: %d %v %v", id, created, err)
+	}
+	return id, a.Login(email)
+}
+
+// MerchantUser creates an account bound to merchantID with role (merchant_owner or
+// merchant_staff) and logs it in, so the token carries the merchant.
+func (a *App) MerchantUser(prefix string, role user.Role, merchantID int64) (Account, Tokens) {
+	a.T.Helper()
+	acc := a.Register(UniqueEmail(prefix))
+	var id int64
+	if _, err := fmt.Sscan(acc.ID, &id); err != nil {
+		a.T.Fatal(err)
+	}
+	if err := a.Users.GrantRole(context.Background(), id, role, merchantID); err != nil {
+		a.T.Fatalf("grant %s on %d: %v", role, merchantID, err)
+	}
+	return acc, a.Login(acc.Email)
+}

@@ -1,0 +1,63 @@
+package stock
+
+import (
+	"embed"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+func migrationsFS() fs.FS {
+	f, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return f
+}
+
+// Migrations of the module (stock_levels on db.main); the composition root lists them.
+var Migrations = sqldb.Migrations{Module: "stock", FS: migrationsFS(), Target: sqldb.OnMain}
+
+// Module provides Service and the merchant stock routes.
+var Module = fx.Module("stock",
+	fx.Provide(
+		New,
+		httpx.AsRoutes(newHandler),
+	),
+	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "stock") }),
+)
+
+// Params is what New needs.
+type Params struct {
+	fx.In
+
+	DB     *sqldb.Cluster
+	Outbox outbox.Writer `optional:"true"`
+	Log    *slog.Logger  `optional:"true"`
+}
+
+// New returns the Service.
+func New(p Params) (Service, error) {
+	if p.DB == nil {
+		return nil, errors.New("stock: DB is required")
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ob := p.Outbox
+	if ob == nil {
+		ob = outbox.NewWriter()
+	}
+	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, outbox: ob, now: time.Now}, nil
+}

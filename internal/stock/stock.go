@@ -1,0 +1,89 @@
+// Package stock is Mall's inventory module: per-SKU stock levels (available, reserved,
+// sold) that merchants set and read, and that the product detail page shows. Reservations
+// for orders (Reserve, Release, Confirm, Return) build on the same table later.
+//
+// Other modules import this package only: the Service interface, the domain types, the
+// errors and the events (events.go).
+package stock
+
+import (
+	"context"
+	"time"
+
+	"github.com/mallhq/mall/internal/platform/errs"
+)
+
+// Service is what other modules and the HTTP handlers may ask of the stock module. Every
+// change runs in the stock module's own transaction on db.main and writes a
+// stock.level_changed event in it; callers must not call it inside a transaction of their
+// own on db.main (a transaction never spans two modules).
+type Service interface {
+	// Init creates the SKU's level with merchantID as its owner; the catalog calls it when it
+	// creates a SKU. Calling it again for the same SKU and merchant changes nothing (the
+	// first available stays). A SKU owned by another merchant is ErrOwnerConflict.
+	Init(ctx context.Context, skuID, merchantID, available int64) error
+	// Set sets the SKU's available units (0..MaxAvailable). Another merchant's SKU, or an
+	// unknown one, is ErrNotFound. Every successful Set increases the version and writes an
+	// event, even when the value is the same.
+	Set(ctx context.Context, merchantID, skuID, available int64) (Level, error)
+	// Get returns the merchant's SKU level (ErrNotFound as for Set).
+	Get(ctx context.Context, merchantID, skuID int64) (Level, error)
+	// Levels returns the levels of the SKUs that exist among skuIDs, by SKU ID, for public
+	// availability (product detail). At most MaxBatch IDs.
+	Levels(ctx context.Context, skuIDs ...int64) (map[int64]Level, error)
+	// Check verifies the counters of every SKU (none negative) and reports violations.
+	Check(ctx context.Context) (Report, error)
+}
+
+// Level is one SKU's stock.
+type Level struct {
+	SKUID      int64
+	MerchantID int64
+	// Available can be sold now; Reserved is held by unpaid orders; Sold is paid for.
+	Available int64
+	Reserved  int64
+	Sold      int64
+	// Version increases with every change.
+	Version   int64
+	UpdatedAt time.Time
+}
+
+// OnHand is the physical stock: available + reserved + sold.
+func (l Level) OnHand() int64 { return l.Available + l.Reserved + l.Sold }
+
+// Report is the result of Check.
+type Report struct {
+	// Rows is the number of SKUs checked.
+	Rows int64
+	// Violations lists SKUs breaking an invariant (at most MaxViolations of them).
+	Violations []Violation
+	// ViolationCount is the total number of violating SKUs.
+	ViolationCount int64
+}
+
+// OK reports whether no invariant is broken.
+func (r Report) OK() bool { return r.ViolationCount == 0 }
+
+// Violation is one SKU breaking an invariant.
+type Violation struct {
+	Level   Level
+	Problem string
+}
+
+// Limits.
+const (
+	// MaxAvailable bounds the available units a merchant may set.
+	MaxAvailable = 1_000_000_000
+	// MaxBatch bounds the SKU IDs of one Levels call.
+	MaxBatch = 1000
+	// MaxViolations bounds the violations Check lists.
+	MaxViolations = 1000
+)
+
+// Errors. Codes are stable (API.md).
+var (
+	ErrNotFound      = errs.New(errs.NotFound, "stock.sku_not_found")
+	ErrOwnerConflict = errs.New(errs.Conflict, "stock.sku_owner_conflict")
+	ErrInvalidAmount = errs.New(errs.Invalid, "stock.invalid_amount")
+	ErrTooManySKUs   = errs.New(errs.Invalid, "stock.too_many_skus")
+)
