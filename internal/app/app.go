@@ -13,6 +13,8 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/mallhq/mall/internal/catalog"
+	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idempotency"
@@ -32,7 +34,9 @@ func Migrations() []sqldb.Migrations {
 	return []sqldb.Migrations{
 		migrations.Platform,
 		user.Migrations, user.ShardMigrations,
+		merchant.Migrations,
 		stock.Migrations,
+		catalog.Migrations,
 	}
 }
 
@@ -51,7 +55,9 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		Platform,
 		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
 		user.Module,
+		merchant.Module,
 		stock.Module,
+		catalog.Module,
 	)
 }
 

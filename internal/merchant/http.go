@@ -1,0 +1,365 @@
+package merchant
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mallhq/mall/internal/platform/authn"
+	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/user"
+)
+
+type handler struct {
+	svc *service
+}
+
+func newHandler(s *service) httpx.Routes { return &handler{svc: s} }
+
+// DTOs.
+
+type applicationRequest struct {
+	ShopName     string `json:"shop_name" validate:"required,max=64"`
+	CompanyName  string `json:"company_name" validate:"required,max=128"`
+	LicenseNo    string `json:"license_no" validate:"required,max=64"`
+	ContactName  string `json:"contact_name" validate:"required,max=64"`
+	ContactPhone string `json:"contact_phone" validate:"required,max=32"`
+}
+
+type applicationCreated struct {
+	ID     httpx.ID `json:"id"`
+	Status string   `json:"status"`
+}
+
+type applicationResponse struct {
+	ID           httpx.ID   `json:"id"`
+	ApplicantID  httpx.ID   `json:"applicant_id"`
+	ShopName     string     `json:"shop_name"`
+	CompanyName  string     `json:"company_name"`
+	LicenseNo    string     `json:"license_no"`
+	ContactName  string     `json:"contact_name"`
+	ContactPhone string     `json:"contact_phone"`
+	Status       string     `json:"status"`
+	Reason       string     `json:"reason,omitempty"`
+	MerchantID   *httpx.ID  `json:"merchant_id,omitempty"`
+	ReviewedAt   *time.Time `json:"reviewed_at,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+type applicationQuery struct {
+	Status string `query:"status" validate:"omitempty,oneof=pending approved rejected"`
+}
+
+type approveResponse struct {
+	MerchantID httpx.ID `json:"merchant_id"`
+}
+
+type rejectRequest struct {
+	Reason string `json:"reason" validate:"required,max=500"`
+}
+
+type rejectResponse struct {
+	ID     httpx.ID `json:"id"`
+	Status string   `json:"status"`
+	Reason string   `json:"reason"`
+}
+
+type profileResponse struct {
+	ID           httpx.ID  `json:"id"`
+	ShopName     string    `json:"shop_name"`
+	CompanyName  string    `json:"company_name"`
+	Description  string    `json:"description"`
+	LogoURL      string    `json:"logo_url"`
+	ContactName  string    `json:"contact_name"`
+	ContactPhone string    `json:"contact_phone"`
+	Status       string    `json:"status"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+type profilePatch struct {
+	ShopName     *string `json:"shop_name,omitempty" validate:"omitempty,min=1,max=64"`
+	Description  *string `json:"description,omitempty" validate:"omitempty,max=1000"`
+	LogoURL      *string `json:"logo_url,omitempty" validate:"omitempty,max=512,url"`
+	ContactName  *string `json:"contact_name,omitempty" validate:"omitempty,min=1,max=64"`
+	ContactPhone *string `json:"contact_phone,omitempty" validate:"omitempty,min=1,max=32"`
+}
+
+type staffRequest struct {
+	Email string `json:"email" validate:"required,max=254"`
+	Role  string `json:"role" validate:"required,oneof=operator customer_service"`
+}
+
+type staffResponse struct {
+	UserID    httpx.ID  `json:"user_id"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type statusResponse struct {
+	ID     httpx.ID `json:"id"`
+	Status string   `json:"status"`
+}
+
+// Routes implements httpx.Routes.
+func (h *handler) Routes() []httpx.Route {
+	apps, admin, mer := []string{"merchant-applications"}, []string{"admin"}, []string{"merchant"}
+	review := []echo.MiddlewareFunc{user.RequirePermission(user.PermMerchantApplicationsReview)}
+	manage := []echo.MiddlewareFunc{user.RequirePermission(user.PermMerchantsManage)}
+	perm := func(p user.Permission) []echo.MiddlewareFunc { return []echo.MiddlewareFunc{user.RequirePermission(p)} }
+	return []httpx.Route{
+		{Method: http.MethodPost, Path: "/api/v1/merchant-applications", Handler: h.apply, Summary: "Apply to open a merchant",
+			Tags: apps, Request: applicationRequest{}, Response: applicationCreated{}, Status: http.StatusCreated, Auth: true},
+		{Method: http.MethodGet, Path: "/api/v1/merchant-applications/mine", Handler: h.mine, Summary: "The caller's applications, newest first",
+			Tags: apps, Response: httpx.List[applicationResponse]{}, Auth: true},
+
+		{Method: http.MethodGet, Path: "/api/v1/admin/merchant-applications", Handler: h.adminList,
+			Summary: "Merchant applications, newest first, by status (operator)",
+			Tags:    admin, Query: applicationQuery{}, Response: httpx.List[applicationResponse]{}, Auth: true, Middleware: review},
+		{Method: http.MethodPost, Path: "/api/v1/admin/merchant-applications/:id/approve", Handler: h.approve,
+			Summary: "Approve an application: creates the merchant and makes the applicant its owner (idempotent)",
+			Tags:    admin, Response: approveResponse{}, Auth: true, Middleware: review},
+		{Method: http.MethodPost, Path: "/api/v1/admin/merchant-applications/:id/reject", Handler: h.reject,
+			Summary: "Reject an application with a reason", Tags: admin, Request: rejectRequest{}, Response: rejectResponse{},
+			Auth: true, Middleware: review},
+		{Method: http.MethodPost, Path: "/api/v1/admin/merchants/:id/suspend", Handler: h.suspend,
+			Summary: "Suspend a merchant: its products leave sale and its merchant API answers 403 merchant.suspended",
+			Tags:    admin, Response: statusResponse{}, Auth: true, Middleware: manage},
+		{Method: http.MethodPost, Path: "/api/v1/admin/merchants/:id/unsuspend", Handler: h.unsuspend,
+			Summary: "Reinstate a suspended merchant", Tags: admin, Response: statusResponse{}, Auth: true, Middleware: manage},
+
+		{Method: http.MethodGet, Path: "/api/v1/merchant/profile", Handler: h.profile, Summary: "The caller's merchant",
+			Tags: mer, Response: profileResponse{}, Auth: true, Middleware: perm(user.PermMerchantProfileView)},
+		{Method: http.MethodPatch, Path: "/api/v1/merchant/profile", Handler: h.updateProfile, Summary: "Change the caller's merchant profile",
+			Tags: mer, Request: profilePatch{}, Response: profileResponse{}, Auth: true, Middleware: perm(user.PermMerchantProfileEdit)},
+		{Method: http.MethodPost, Path: "/api/v1/merchant/staff", Handler: h.addStaff,
+			Summary: "Add a staff member by email (operator or customer_service)",
+			Tags:    mer, Request: staffRequest{}, Response: staffResponse{}, Status: http.StatusCreated, Auth: true,
+			Middleware: perm(user.PermMerchantStaff)},
+		{Method: http.MethodGet, Path: "/api/v1/merchant/staff", Handler: h.listStaff, Summary: "The merchant's staff",
+			Tags: mer, Response: httpx.List[staffResponse]{}, Auth: true, Middleware: perm(user.PermMerchantStaff)},
+		{Method: http.MethodGet, Path: "/api/v1/merchant/staff/:user_id", Handler: h.getStaff, Summary: "One staff member",
+			Tags: mer, Response: staffResponse{}, Auth: true, Middleware: perm(user.PermMerchantStaff)},
+	}
+}
+
+func toApplicationResponse(a Application) applicationResponse {
+	out := applicationResponse{ID: httpx.ID(a.ID), ApplicantID: httpx.ID(a.ApplicantID), ShopName: a.ShopName,
+		CompanyName: a.CompanyName, LicenseNo: a.LicenseNo, ContactName: a.ContactName, ContactPhone: a.ContactPhone,
+		Status: string(a.Status), Reason: a.Reason, CreatedAt: a.CreatedAt}
+	if a.MerchantID != 0 {
+		mid := httpx.ID(a.MerchantID)
+		out.MerchantID = &mid
+	}
+	if !a.ReviewedAt.IsZero() {
+		t := a.ReviewedAt
+		out.ReviewedAt = &t
+	}
+	return out
+}
+
+func toProfileResponse(m Merchant) profileResponse {
+	return profileResponse{ID: httpx.ID(m.ID), ShopName: m.ShopName, CompanyName: m.CompanyName, Description: m.Description,
+		LogoURL: m.LogoURL, ContactName: m.ContactName, ContactPhone: m.ContactPhone, Status: string(m.Status),
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+}
+
+func toStaffResponse(s Staff) staffResponse {
+	return staffResponse{UserID: httpx.ID(s.UserID), Email: s.Email, Role: string(s.Role), CreatedAt: s.CreatedAt}
+}
+
+// cursorID reads a page cursor holding an ID (0 on the first page).
+func cursorID(p httpx.Page) (int64, error) {
+	if p.Cursor == nil {
+		return 0, nil
+	}
+	id, err := httpx.ParseID(string(p.Cursor))
+	if err != nil || id <= 0 {
+		return 0, errs.ErrInvalid.WithDetail("query parameter \"cursor\" is not a cursor this API issued")
+	}
+	return id.Int64(), nil
+}
+
+func idCursor(id httpx.ID) []byte { return []byte(strconv.FormatInt(id.Int64(), 10)) }
+
+func (h *handler) apply(c echo.Context) error {
+	var in applicationRequest
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	a, err := h.svc.Apply(ctx, authn.UserID(ctx), applicationInput(in))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, applicationCreated{ID: httpx.ID(a.ID), Status: string(a.Status)})
+}
+
+func (h *handler) listApplications(c echo.Context, applicantID int64, status ApplicationStatus) error {
+	p, err := httpx.PageFrom(c)
+	if err != nil {
+		return err
+	}
+	before, err := cursorID(p)
+	if err != nil {
+		return err
+	}
+	as, err := h.svc.Applications(c.Request().Context(), applicantID, status, before, p.Fetch())
+	if err != nil {
+		return err
+	}
+	out := make([]applicationResponse, len(as))
+	for i, a := range as {
+		out[i] = toApplicationResponse(a)
+	}
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last applicationResponse) []byte { return idCursor(last.ID) }))
+}
+
+func (h *handler) mine(c echo.Context) error {
+	return h.listApplications(c, authn.UserID(c.Request().Context()), "")
+}
+
+func (h *handler) adminList(c echo.Context) error {
+	var q applicationQuery
+	if err := httpx.BindQuery(c, &q); err != nil {
+		return err
+	}
+	return h.listApplications(c, 0, ApplicationStatus(q.Status))
+}
+
+func (h *handler) approve(c echo.Context) error {
+	id, err := httpx.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	mid, err := h.svc.Approve(ctx, id.Int64(), authn.UserID(ctx))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, approveResponse{MerchantID: httpx.ID(mid)})
+}
+
+func (h *handler) reject(c echo.Context) error {
+	id, err := httpx.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	var in rejectRequest
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := h.svc.Reject(ctx, id.Int64(), authn.UserID(ctx), in.Reason); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rejectResponse{ID: id, Status: string(ApplicationRejected), Reason: in.Reason})
+}
+
+func (h *handler) setStatus(c echo.Context, st Status) error {
+	id, err := httpx.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := h.svc.SetStatus(ctx, id.Int64(), authn.UserID(ctx), st); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, statusResponse{ID: id, Status: string(st)})
+}
+
+func (h *handler) suspend(c echo.Context) error   { return h.setStatus(c, StatusSuspended) }
+func (h *handler) unsuspend(c echo.Context) error { return h.setStatus(c, StatusActive) }
+
+func (h *handler) profile(c echo.Context) error {
+	ctx := c.Request().Context()
+	mid, err := user.MerchantFrom(ctx)
+	if err != nil {
+		return err
+	}
+	m, err := h.svc.Get(ctx, mid)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toProfileResponse(m))
+}
+
+func (h *handler) updateProfile(c echo.Context) error {
+	ctx := c.Request().Context()
+	mid, err := user.MerchantFrom(ctx)
+	if err != nil {
+		return err
+	}
+	var in profilePatch
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	m, err := h.svc.UpdateProfile(ctx, mid, profileInput(in))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toProfileResponse(m))
+}
+
+func (h *handler) addStaff(c echo.Context) error {
+	ctx := c.Request().Context()
+	mid, err := user.MerchantFrom(ctx)
+	if err != nil {
+		return err
+	}
+	var in staffRequest
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	s, err := h.svc.AddStaff(ctx, mid, authn.UserID(ctx), in.Email, StaffRole(in.Role))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toStaffResponse(s))
+}
+
+func (h *handler) listStaff(c echo.Context) error {
+	ctx := c.Request().Context()
+	mid, err := user.MerchantFrom(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := httpx.PageFrom(c)
+	if err != nil {
+		return err
+	}
+	after, err := cursorID(p)
+	if err != nil {
+		return err
+	}
+	ss, err := h.svc.StaffList(ctx, mid, after, p.Fetch())
+	if err != nil {
+		return err
+	}
+	out := make([]staffResponse, len(ss))
+	for i, s := range ss {
+		out[i] = toStaffResponse(s)
+	}
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last staffResponse) []byte { return idCursor(last.UserID) }))
+}
+
+func (h *handler) getStaff(c echo.Context) error {
+	ctx := c.Request().Context()
+	mid, err := user.MerchantFrom(ctx)
+	if err != nil {
+		return err
+	}
+	uid, err := httpx.ParamID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	s, err := h.svc.StaffMember(ctx, mid, uid.Int64())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toStaffResponse(s))
+}

@@ -1,0 +1,112 @@
+// Package merchant is Mall's merchant module: applications and their platform review,
+// merchants and their profiles, staff with merchant-scoped roles, and suspension.
+//
+// Other modules import this package only: the Service interface, the domain types, the
+// errors, the events and SuspensionMiddleware's behavior (wired by Module).
+package merchant
+
+import (
+	"context"
+	"time"
+
+	"github.com/mallhq/mall/internal/platform/errs"
+)
+
+// Service is what other modules may ask of the merchant module.
+type Service interface {
+	// Get returns a merchant by ID (ErrNotFound).
+	Get(ctx context.Context, merchantID int64) (Merchant, error)
+	// IsActive reports whether the merchant exists and is not suspended. It reads a short
+	// in-process cache (StatusCacheTTL), so it is cheap enough for every request; a
+	// suspension reaches other replicas within that TTL.
+	IsActive(ctx context.Context, merchantID int64) (bool, error)
+}
+
+// Status of a merchant.
+type Status string
+
+// Merchant statuses.
+const (
+	StatusActive    Status = "active"
+	StatusSuspended Status = "suspended"
+)
+
+// ApplicationStatus is where an application is in its review.
+type ApplicationStatus string
+
+// Application statuses.
+const (
+	ApplicationPending  ApplicationStatus = "pending"
+	ApplicationApproved ApplicationStatus = "approved"
+	ApplicationRejected ApplicationStatus = "rejected"
+)
+
+// StaffRole is a staff member's job inside a merchant. Both hold user.RoleMerchantStaff.
+type StaffRole string
+
+// Staff roles.
+const (
+	StaffOperator        StaffRole = "operator"
+	StaffCustomerService StaffRole = "customer_service"
+)
+
+// Merchant is a shop on the platform.
+type Merchant struct {
+	ID            int64
+	ApplicationID int64
+	OwnerID       int64
+	ShopName      string
+	CompanyName   string
+	Description   string
+	LogoURL       string
+	ContactName   string
+	ContactPhone  string
+	Status        Status
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Application is a user's request to open a merchant.
+type Application struct {
+	ID           int64
+	ApplicantID  int64
+	ShopName     string
+	CompanyName  string
+	LicenseNo    string
+	ContactName  string
+	ContactPhone string
+	Status       ApplicationStatus
+	Reason       string
+	// MerchantID is set once approved.
+	MerchantID int64
+	ReviewedBy int64
+	ReviewedAt time.Time
+	CreatedAt  time.Time
+}
+
+// Staff is a user working for a merchant.
+type Staff struct {
+	MerchantID int64
+	UserID     int64
+	Email      string
+	Role       StaffRole
+	CreatedAt  time.Time
+}
+
+// Errors. Codes are stable (API.md).
+var (
+	ErrNotFound            = errs.New(errs.NotFound, "merchant.not_found")
+	ErrSuspended           = errs.New(errs.Forbidden, "merchant.suspended")
+	ErrApplicationNotFound = errs.New(errs.NotFound, "merchant.application_not_found")
+	ErrApplicationPending  = errs.New(errs.Conflict, "merchant.application_pending")
+	// ErrApplicationReviewed: approving a rejected application or rejecting an approved one.
+	ErrApplicationReviewed = errs.New(errs.Conflict, "merchant.application_reviewed")
+	ErrStaffNotFound       = errs.New(errs.NotFound, "merchant.staff_not_found")
+	// ErrUserNotFound: no account has the email given for a new staff member.
+	ErrUserNotFound = errs.New(errs.NotFound, "merchant.user_not_found")
+	// ErrApplicantBound: the applicant already works for a merchant (owner or staff), and a
+	// user belongs to one merchant at most.
+	ErrApplicantBound = errs.New(errs.Conflict, "merchant.applicant_bound")
+	// ErrStaffConflict: the user already works for a merchant (this one or another).
+	ErrStaffConflict = errs.New(errs.Conflict, "merchant.staff_conflict")
+)

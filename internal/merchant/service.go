@@ -1,0 +1,404 @@
+package merchant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/user"
+)
+
+// StatusCacheTTL bounds how long a replica may keep treating a merchant with its previous
+// status after a suspension or reinstatement made elsewhere (the replica that made the
+// change forgets its entry at once).
+const StatusCacheTTL = 3 * time.Second
+
+type service struct {
+	log    *slog.Logger
+	db     *sqldb.DB
+	st     *store
+	ids    *idgen.Generator
+	outbox outbox.Writer
+	users  user.Service
+	status *statusCache
+	now    func() time.Time
+}
+
+var _ Service = (*service)(nil)
+
+func (s *service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func (s *service) emit(ctx context.Context, aggregate int64, typ string, payload any) error {
+	return s.outbox.Add(ctx, outbox.Event{Topic: Topic, AggregateID: strconv.FormatInt(aggregate, 10), Type: typ, Payload: payload})
+}
+
+// Get implements Service.
+func (s *service) Get(ctx context.Context, merchantID int64) (Merchant, error) {
+	r, err := s.st.merchant(ctx, merchantID, false)
+	if err != nil {
+		return Merchant{}, err
+	}
+	return r.merchant(), nil
+}
+
+// IsActive implements Service.
+func (s *service) IsActive(ctx context.Context, merchantID int64) (bool, error) {
+	st, err := s.status.get(ctx, merchantID, s.st.status)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return st == StatusActive, err
+}
+
+// applicationInput is a new application.
+type applicationInput struct {
+	ShopName, CompanyName, LicenseNo, ContactName, ContactPhone string
+}
+
+// Apply files an application for applicantID; one may be pending per user.
+func (s *service) Apply(ctx context.Context, applicantID int64, in applicationInput) (Application, error) {
+	if err := s.checkUnbound(ctx, applicantID, 0); err != nil {
+		return Application{}, err
+	}
+	now := s.clock()
+	r := applicationRow{ID: s.ids.Next(0), ApplicantID: applicantID, ShopName: in.ShopName, CompanyName: in.CompanyName,
+		LicenseNo: in.LicenseNo, ContactName: in.ContactName, ContactPhone: in.ContactPhone,
+		Status: string(ApplicationPending), CreatedAt: now, UpdatedAt: now}
+	err := s.db.WithinTx(ctx, func(ctx context.Context) error {
+		if err := s.st.insertApplication(ctx, r); err != nil {
+			return err
+		}
+		return s.emit(ctx, r.ID, EventApplicationSubmitted, ApplicationSubmitted{ApplicationID: r.ID,
+			ApplicantID: applicantID, ShopName: in.ShopName, OccurredAt: now})
+	})
+	if err != nil {
+		return Application{}, err
+	}
+	return r.application(), nil
+}
+
+// Applications lists applications newest first (see store.applications).
+func (s *service) Applications(ctx context.Context, applicantID int64, status ApplicationStatus, before int64, limit int) ([]Application, error) {
+	rows, err := s.st.applications(ctx, applicantID, string(status), before, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Application, len(rows))
+	for i, r := range rows {
+		out[i] = r.application()
+	}
+	return out, nil
+}
+
+// Approve creates the application's merchant and makes the applicant its owner. It is a
+// saga: the merchant row, the application's new status and the event commit together in
+// this module's transaction; the role grant (user module, its own transaction) follows.
+// Approving an approved application returns its merchant and grants the role again (a
+// no-op when it is there), so a retry after a failed grant converges. Concurrent approvals
+// serialize on the application's row lock: one merchant only.
+func (s *service) Approve(ctx context.Context, applicationID, reviewerID int64) (int64, error) {
+	var app applicationRow
+	// Refuse an applicant who joined a merchant since applying before creating a merchant
+	// its grant could never bind (the grant below still decides in a race).
+	pre, err := s.st.application(ctx, applicationID)
+	if err != nil {
+		return 0, err
+	}
+	if ApplicationStatus(pre.Status) == ApplicationPending {
+		if err := s.checkUnbound(ctx, pre.ApplicantID, 0); err != nil {
+			// A concurrent approval of this very application may have bound the applicant
+			// in between: then the transaction below returns its merchant.
+			now, rerr := s.st.application(ctx, applicationID)
+			if rerr != nil || ApplicationStatus(now.Status) != ApplicationApproved {
+				return 0, err
+			}
+		}
+	}
+	err = s.db.WithinTx(ctx, func(ctx context.Context) error {
+		var err error
+		app, err = s.st.lockApplication(ctx, applicationID)
+		if err != nil {
+			return err
+		}
+		switch ApplicationStatus(app.Status) {
+		case ApplicationApproved:
+			return nil
+		case ApplicationRejected:
+			return ErrApplicationReviewed.WithDetail("the application was rejected")
+		}
+		now := s.clock()
+		mid := s.ids.Next(0)
+		m := merchantRow{ID: mid, ApplicationID: app.ID, OwnerID: app.ApplicantID, ShopName: app.ShopName,
+			CompanyName: app.CompanyName, ContactName: app.ContactName, ContactPhone: app.ContactPhone,
+			Status: string(StatusActive), CreatedAt: now, UpdatedAt: now}
+		if err := s.st.insertMerchant(ctx, m); err != nil {
+			return err
+		}
+		if err := s.st.reviewApplication(ctx, app.ID, ApplicationApproved, "", mid, reviewerID, now); err != nil {
+			return err
+		}
+		app.MerchantID.Int64, app.MerchantID.Valid = mid, true
+		return s.emit(ctx, mid, EventApproved, Approved{ApplicationID: app.ID, MerchantID: mid, OwnerID: app.ApplicantID,
+			ShopName: app.ShopName, ReviewedBy: reviewerID, OccurredAt: now})
+	})
+	if err != nil {
+		return 0, err
+	}
+	mid := app.MerchantID.Int64
+	if err := s.users.GrantRole(ctx, app.ApplicantID, user.RoleMerchantOwner, mid); err != nil {
+		// The merchant stays; approving again retries the grant.
+		return 0, fmt.Errorf("merchant: granting merchant_owner of %d to user %d (approve again to retry): %w", mid, app.ApplicantID, err)
+	}
+	return mid, nil
+}
+
+// checkUnbound returns ErrApplicantBound when userID holds a role of a merchant other
+// than except.
+func (s *service) checkUnbound(ctx context.Context, userID, except int64) error {
+	bindings, err := s.users.Roles(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, b := range bindings {
+		if b.MerchantID != 0 && b.MerchantID != except {
+			return ErrApplicantBound.WithDetail("the user already works for a merchant")
+		}
+	}
+	return nil
+}
+
+// Reject closes a pending application with a reason. Rejecting a rejected application
+// again changes nothing.
+func (s *service) Reject(ctx context.Context, applicationID, reviewerID int64, reason string) error {
+	return s.db.WithinTx(ctx, func(ctx context.Context) error {
+		app, err := s.st.lockApplication(ctx, applicationID)
+		if err != nil {
+			return err
+		}
+		switch ApplicationStatus(app.Status) {
+		case ApplicationRejected:
+			return nil
+		case ApplicationApproved:
+			return ErrApplicationReviewed.WithDetail("the application was approved")
+		}
+		now := s.clock()
+		if err := s.st.reviewApplication(ctx, app.ID, ApplicationRejected, reason, 0, reviewerID, now); err != nil {
+			return err
+		}
+		return s.emit(ctx, app.ID, EventRejected, Rejected{ApplicationID: app.ID, ApplicantID: app.ApplicantID,
+			Reason: reason, ReviewedBy: reviewerID, OccurredAt: now})
+	})
+}
+
+// SetStatus suspends or reinstates a merchant; setting the status it has changes nothing.
+func (s *service) SetStatus(ctx context.Context, merchantID, by int64, st Status) error {
+	err := s.db.WithinTx(ctx, func(ctx context.Context) error {
+		m, err := s.st.merchant(ctx, merchantID, true)
+		if err != nil {
+			return err
+		}
+		if Status(m.Status) == st {
+			return nil
+		}
+		now := s.clock()
+		if err := s.st.setStatus(ctx, merchantID, st, now); err != nil {
+			return err
+		}
+		typ := EventSuspended
+		if st == StatusActive {
+			typ = EventUnsuspended
+		}
+		return s.emit(ctx, merchantID, typ, StatusChanged{MerchantID: merchantID, Status: st, By: by, OccurredAt: now})
+	})
+	s.status.forget(merchantID)
+	return err
+}
+
+// profileInput changes the profile fields that are set.
+type profileInput struct {
+	ShopName, Description, LogoURL, ContactName, ContactPhone *string
+}
+
+// UpdateProfile changes the merchant's profile.
+func (s *service) UpdateProfile(ctx context.Context, merchantID int64, in profileInput) (Merchant, error) {
+	var m merchantRow
+	err := s.db.WithinTx(ctx, func(ctx context.Context) error {
+		var err error
+		m, err = s.st.merchant(ctx, merchantID, true)
+		if err != nil {
+			return err
+		}
+		set := func(dst *string, v *string) {
+			if v != nil {
+				*dst = *v
+			}
+		}
+		set(&m.ShopName, in.ShopName)
+		set(&m.Description, in.Description)
+		set(&m.LogoURL, in.LogoURL)
+		set(&m.ContactName, in.ContactName)
+		set(&m.ContactPhone, in.ContactPhone)
+		m.UpdatedAt = s.clock()
+		return s.st.updateProfile(ctx, m)
+	})
+	if err != nil {
+		return Merchant{}, err
+	}
+	return m.merchant(), nil
+}
+
+// AddStaff makes the user with email a staff member of merchantID with role, and grants
+// them user.RoleMerchantStaff bound to it. Saga: the staff row and its event commit first;
+// when the grant then fails because the user works for another merchant (a race the check
+// below does not close), a compensating transaction removes the row with a staff_removed event.
+func (s *service) AddStaff(ctx context.Context, merchantID, by int64, email string, role StaffRole) (Staff, error) {
+	u, err := s.users.FindByEmail(ctx, email)
+	if errors.Is(err, user.ErrNotFound) {
+		return Staff{}, ErrUserNotFound
+	}
+	if err != nil {
+		return Staff{}, err
+	}
+	bindings, err := s.users.Roles(ctx, u.ID)
+	if err != nil {
+		return Staff{}, err
+	}
+	for _, b := range bindings {
+		if b.MerchantID != 0 {
+			return Staff{}, ErrStaffConflict.WithDetail("the user already works for a merchant")
+		}
+	}
+	now := s.clock()
+	r := staffRow{MerchantID: merchantID, UserID: u.ID, Role: string(role), CreatedAt: now}
+	ev := StaffChanged{MerchantID: merchantID, UserID: u.ID, Role: role, By: by, OccurredAt: now}
+	err = s.db.WithinTx(ctx, func(ctx context.Context) error {
+		if _, err := s.st.merchant(ctx, merchantID, true); err != nil {
+			return err
+		}
+		if err := s.st.insertStaff(ctx, r); err != nil {
+			return err
+		}
+		return s.emit(ctx, merchantID, EventStaffAdded, ev)
+	})
+	if err != nil {
+		return Staff{}, err
+	}
+	if err := s.users.GrantRole(ctx, u.ID, user.RoleMerchantStaff, merchantID); err != nil {
+		cerr := s.db.WithinTx(context.WithoutCancel(ctx), func(ctx context.Context) error {
+			if _, err := s.st.deleteStaff(ctx, merchantID, u.ID); err != nil {
+				return err
+			}
+			ev.OccurredAt = s.clock()
+			return s.emit(ctx, merchantID, EventStaffRemoved, ev)
+		})
+		if cerr != nil {
+			s.log.Error("merchant: staff row left without its role", "merchant_id", merchantID, "user_id", u.ID, "error", cerr.Error())
+		}
+		if errors.Is(err, user.ErrMerchantConflict) {
+			return Staff{}, ErrStaffConflict.WithDetail("the user already works for a merchant")
+		}
+		return Staff{}, err
+	}
+	st := r.staff()
+	st.Email = u.Email
+	return st, nil
+}
+
+// StaffMember returns one of merchantID's staff; another merchant's is ErrStaffNotFound.
+func (s *service) StaffMember(ctx context.Context, merchantID, userID int64) (Staff, error) {
+	r, err := s.st.staffMember(ctx, merchantID, userID)
+	if err != nil {
+		return Staff{}, err
+	}
+	return s.withEmail(ctx, r.staff()), nil
+}
+
+// StaffList lists merchantID's staff by user ID, after the ID after.
+func (s *service) StaffList(ctx context.Context, merchantID, after int64, limit int) ([]Staff, error) {
+	rows, err := s.st.staffList(ctx, merchantID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Staff, len(rows))
+	for i, r := range rows {
+		out[i] = s.withEmail(ctx, r.staff())
+	}
+	return out, nil
+}
+
+func (s *service) withEmail(ctx context.Context, st Staff) Staff {
+	if u, err := s.users.Get(ctx, st.UserID); err == nil {
+		st.Email = u.Email
+	}
+	return st
+}
+
+// checkActive answers ErrSuspended for a suspended merchant. An unknown merchant passes:
+// the handlers answer 404 for it.
+func (s *service) checkActive(ctx context.Context, merchantID int64) error {
+	st, err := s.status.get(ctx, merchantID, s.st.status)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case st == StatusSuspended:
+		return ErrSuspended
+	}
+	return nil
+}
+
+// statusCache keeps merchant statuses in process for StatusCacheTTL.
+type statusCache struct {
+	ttl time.Duration
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[int64]statusEntry
+}
+
+type statusEntry struct {
+	status  Status
+	expires time.Time
+}
+
+func newStatusCache(ttl time.Duration, now func() time.Time) *statusCache {
+	return &statusCache{ttl: ttl, now: now, m: map[int64]statusEntry{}}
+}
+
+func (c *statusCache) get(ctx context.Context, id int64, load func(context.Context, int64) (Status, error)) (Status, error) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.status, nil
+	}
+	st, err := load(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	if errs.KindOf(err) == errs.NotFound {
+		return "", ErrNotFound
+	}
+	c.mu.Lock()
+	if len(c.m) > 100_000 { // bound memory: drop everything rather than track ages
+		clear(c.m)
+	}
+	c.m[id] = statusEntry{status: st, expires: now.Add(c.ttl)}
+	c.mu.Unlock()
+	return st, nil
+}
+
+func (c *statusCache) forget(id int64) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
