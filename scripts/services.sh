@@ -55,7 +55,7 @@ mysql_up() {
 	mkdir -p "$d"
 	if alive "$d/mysqld.pid"; then log "mysql already running on $MYSQL_PORT"; return; fi
 	if [[ ! -d "$d/data/mysql" ]]; then
-		mariadb-install-db --datadir="$d/data" --auth-root-authentication-method=normal \
+		mariadb-install-db --no-defaults --datadir="$d/data" --auth-root-authentication-method=normal \
 			--skip-test-db >"$d/install.log" 2>&1 || die "mariadb-install-db failed: $d/install.log"
 	fi
 	mariadbd --no-defaults --user=root --datadir="$d/data" --port="$MYSQL_PORT" --socket="$d/sock" \
