@@ -13,7 +13,6 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
-	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
@@ -36,7 +35,6 @@ func Migrations() []sqldb.Migrations {
 		user.Migrations, user.ShardMigrations,
 		merchant.Migrations,
 		stock.Migrations,
-		catalog.Migrations,
 	}
 }
 
@@ -57,7 +55,6 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		user.Module,
 		merchant.Module,
 		stock.Module,
-		catalog.Module,
 	)
 }
 
