@@ -107,7 +107,7 @@ pg_dir() {
 	echo "$d"
 }
 
-as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 pg_up() {
 	local d
