@@ -67,18 +67,24 @@ func newRoot(out io.Writer) *cobra.Command {
 		}
 		return c, nil
 	}
+	// withConfig adapts a command body that needs the configuration.
+	withConfig := func(run func(*cobra.Command, config.Config) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			return run(cmd, cfg)
+		}
+	}
 
 	root.AddCommand(&cobra.Command{
 		Use:   "serve",
 		Short: "Serve the HTTP API and run the background workers",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg config.Config) error {
 			return serve(cfg)
-		},
+		}),
 	})
 
 	migrate := &cobra.Command{Use: "migrate", Short: "Database migrations"}
@@ -86,24 +92,16 @@ func newRoot(out io.Writer) *cobra.Command {
 		Use:   "up",
 		Short: "Apply every pending migration on every database",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg config.Config) error {
 			return withCluster(cmd.Context(), cfg, func(ctx context.Context, cl *sqldb.Cluster) error {
 				return cl.Migrate(ctx, app.Migrations(), log.New(cfg.Log))
 			})
-		},
+		}),
 	}, &cobra.Command{
 		Use:   "status",
 		Short: "Show every migration on every database",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg config.Config) error {
 			return withCluster(cmd.Context(), cfg, func(ctx context.Context, cl *sqldb.Cluster) error {
 				rows, err := cl.Status(ctx, app.Migrations())
 				if err != nil {
@@ -122,7 +120,7 @@ func newRoot(out io.Writer) *cobra.Command {
 				fmt.Fprintf(w, "\n%d pending\n", pending)
 				return w.Flush()
 			})
-		},
+		}),
 	})
 	root.AddCommand(migrate)
 
@@ -131,14 +129,10 @@ func newRoot(out io.Writer) *cobra.Command {
 		Use:   "print",
 		Short: "Print the effective configuration (secrets masked)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := load()
-			if err != nil {
-				return err
-			}
-			_, err = io.WriteString(cmd.OutOrStdout(), config.Print(cfg))
+		RunE: withConfig(func(cmd *cobra.Command, cfg config.Config) error {
+			_, err := io.WriteString(cmd.OutOrStdout(), config.Print(cfg))
 			return err
-		},
+		}),
 	})
 	root.AddCommand(cfgCmd)
 	root.AddCommand(newAdminCmd(load))
