@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
@@ -35,6 +36,7 @@ func Migrations() []sqldb.Migrations {
 		user.Migrations, user.ShardMigrations,
 		merchant.Migrations,
 		stock.Migrations,
+		catalog.Migrations,
 	}
 }
 
@@ -55,6 +57,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		user.Module,
 		merchant.Module,
 		stock.Module,
+		catalog.Module,
 	)
 }
 
