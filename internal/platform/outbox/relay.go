@@ -376,7 +376,9 @@ type outboxRow struct {
 // earlier row waiting out a retry backoff, so a failing event is not overtaken by its
 // successors (ix_platform_outbox_aggregate makes it one index probe per row). The index
 // hint matters: for ORDER BY id LIMIT the optimizer likes to walk the primary key, which
-// means stepping over every published row still kept for the retention period.
+// means stepping over every published row still kept for the retention period. SKIP LOCKED
+// can leave a hole in an aggregate's sequence (a row its writer is still committing):
+// dropOvertakers removes the rows behind such a hole before anything is produced.
 const claimRows = `
 SELECT o.id, o.event_id, o.topic, o.aggregate_id, o.event_type, o.envelope, o.attempts
 FROM platform_outbox o FORCE INDEX (ix_platform_outbox_claim)
@@ -411,6 +413,9 @@ func (r *Relay) relayBatch(conn *sql.Conn) (int, error) {
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
+	if rows, err = r.dropOvertakers(ctx, tx, rows); err != nil || len(rows) == 0 {
+		return 0, err
+	}
 	results := r.publish(rows)
 	if r.crashAfterProduce != nil && r.crashAfterProduce() {
 		return 0, errCrashed
@@ -425,6 +430,73 @@ func (r *Relay) relayBatch(conn *sql.Conn) (int, error) {
 	r.m.published.Add(float64(published))
 	r.m.dead.Add(float64(dead))
 	return len(rows), nil
+}
+
+// firstPendingOutside finds, per aggregate of a claimed batch, the lowest pending row the
+// claim did not take. It is a plain (non-locking) read, and under READ COMMITTED a new
+// statement sees every row committed before it started.
+const firstPendingOutside = `
+SELECT aggregate_id, MIN(id)
+FROM platform_outbox FORCE INDEX (ix_platform_outbox_aggregate)
+WHERE aggregate_id IN (%s) AND status = 0 AND id NOT IN (%s)
+GROUP BY aggregate_id`
+
+// dropOvertakers removes from a claimed batch every row with an older pending row of its
+// aggregate that the claim did not take; those rows stay pending (and locked by this
+// transaction only until it ends) for a later batch.
+//
+// SKIP LOCKED alone does not keep order: a locking read in READ COMMITTED reads each row as
+// it reaches it, so the claim skips a row whose writer has not committed yet (its insert
+// lock) and, further along the same scan, takes a row of the same aggregate that a later
+// transaction committed meanwhile. Any other holder of an older row's lock (a previous
+// leader's session still being torn down) is caught the same way. A row still uncommitted
+// when this check runs is not a problem: its aggregate's later rows commit after it.
+func (r *Relay) dropOvertakers(ctx context.Context, tx *sql.Tx, rows []outboxRow) ([]outboxRow, error) {
+	aggs := map[string]bool{}
+	args := make([]any, 0, 2*len(rows))
+	for _, row := range rows {
+		if !aggs[row.AggregateID] {
+			aggs[row.AggregateID] = true
+			args = append(args, row.AggregateID)
+		}
+	}
+	nAggs := len(args)
+	for _, row := range rows {
+		args = append(args, row.ID)
+	}
+	q := fmt.Sprintf(firstPendingOutside,
+		"?"+strings.Repeat(", ?", nAggs-1), "?"+strings.Repeat(", ?", len(rows)-1))
+	rs, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: check claim on %s: %w", r.db.Name, err)
+	}
+	defer rs.Close()
+	first := map[string]int64{}
+	for rs.Next() {
+		var agg string
+		var id int64
+		if err := rs.Scan(&agg, &id); err != nil {
+			return nil, fmt.Errorf("outbox: check claim on %s: %w", r.db.Name, err)
+		}
+		first[agg] = id
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: check claim on %s: %w", r.db.Name, err)
+	}
+	if len(first) == 0 {
+		return rows, nil
+	}
+	kept := rows[:0]
+	for _, row := range rows {
+		if id, ok := first[row.AggregateID]; ok && id < row.ID {
+			continue
+		}
+		kept = append(kept, row)
+	}
+	if dropped := len(rows) - len(kept); dropped > 0 {
+		r.log.Debug("outbox relay held back rows behind an older row it could not claim", "rows", dropped)
+	}
+	return kept, nil
 }
 
 func (r *Relay) claim(ctx context.Context, tx *sql.Tx, now time.Time) ([]outboxRow, error) {
