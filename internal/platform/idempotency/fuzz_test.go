@@ -31,7 +31,7 @@ func FuzzRequestHash(f *testing.F) {
 		r1, err1 := newPost(path1)
 		r2, err2 := newPost(path2)
 		if err1 != nil || err2 != nil {
-			t.Skip() // not a request target a client could send
+			return // not a request target a client could send
 		}
 		same := r1.URL.RequestURI() == r2.URL.RequestURI() && bytes.Equal(body1, body2)
 		if got := bytes.Equal(requestHash(r1, body1), requestHash(r2, body2)); got != same {
