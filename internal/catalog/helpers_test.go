@@ -190,31 +190,7 @@ func rowOf(t testing.TB, h *harness, id string) dbProduct {
 // events returns the product's catalog.product_changed payloads in ID order.
 func (h *harness) events(id string) []catalog.ProductChanged {
 	h.t.Helper()
-	rows, err := h.Cluster.Main().QueryContext(context.Background(),
-		`SELECT envelope FROM platform_outbox WHERE topic = ? AND event_type = ? AND aggregate_id = ? ORDER BY id`,
-		catalog.Topic, catalog.EventProductChanged, id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []catalog.ProductChanged
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			h.t.Fatal(err)
-		}
-		var env struct {
-			Payload catalog.ProductChanged `json:"payload"`
-		}
-		if err := json.Unmarshal(raw, &env); err != nil {
-			h.t.Fatalf("envelope %s: %v", raw, err)
-		}
-		out = append(out, env.Payload)
-	}
-	if err := rows.Err(); err != nil {
-		h.t.Fatal(err)
-	}
-	return out
+	return apptest.Events[catalog.ProductChanged](h.App, catalog.Topic, catalog.EventProductChanged, id)
 }
 
 func statuses(evs []catalog.ProductChanged) []string {

@@ -83,31 +83,7 @@ func rowOf(t testing.TB, h *harness, skuID int64) stock.Level {
 // ID order.
 func (h *harness) events(skuID int64) []stock.LevelChanged {
 	h.t.Helper()
-	rows, err := h.Cluster.Main().QueryContext(context.Background(),
-		`SELECT envelope FROM platform_outbox WHERE topic = ? AND event_type = ? AND aggregate_id = ? ORDER BY id`,
-		stock.Topic, stock.EventLevelChanged, strconv.FormatInt(skuID, 10))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []stock.LevelChanged
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			h.t.Fatal(err)
-		}
-		var env struct {
-			Payload stock.LevelChanged `json:"payload"`
-		}
-		if err := json.Unmarshal(raw, &env); err != nil {
-			h.t.Fatalf("envelope %s: %v", raw, err)
-		}
-		out = append(out, env.Payload)
-	}
-	if err := rows.Err(); err != nil {
-		h.t.Fatal(err)
-	}
-	return out
+	return apptest.Events[stock.LevelChanged](h.App, stock.Topic, stock.EventLevelChanged, strconv.FormatInt(skuID, 10))
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -354,3 +354,34 @@ func (a *App) MerchantUser(prefix string, role user.Role, merchantID int64) (Acc
 	}
 	return acc, a.Login(acc.Email)
 }
+
+// Events returns the payloads of the events of one type for one aggregate in the main
+// database's outbox, in the order they were written.
+func Events[T any](a *App, topic, eventType, aggregateID string) []T {
+	a.T.Helper()
+	rows, err := a.Cluster.Main().QueryContext(context.Background(),
+		`SELECT envelope FROM platform_outbox WHERE topic = ? AND event_type = ? AND aggregate_id = ? ORDER BY id`,
+		topic, eventType, aggregateID)
+	if err != nil {
+		a.T.Fatal(err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			a.T.Fatal(err)
+		}
+		var env struct {
+			Payload T `json:"payload"`
+		}
+		if err := json.Unmarshal(raw, &env); err != nil {
+			a.T.Fatalf("envelope %s: %v", raw, err)
+		}
+		out = append(out, env.Payload)
+	}
+	if err := rows.Err(); err != nil {
+		a.T.Fatal(err)
+	}
+	return out
+}
