@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"testing"
 
-	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/app/apptest"
 )
 
 // The fuzz targets feed arbitrary JSON bodies to the product create and update routes
@@ -33,35 +32,14 @@ func newFuzzer(f *testing.F) *fuzzer {
 
 func (z *fuzzer) serve(method, path string, body []byte) *httptest.ResponseRecorder {
 	body = bytes.ReplaceAll(body, []byte("$CAT"), []byte(z.cat))
-	req := httptest.NewRequest(method, path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+z.token)
-	rec := httptest.NewRecorder()
-	z.h.Server.Handler().ServeHTTP(rec, req)
-	return rec
-}
-
-// check fails on anything but a success status in ok or a 4xx problem+json with a code.
-func check(t *testing.T, rec *httptest.ResponseRecorder, body []byte, ok ...int) {
-	t.Helper()
-	if slices.Contains(ok, rec.Code) {
-		return
-	}
-	if rec.Code < 400 || rec.Code >= 500 {
-		t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
-	}
-	var p httpx.Problem
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Code == "" || p.Status != rec.Code ||
-		rec.Header().Get("Content-Type") != httpx.ContentTypeProblem {
-		t.Fatalf("%d without a problem body for %q: %s", rec.Code, body, rec.Body)
-	}
+	return z.h.Serve(method, path, body, z.token)
 }
 
 func FuzzCreateProduct(f *testing.F) {
 	z := newFuzzer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := z.serve(http.MethodPost, "/api/v1/merchant/products", body)
-		check(t, rec, body, http.StatusCreated)
+		apptest.CheckOutcome(t, rec, body, http.StatusCreated)
 		if rec.Code == http.StatusCreated {
 			var p struct {
 				Status string `json:"status"`
@@ -78,7 +56,7 @@ func FuzzUpdateProduct(f *testing.F) {
 	z := newFuzzer(f)
 	id := z.h.product(z.token, z.cat).ID
 	f.Fuzz(func(t *testing.T, body []byte) {
-		check(t, z.serve(http.MethodPatch, "/api/v1/merchant/products/"+id, body), body, http.StatusOK)
+		apptest.CheckOutcome(t, z.serve(http.MethodPatch, "/api/v1/merchant/products/"+id, body), body, http.StatusOK)
 		// Whatever was stored, the description holds no script.
 		if d := rowOf(t, z.h, id).Description; bytes.Contains(bytes.ToLower([]byte(d)), []byte("<script")) {
 			t.Fatalf("unsanitized description stored: %q", d)

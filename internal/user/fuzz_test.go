@@ -1,7 +1,6 @@
 package user_test
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -20,7 +19,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mallhq/mall/internal/app/apptest"
-	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -97,57 +95,34 @@ func (z *fuzzer) token(roles ...string) string {
 }
 
 func (z *fuzzer) serve(method, path string, body []byte, token string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	rec := httptest.NewRecorder()
-	z.h.srv.Handler().ServeHTTP(rec, req)
-	return rec
-}
-
-// check fails on anything but a success status in ok or a 4xx problem+json with a code.
-func check(t *testing.T, rec *httptest.ResponseRecorder, body []byte, ok ...int) {
-	t.Helper()
-	if slices.Contains(ok, rec.Code) {
-		return
-	}
-	if rec.Code < 400 || rec.Code >= 500 {
-		t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
-	}
-	var p httpx.Problem
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Code == "" || p.Status != rec.Code ||
-		rec.Header().Get("Content-Type") != httpx.ContentTypeProblem {
-		t.Fatalf("%d without a problem body for %q: %s", rec.Code, body, rec.Body)
-	}
+	return z.h.Serve(method, path, body, token)
 }
 
 func FuzzRegister(f *testing.F) {
 	z := newFuzzer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		check(t, z.serve(http.MethodPost, "/api/v1/auth/register", body, ""), body, http.StatusCreated)
+		apptest.CheckOutcome(t, z.serve(http.MethodPost, "/api/v1/auth/register", body, ""), body, http.StatusCreated)
 	})
 }
 
 func FuzzLogin(f *testing.F) {
 	z := newFuzzer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		check(t, z.serve(http.MethodPost, "/api/v1/auth/login", body, ""), body, http.StatusOK)
+		apptest.CheckOutcome(t, z.serve(http.MethodPost, "/api/v1/auth/login", body, ""), body, http.StatusOK)
 	})
 }
 
 func FuzzRefresh(f *testing.F) {
 	z := newFuzzer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		check(t, z.serve(http.MethodPost, "/api/v1/auth/refresh", body, ""), body, http.StatusOK)
+		apptest.CheckOutcome(t, z.serve(http.MethodPost, "/api/v1/auth/refresh", body, ""), body, http.StatusOK)
 	})
 }
 
 func FuzzLogout(f *testing.F) {
 	z := newFuzzer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		check(t, z.serve(http.MethodPost, "/api/v1/auth/logout", body, z.token()), body, http.StatusNoContent)
+		apptest.CheckOutcome(t, z.serve(http.MethodPost, "/api/v1/auth/logout", body, z.token()), body, http.StatusNoContent)
 	})
 }
 
@@ -165,8 +140,8 @@ func FuzzAddresses(f *testing.F) {
 	}
 	_ = json.Unmarshal(rec.Body.Bytes(), &a)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		check(t, z.serve(http.MethodPost, "/api/v1/me/addresses", body, tok), body, http.StatusCreated)
-		check(t, z.serve(http.MethodPatch, "/api/v1/me/addresses/"+a.ID, body, tok), body, http.StatusOK)
+		apptest.CheckOutcome(t, z.serve(http.MethodPost, "/api/v1/me/addresses", body, tok), body, http.StatusCreated)
+		apptest.CheckOutcome(t, z.serve(http.MethodPatch, "/api/v1/me/addresses/"+a.ID, body, tok), body, http.StatusOK)
 	})
 }
 
@@ -175,6 +150,6 @@ func FuzzGrantRole(f *testing.F) {
 	path := "/api/v1/admin/users/" + strconv.FormatInt(z.userID, 10) + "/roles"
 	admin := z.token(string(user.RolePlatformAdmin))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		check(t, z.serve(http.MethodPost, path, body, admin), body, http.StatusNoContent)
+		apptest.CheckOutcome(t, z.serve(http.MethodPost, path, body, admin), body, http.StatusNoContent)
 	})
 }

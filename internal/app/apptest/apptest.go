@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -384,4 +386,34 @@ func Events[T any](a *App, topic, eventType, aggregateID string) []T {
 		a.T.Fatal(err)
 	}
 	return out
+}
+
+// Serve runs one request through the whole handler chain in process (no network), as fuzz
+// targets do: JSON body, bearer token ("" for none).
+func (a *App) Serve(method, path string, body []byte, token string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	a.Server.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// CheckOutcome fails on anything but a success status in ok or a 4xx problem+json with a
+// code: the contract fuzz targets hold every handler to.
+func CheckOutcome(t *testing.T, rec *httptest.ResponseRecorder, body []byte, ok ...int) {
+	t.Helper()
+	if slices.Contains(ok, rec.Code) {
+		return
+	}
+	if rec.Code < 400 || rec.Code >= 500 {
+		t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+	}
+	var p httpx.Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Code == "" || p.Status != rec.Code ||
+		rec.Header().Get("Content-Type") != httpx.ContentTypeProblem {
+		t.Fatalf("%d without a problem body for %q: %s", rec.Code, body, rec.Body)
+	}
 }
