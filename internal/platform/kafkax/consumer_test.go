@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 )
@@ -97,7 +98,7 @@ func startRunner(t *testing.T, b *kafkax.Broker, h kafkax.Handler, reg prometheu
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := kafkax.NewRunner(b, []kafkax.Handler{h}, nil, testLogger(), m,
+	r, err := kafkax.NewRunner(b, []kafkax.Handler{h}, nil, kafkaxtest.Logger(), m,
 		kafkax.RunnerOptions{RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestRunnerRetriesAndInboxAbsorbsRedelivery(t *testing.T) {
 	if _, err := db.Exec(appliedTable); err != nil {
 		t.Fatal(err)
 	}
-	b := newBroker(t, 3)
+	b := kafkaxtest.Broker(t, 3)
 	topic := kafkax.Topic("runnertest")
 	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
 		t.Fatal(err)
@@ -208,7 +209,7 @@ func TestRunnerRebalanceLosesNothing(t *testing.T) {
 	if _, err := db.Exec(appliedTable); err != nil {
 		t.Fatal(err)
 	}
-	b := newBroker(t, 6)
+	b := kafkaxtest.Broker(t, 6)
 	topic := kafkax.Topic("rebalancetest")
 	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package kafkax_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -12,28 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/kafkax"
 )
-
-// testLogger discards logs unless MALL_TEST_LOG is set: background goroutines may log after
-// a test ends, which t.Log does not allow.
-func testLogger() *slog.Logger {
-	if os.Getenv("MALL_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-func newBroker(t testing.TB, partitions int) *kafkax.Broker {
-	t.Helper()
-	b, err := kafkax.NewBroker(config.Kafka{Embedded: true, ClientID: "test", Partitions: partitions}, testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
-}
 
 func newClient(t testing.TB, b *kafkax.Broker, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 )
 
 func TestTopic(t *testing.T) {
@@ -76,7 +77,7 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 }
 
 func TestBrokerPingAndEnsureTopics(t *testing.T) {
-	b := newBroker(t, 4)
+	b := kafkaxtest.Broker(t, 4)
 	ctx := ctxTimeout(t, 10*time.Second)
 	if err := b.Ping(ctx); err != nil {
 		t.Fatal(err)

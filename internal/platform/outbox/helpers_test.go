@@ -2,11 +2,10 @@ package outbox_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/metrics"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,23 +16,6 @@ import (
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
-
-func testLogger() *slog.Logger {
-	if os.Getenv("MALL_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-func newBroker(t testing.TB, partitions int) *kafkax.Broker {
-	t.Helper()
-	b, err := kafkax.NewBroker(config.Kafka{Embedded: true, ClientID: "test", Partitions: partitions}, testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
-}
 
 func newProducer(t testing.TB, b *kafkax.Broker, opts ...kgo.Opt) *kafkax.Producer {
 	t.Helper()
@@ -70,7 +52,7 @@ func fastConfig() config.Outbox {
 func startRelay(t testing.TB, db *sqldb.DB, p outbox.Producer, cfg config.Outbox, m *outbox.Metrics, hook func() bool, opts ...outbox.RelayOption) *outbox.Relay {
 	t.Helper()
 	opts = append([]outbox.RelayOption{outbox.WithFollowerPoll(100 * time.Millisecond), outbox.WithStatsInterval(100 * time.Millisecond)}, opts...)
-	r := outbox.NewRelay(db, p, cfg, testLogger(), m, opts...)
+	r := outbox.NewRelay(db, p, cfg, kafkaxtest.Logger(), m, opts...)
 	if hook != nil {
 		outbox.SetCrashHook(r, hook)
 	}

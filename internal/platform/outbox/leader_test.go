@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
@@ -45,7 +46,7 @@ func writeEvents(db *sqldb.DB, topic, agg string, n int, pause time.Duration, st
 func TestRelayLeaderElection(t *testing.T) {
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
 	db := cl.Main()
-	b := newBroker(t, 3)
+	b := kafkaxtest.Broker(t, 3)
 	topic := kafkax.Topic("leadertest")
 	mA, regA := newMetrics(t)
 	mB, regB := newMetrics(t)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 )
@@ -33,7 +34,7 @@ func TestModules(t *testing.T) {
 	}
 	app := fx.New(
 		fx.NopLogger,
-		fx.Supply(cfg, cl, testLogger()),
+		fx.Supply(cfg, cl, kafkaxtest.Logger()),
 		fx.Provide(func() prometheus.Registerer { return prometheus.NewRegistry() }),
 		kafkax.Module,
 		outbox.Module,

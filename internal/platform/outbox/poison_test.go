@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
@@ -53,7 +54,7 @@ func TestRelayParksPoisonRows(t *testing.T) {
 	const maxAttempts = 5
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
 	db := cl.Main()
-	b := newBroker(t, 4)
+	b := kafkaxtest.Broker(t, 4)
 	topic := kafkax.Topic("poisontest")
 	m, reg := newMetrics(t)
 	labels := map[string]string{"db": db.Name}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 )
@@ -52,7 +53,7 @@ func TestRelayRidesOutBrokerRefusal(t *testing.T) {
 	const outage = 10 * time.Second
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
 	db := cl.Main()
-	b := newBroker(t, 4)
+	b := kafkaxtest.Broker(t, 4)
 	topic := kafkax.Topic("refusaltest")
 	m, reg := newMetrics(t)
 	labels := map[string]string{"db": db.Name}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
@@ -44,7 +45,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 	if len(dbs) != 3 {
 		t.Fatalf("want 3 physical databases, got %d", len(dbs))
 	}
-	b := newBroker(t, 6)
+	b := kafkaxtest.Broker(t, 6)
 	topic := kafkax.Topic("ordertest")
 	if err := b.EnsureTopics(context.Background(), topic); err != nil {
 		t.Fatal(err)
@@ -86,7 +87,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := kafkax.NewRunner(b, []kafkax.Handler{handler}, nil, testLogger(), cm, kafkax.RunnerOptions{})
+	runner, err := kafkax.NewRunner(b, []kafkax.Handler{handler}, nil, kafkaxtest.Logger(), cm, kafkax.RunnerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 	// Relays: one per database, replaced at random; some crash between produce and commit.
 	var crashes atomic.Int64
 	newRelay := func(i int, crashOnBatch int64) *outbox.Relay {
-		r := outbox.NewRelay(dbs[i], producer, cfg, testLogger(), m,
+		r := outbox.NewRelay(dbs[i], producer, cfg, kafkaxtest.Logger(), m,
 			outbox.WithFollowerPoll(50*time.Millisecond), outbox.WithStatsInterval(100*time.Millisecond))
 		if crashOnBatch > 0 {
 			var batches atomic.Int64

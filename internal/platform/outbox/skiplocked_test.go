@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/kafkax/kafkaxtest"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 )
@@ -21,7 +22,7 @@ func TestRelayDoesNotSkipPastALockedRow(t *testing.T) {
 	ctx := context.Background()
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
 	db := cl.Main()
-	b := newBroker(t, 1)
+	b := kafkaxtest.Broker(t, 1)
 	topic := kafkax.Topic("skiplockedtest")
 	if err := b.EnsureTopics(ctx, topic); err != nil {
 		t.Fatal(err)
