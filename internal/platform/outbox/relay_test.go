@@ -130,16 +130,30 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 			stopRelay(r)
 		}
 	})
+	// The supervisor restarts crashed relays (as a process supervisor would) until the backlog
+	// has drained; while the writers run it also replaces healthy relays at random. A relay
+	// armed to crash on a later batch may die after the writers are done, so supervision must
+	// outlive them.
 	writersDone := make(chan struct{})
-	chaosDone := make(chan struct{})
+	drained := make(chan struct{})
+	supervisorDone := make(chan struct{})
+	var stopSupervisor sync.Once
+	endSupervision := func() {
+		stopSupervisor.Do(func() { close(drained) })
+		<-supervisorDone
+	}
+	t.Cleanup(endSupervision) // before the relays are stopped, should the test fail early
 	var restarts int
 	go func() {
-		defer close(chaosDone)
+		defer close(supervisorDone)
 		rng := rand.New(rand.NewPCG(1, 2))
+		chaos, writing := true, writersDone
 		for {
 			select {
-			case <-writersDone:
+			case <-drained:
 				return
+			case <-writing:
+				chaos, writing = false, nil
 			case <-time.After(time.Duration(150+rng.IntN(250)) * time.Millisecond):
 			}
 			for i, r := range relays {
@@ -148,6 +162,9 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 					relays[i] = newRelay(i, 0)
 				default:
 				}
+			}
+			if !chaos {
+				continue
 			}
 			i := rng.IntN(len(dbs))
 			stopRelay(relays[i])
@@ -220,15 +237,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 	}
 	wg.Wait()
 	close(writersDone)
-	<-chaosDone
 	written := time.Since(start)
-	for i, r := range relays {
-		select {
-		case <-outbox.Done(r):
-			relays[i] = newRelay(i, 0)
-		default:
-		}
-	}
 
 	// Every committed event is published, and by its own database's relay.
 	committed := map[string]seqPayload{}
@@ -257,6 +266,7 @@ func TestRelayDeliversEveryCommittedEventInOrder(t *testing.T) {
 		t.Fatalf("%d committed events, want %d", len(committed), total)
 	}
 
+	endSupervision()
 	t.Logf("drained at %s", time.Since(start))
 	recs := readTopic(t, b, topic, 90*time.Second, func(recs []*kgo.Record) bool { return len(eventIDs(recs)) >= total })
 	lastSeq := map[string]int{}
