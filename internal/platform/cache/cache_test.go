@@ -118,7 +118,7 @@ func TestStalePriceNeverServedAfterUpdateOnTwoReplicas(t *testing.T) {
 		}
 	}
 	sawNew := false
-	eventually(t, time.Second, "B serves price 120", func() bool {
+	eventually(t, 5*time.Second, "B serves price 120", func() bool {
 		v := mustGet(t, cb, "p1", db.load)
 		if sawNew && v.Price != 120 {
 			t.Fatalf("B went back to price %d after serving 120", v.Price)
@@ -357,7 +357,7 @@ func TestConcurrentUpdatesNeverServeOlderPriceThanLastInvalidate(t *testing.T) {
 	if violations.Load() != 0 {
 		t.Fatalf("%d stale reads on A", violations.Load())
 	}
-	eventually(t, time.Second, "B converges to the last price", func() bool {
+	eventually(t, 5*time.Second, "B converges to the last price", func() bool {
 		return mustGet(t, cb, "p1", load).Price == updates
 	})
 	if v := mustGet(t, ca, "p1", load); v.Price != updates {
@@ -409,7 +409,7 @@ func TestNegativeCaching(t *testing.T) {
 	if got := loads.Load(); got != 2 {
 		t.Fatalf("loads after Invalidate = %d, want 2", got)
 	}
-	eventually(t, time.Second, "B sees the product", func() bool { return get(cb) == nil })
+	eventually(t, 5*time.Second, "B sees the product", func() bool { return get(cb) == nil })
 
 	// Without an invalidation the absence expires by itself after NegativeTTL, in L1
 	// too (although L1TTL is long).
@@ -521,7 +521,7 @@ func TestHitsAreCountedByLevel(t *testing.T) {
 	if err := ca.Invalidate(context.Background(), "k"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "B counts the remote invalidation", func() bool {
+	eventually(t, 5*time.Second, "B counts the remote invalidation", func() bool {
 		return metric(t, b, cache.MetricInvalidations, map[string]string{"cache": name, "source": "remote"}) == 1
 	})
 	if got := metric(t, a, cache.MetricInvalidations, map[string]string{"cache": name, "source": "local"}); got != 1 {
@@ -674,7 +674,7 @@ func TestBusRoutesInvalidationsByCacheName(t *testing.T) {
 	if err := sa.Invalidate(context.Background(), "k"); err != nil { // only the string cache
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "B's string cache hears its invalidation", func() bool {
+	eventually(t, 5*time.Second, "B's string cache hears its invalidation", func() bool {
 		v, _ := sb.Get(context.Background(), "k", loadLabel)
 		return v == "two"
 	})

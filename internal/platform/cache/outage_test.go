@@ -153,7 +153,7 @@ func TestBusStartsWithRedisDown(t *testing.T) {
 	if err := ca.Invalidate(context.Background(), "p1"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "B hears the invalidation", func() bool {
+	eventually(t, 5*time.Second, "B hears the invalidation", func() bool {
 		return mustGet(t, cb, "p1", db.load).Price == 120
 	})
 }

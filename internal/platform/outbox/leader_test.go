@@ -68,7 +68,7 @@ func TestRelayLeaderElection(t *testing.T) {
 	}
 
 	a := startRelay(t, db, newProducer(t, b), fastConfig(), mA, nil)
-	eventually(t, 5*time.Second, "relay A to lead", a.IsLeader)
+	eventually(t, 15*time.Second, "relay A to lead", a.IsLeader)
 	bRelay := startRelay(t, db, newProducer(t, b), fastConfig(), mB, nil)
 	// B polls for the lock every 100ms: over a second it tries ~10 times and must fail each time.
 	for range 50 {
@@ -89,7 +89,7 @@ func TestRelayLeaderElection(t *testing.T) {
 	if _, err := db.ExecContext(context.Background(), fmt.Sprintf("KILL CONNECTION %d", connID)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "relay B to take over", func() bool { return bRelay.IsLeader() && !a.IsLeader() })
+	eventually(t, 15*time.Second, "relay B to take over", func() bool { return bRelay.IsLeader() && !a.IsLeader() })
 	for range 25 {
 		if a.IsLeader() || !bRelay.IsLeader() {
 			t.Fatalf("leaders after takeover: A=%v B=%v, want B alone", a.IsLeader(), bRelay.IsLeader())

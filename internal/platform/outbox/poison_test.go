@@ -166,7 +166,7 @@ func TestRelayParksPoisonRows(t *testing.T) {
 	if got := metric(t, reg, "mall_outbox_dead_total", labels); got != 2 {
 		t.Errorf("dead_total = %v, want 2", got)
 	}
-	eventually(t, 2*time.Second, "the dead rows gauge", func() bool { return metric(t, reg, "mall_outbox_dead_rows", labels) == 2 })
+	eventually(t, 10*time.Second, "the dead rows gauge", func() bool { return metric(t, reg, "mall_outbox_dead_rows", labels) == 2 })
 	mu.Lock()
 	if poisonRequests != maxAttempts {
 		t.Errorf("the broker saw the poison %d times, want %d (one per attempt)", poisonRequests, maxAttempts)

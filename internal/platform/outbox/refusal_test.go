@@ -68,7 +68,7 @@ func TestRelayRidesOutBrokerRefusal(t *testing.T) {
 	if _, err := writeEvents(db, topic, "warmup", 5, 10*time.Millisecond, stop); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "warm-up events published", func() bool {
+	eventually(t, 15*time.Second, "warm-up events published", func() bool {
 		return count(t, db, `SELECT COUNT(*) FROM platform_outbox WHERE status = 0`) == 0
 	})
 
@@ -120,7 +120,7 @@ func TestRelayRidesOutBrokerRefusal(t *testing.T) {
 	if refused.Load() == 0 {
 		t.Fatal("the broker refused nothing: the outage did not happen")
 	}
-	eventually(t, 2*time.Second, "the backlog gauge to show the pile-up", func() bool {
+	eventually(t, 10*time.Second, "the backlog gauge to show the pile-up", func() bool {
 		return metric(t, reg, "mall_outbox_backlog", labels) > 100
 	})
 	if metric(t, reg, "mall_outbox_oldest_pending_age_seconds", labels) < 1 {
@@ -128,11 +128,12 @@ func TestRelayRidesOutBrokerRefusal(t *testing.T) {
 	}
 	wg.Wait()
 	// A writer blocked behind the relay's claim would wait until the outage ends (up to 10s)
-	// or hit the 50s lock wait timeout. The bound leaves room for scheduling noise on a
-	// loaded two-core machine, where a lone transaction has been seen to take 1.8s.
+	// or hit the 50s lock wait timeout. The bounds leave room for scheduling noise on a
+	// loaded two-core machine (CI runs every package at once), where a lone transaction
+	// has been seen to take 1.8s, while staying well below the outage a blocked writer waits out.
 	slices.Sort(durations)
 	median, slowest := durations[len(durations)/2], durations[len(durations)-1]
-	if slowest > 3*time.Second || median > 200*time.Millisecond {
+	if slowest > outage*6/10 || median > time.Second {
 		t.Fatalf("business transactions during the outage: median %s, slowest %s", median, slowest)
 	}
 
