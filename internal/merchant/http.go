@@ -144,6 +144,9 @@ func (h *handler) Routes() []httpx.Route {
 			Tags: mer, Response: httpx.List[staffResponse]{}, Auth: true, Middleware: perm(user.PermMerchantStaff)},
 		{Method: http.MethodGet, Path: "/api/v1/merchant/staff/:user_id", Handler: h.getStaff, Summary: "One staff member",
 			Tags: mer, Response: staffResponse{}, Auth: true, Middleware: perm(user.PermMerchantStaff)},
+		{Method: http.MethodDelete, Path: "/api/v1/merchant/staff/:user_id", Handler: h.removeStaff,
+			Summary: "Remove a staff member: their merchant role is revoked and their sessions end",
+			Tags:    mer, Status: http.StatusNoContent, Auth: true, Middleware: perm(user.PermMerchantStaff)},
 	}
 }
 
@@ -345,6 +348,22 @@ func (h *handler) listStaff(c echo.Context) error {
 		out[i] = toStaffResponse(s)
 	}
 	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last staffResponse) []byte { return idCursor(last.UserID) }))
+}
+
+func (h *handler) removeStaff(c echo.Context) error {
+	ctx := c.Request().Context()
+	mid, err := user.MerchantFrom(ctx)
+	if err != nil {
+		return err
+	}
+	uid, err := httpx.ParamID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	if err := h.svc.RemoveStaff(ctx, mid, authn.UserID(ctx), uid.Int64()); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (h *handler) getStaff(c echo.Context) error {

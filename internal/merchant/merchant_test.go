@@ -260,6 +260,32 @@ func TestStaff(t *testing.T) {
 	if ev := h.events(mid); !slices.Equal(ev, []string{merchant.EventApproved, merchant.EventStaffAdded, merchant.EventStaffAdded}) {
 		t.Errorf("events = %v", ev)
 	}
+
+	// Removal: staff cannot remove anyone, the owner is not staff, another merchant's owner
+	// cannot touch them; the owner removes the operator, whose session ends at once.
+	h.req(cs.tok.AccessToken, "DELETE", "/api/v1/merchant/staff/"+op.ID, nil).want(t, 403, "auth.forbidden")
+	h.req(owner.tok.AccessToken, "DELETE", "/api/v1/merchant/staff/"+owner.ID, nil).want(t, 404, "merchant.staff_not_found")
+	h.req(other.tok.AccessToken, "DELETE", "/api/v1/merchant/staff/"+op.ID, nil).want(t, 404, "merchant.staff_not_found")
+	h.req(owner.tok.AccessToken, "DELETE", "/api/v1/merchant/staff/"+op.ID, nil).want(t, 204, "")
+	h.req(owner.tok.AccessToken, "DELETE", "/api/v1/merchant/staff/"+op.ID, nil).want(t, 404, "merchant.staff_not_found")
+	h.req(op.tok.AccessToken, "GET", "/api/v1/merchant/profile", nil).want(t, 401, "")
+	h.req("", "POST", "/api/v1/auth/refresh", map[string]string{"refresh_token": op.tok.RefreshToken}).want(t, 401, "")
+	h.relogin(&op)
+	if m := h.me(op); slices.Contains(m.Roles, "merchant_staff") || m.MerchantID != "" {
+		t.Fatalf("/me after removal = %+v, want a plain buyer", m)
+	}
+	h.req(op.tok.AccessToken, "GET", "/api/v1/merchant/profile", nil).want(t, 403, "auth.forbidden")
+	h.req(cs.tok.AccessToken, "GET", "/api/v1/merchant/profile", nil).want(t, 200, "") // untouched
+	if n := h.count(`SELECT COUNT(*) FROM merchant_staff WHERE merchant_id = ?`, mid); n != 1 {
+		t.Fatalf("staff rows after removal = %d, want 1", n)
+	}
+	// A removed operator can be hired by another merchant.
+	h.req(other.tok.AccessToken, "POST", "/api/v1/merchant/staff", map[string]string{"email": op.Email, "role": "operator"}).
+		want(t, 201, "")
+	if ev := h.events(mid); !slices.Equal(ev, []string{merchant.EventApproved, merchant.EventStaffAdded, merchant.EventStaffAdded,
+		merchant.EventStaffRemoved}) {
+		t.Errorf("events = %v", ev)
+	}
 }
 
 // TestConcurrentApprove: ten operators approving one application at once create one merchant

@@ -312,6 +312,28 @@ func (s *service) AddStaff(ctx context.Context, merchantID, by int64, email stri
 	return st, nil
 }
 
+// RemoveStaff takes a staff member away from merchantID: their merchant role is revoked
+// first (which ends their sessions, so no token of theirs still acts for the merchant),
+// then the staff row goes with a staff_removed event. Another merchant's staff member, or
+// the owner, is ErrStaffNotFound. After a failure a retry completes the removal.
+func (s *service) RemoveStaff(ctx context.Context, merchantID, by, userID int64) error {
+	r, err := s.st.staffMember(ctx, merchantID, userID)
+	if err != nil {
+		return err
+	}
+	if err := s.users.RevokeRole(ctx, userID, user.RoleMerchantStaff, merchantID); err != nil {
+		return err
+	}
+	return s.db.WithinTx(ctx, func(ctx context.Context) error {
+		removed, err := s.st.deleteStaff(ctx, merchantID, userID)
+		if err != nil || !removed {
+			return err
+		}
+		return s.emit(ctx, merchantID, EventStaffRemoved,
+			StaffChanged{MerchantID: merchantID, UserID: userID, Role: StaffRole(r.Role), By: by, OccurredAt: s.clock()})
+	})
+}
+
 // StaffMember returns one of merchantID's staff; another merchant's is ErrStaffNotFound.
 func (s *service) StaffMember(ctx context.Context, merchantID, userID int64) (Staff, error) {
 	r, err := s.st.staffMember(ctx, merchantID, userID)

@@ -183,6 +183,33 @@ func TestRolesAndMerchantScope(t *testing.T) {
 	t.Run("merchant roles give nothing on the platform", func(t *testing.T) {
 		h.Req("GET", "/api/v1/admin/users", nil, apptest.Bearer(owner.AccessToken)...).Want(t, http.StatusForbidden, "auth.forbidden")
 	})
+
+	// Revoking ends every session at once: the access token and the refresh token stop
+	// working, and a new login carries no merchant role.
+	t.Run("revoke", func(t *testing.T) {
+		revoke := func(userID string, body map[string]any, tok string) response {
+			return h.Req("POST", "/api/v1/admin/users/"+userID+"/roles/revoke", body, apptest.Bearer(tok)...)
+		}
+		body := map[string]any{"role": "merchant_owner", "merchant_id": strconv.Itoa(merchantA)}
+		revoke(alice.ID, body, owner.AccessToken).Want(t, http.StatusForbidden, "auth.forbidden")
+		revoke(alice.ID, map[string]any{"role": "buyer"}, admin.AccessToken).Want(t, http.StatusBadRequest, "user.merchant_not_allowed")
+		revoke(alice.ID, body, admin.AccessToken).Want(t, http.StatusNoContent, "")
+		h.Req("GET", "/api/v1/merchant/test-objects/1", nil, apptest.Bearer(owner.AccessToken)...).Want(t, http.StatusUnauthorized, "")
+		h.refresh(owner.RefreshToken).Want(t, http.StatusUnauthorized, "")
+		again := h.Login(alice.Email)
+		if m := h.Me(again.AccessToken); m.MerchantID != "" || !slices.Equal(m.Roles, []string{"buyer"}) {
+			t.Fatalf("after revoke and login: %+v", m)
+		}
+		h.Req("GET", "/api/v1/merchant/test-objects/1", nil, apptest.Bearer(again.AccessToken)...).Want(t, http.StatusForbidden, "auth.forbidden")
+		revoke(alice.ID, body, admin.AccessToken).Want(t, http.StatusNoContent, "") // absent: nothing to do
+		var n int
+		if err := h.cl.Main().GetContext(context.Background(), &n,
+			`SELECT COUNT(*) FROM platform_outbox WHERE event_type = 'user.role_revoked'`); err != nil || n != 1 {
+			t.Fatalf("%d user.role_revoked events (%v), want 1", n, err)
+		}
+		// Bob, untouched, keeps working.
+		h.Req("GET", "/api/v1/merchant/test-objects/2", nil, apptest.Bearer(bobTok.AccessToken)...).Want(t, http.StatusOK, "")
+	})
 }
 
 func TestSeededRolesGrantKnownPermissions(t *testing.T) {

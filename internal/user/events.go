@@ -13,6 +13,7 @@ var Topic = kafkax.Topic("user")
 const (
 	EventRegistered  = "user.registered"
 	EventRoleGranted = "user.role_granted"
+	EventRoleRevoked = "user.role_revoked"
 )
 
 // Registered is published when an account is created.
@@ -30,5 +31,15 @@ type RoleGranted struct {
 	MerchantID int64 `json:"merchant_id,string"`
 	// GrantedBy is the admin who granted it; 0 for the system (another module, the CLI).
 	GrantedBy  int64     `json:"granted_by,string"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// RoleRevoked is published when a role binding is removed; the user's sessions end with it.
+type RoleRevoked struct {
+	UserID     int64 `json:"user_id,string"`
+	Role       Role  `json:"role"`
+	MerchantID int64 `json:"merchant_id,string"`
+	// RevokedBy is the admin who revoked it; 0 for the system (another module).
+	RevokedBy  int64     `json:"revoked_by,string"`
 	OccurredAt time.Time `json:"occurred_at"`
 }

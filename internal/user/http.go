@@ -180,6 +180,9 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/api/v1/admin/users/:id/roles", Handler: h.adminGrantRole,
 			Summary: "Grant a role (merchant roles need merchant_id) (platform admin)",
 			Tags:    admin, Request: grantRoleRequest{}, Status: http.StatusNoContent, Auth: true, Middleware: adminOnly},
+		{Method: http.MethodPost, Path: "/api/v1/admin/users/:id/roles/revoke", Handler: h.adminRevokeRole,
+			Summary: "Revoke a role and end the user's sessions (platform admin)",
+			Tags:    admin, Request: grantRoleRequest{}, Status: http.StatusNoContent, Auth: true, Middleware: adminOnly},
 	}
 }
 
@@ -446,6 +449,15 @@ func (h *handler) adminListUsers(c echo.Context) error {
 }
 
 func (h *handler) adminGrantRole(c echo.Context) error {
+	return h.changeRole(c, h.svc.GrantRole)
+}
+
+func (h *handler) adminRevokeRole(c echo.Context) error {
+	return h.changeRole(c, h.svc.RevokeRole)
+}
+
+// changeRole binds {role, merchant_id} for the user in the path and applies change.
+func (h *handler) changeRole(c echo.Context, change func(ctx context.Context, userID int64, role Role, merchantID int64) error) error {
 	id, err := httpx.ParamID(c, "id")
 	if err != nil {
 		return err
@@ -458,7 +470,7 @@ func (h *handler) adminGrantRole(c echo.Context) error {
 	if in.MerchantID != nil {
 		mid = in.MerchantID.Int64()
 	}
-	if err := h.svc.GrantRole(c.Request().Context(), id.Int64(), Role(in.Role), mid); err != nil {
+	if err := change(c.Request().Context(), id.Int64(), Role(in.Role), mid); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

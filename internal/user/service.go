@@ -572,6 +572,48 @@ func (s *service) GrantRole(ctx context.Context, userID int64, role Role, mercha
 	})
 }
 
+// RevokeRole implements Service; the caller in ctx, if any, is recorded as the revoker.
+// The binding goes first, then the sessions: a refresh racing with the revocation either
+// read the roles before (its family is then revoked below) or after (no role to carry).
+func (s *service) RevokeRole(ctx context.Context, userID int64, role Role, merchantID int64) error {
+	if role == RoleBuyer {
+		return ErrMerchantNotAllowed.WithDetail("buyer cannot be revoked: everyone is a buyer")
+	}
+	revokedBy := authn.UserID(ctx)
+	now := s.clock()
+	err := s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
+		if err := s.st.lockUser(ctx, userID); err != nil {
+			return err
+		}
+		removed, err := s.st.deleteBinding(ctx, userID, RoleBinding{Role: role, MerchantID: merchantID})
+		if err != nil || !removed {
+			return err
+		}
+		return s.outbox.Add(ctx, outbox.Event{
+			Topic: Topic, AggregateID: strconv.FormatInt(userID, 10), Type: EventRoleRevoked,
+			Payload: RoleRevoked{UserID: userID, Role: role, MerchantID: merchantID, RevokedBy: revokedBy, OccurredAt: now},
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return s.endSessions(ctx, userID)
+}
+
+// endSessions revokes every refresh family of the user and denies their access tokens.
+func (s *service) endSessions(ctx context.Context, userID int64) error {
+	families, err := s.st.liveFamilies(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, fid := range families {
+		if err := s.revokeSession(ctx, userID, fid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // EnsureAdmin creates a password account with platform_admin, or grants platform_admin
 // to the existing account with this email (its password is left alone). It is what
 // `mall admin create` runs.

@@ -114,6 +114,7 @@ const (
 	qBindings      = `SELECT role, merchant_id FROM user_role_bindings WHERE user_id = ? ORDER BY created_at, role`
 	qBindingsOf    = `SELECT user_id, role, merchant_id FROM user_role_bindings WHERE user_id IN (?) ORDER BY created_at, role`
 	qInsertBinding = `INSERT INTO user_role_bindings (user_id, role, merchant_id, granted_by, created_at) VALUES (?, ?, ?, ?, ?)`
+	qDeleteBinding = `DELETE FROM user_role_bindings WHERE user_id = ? AND role = ? AND merchant_id = ?`
 )
 
 type roleRow struct {
@@ -189,6 +190,16 @@ func (s *store) insertBinding(ctx context.Context, userID int64, b RoleBinding, 
 	return err == nil, err
 }
 
+// deleteBinding removes a binding; false when the user did not have it.
+func (s *store) deleteBinding(ctx context.Context, userID int64, b RoleBinding) (bool, error) {
+	res, err := s.main(ctx).ExecContext(ctx, qDeleteBinding, userID, string(b.Role), b.MerchantID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // Refresh tokens.
 
 type refreshRow struct {
@@ -208,6 +219,7 @@ const (
 	qUseRefresh = `UPDATE user_refresh_tokens SET status = 1, used_at = ?
 		WHERE token_hash = ? AND status = 0 AND expires_at > ?`
 	qRevokeFamily  = `UPDATE user_refresh_tokens SET status = 2 WHERE family_id = ? AND status = 0`
+	qLiveFamilies  = `SELECT DISTINCT family_id FROM user_refresh_tokens WHERE user_id = ? AND status = 0`
 	qDeleteExpired = `DELETE FROM user_refresh_tokens WHERE expires_at < ? LIMIT ?`
 )
 
@@ -238,6 +250,13 @@ func (s *store) useRefresh(ctx context.Context, hash [32]byte, now time.Time) (b
 func (s *store) revokeFamily(ctx context.Context, familyID int64) error {
 	_, err := s.main(ctx).ExecContext(ctx, qRevokeFamily, familyID)
 	return err
+}
+
+// liveFamilies lists the user's sessions: refresh families with an unused token.
+func (s *store) liveFamilies(ctx context.Context, userID int64) ([]int64, error) {
+	var ids []int64
+	err := sqlx.SelectContext(ctx, s.main(ctx), &ids, qLiveFamilies, userID)
+	return ids, err
 }
 
 func (s *store) deleteExpiredRefresh(ctx context.Context, before time.Time, limit int) (int64, error) {

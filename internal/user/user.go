@@ -27,6 +27,11 @@ type Service interface {
 	// most one merchant (ErrMerchantConflict). The merchant module calls it when it approves
 	// an application or adds staff. New roles reach the user's tokens at the next refresh.
 	GrantRole(ctx context.Context, userID int64, role Role, merchantID int64) error
+	// RevokeRole removes a role binding (a binding the user does not have is not an error)
+	// and ends every session of the user, so no access token still carrying the role is
+	// accepted: the user signs in again and gets tokens without it. The merchant module
+	// calls it when staff are removed.
+	RevokeRole(ctx context.Context, userID int64, role Role, merchantID int64) error
 	// Address returns one of the user's addresses; another user's address is ErrAddressNotFound.
 	Address(ctx context.Context, userID, addressID int64) (Address, error)
 	// LatestAddress returns the user's most recently added address (ErrAddressNotFound when none).

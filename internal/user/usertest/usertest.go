@@ -78,6 +78,8 @@ type Fake struct {
 	addresses map[int64][]user.Address // by user, oldest first
 	// Grants records every GrantRole call, in order.
 	Grants []Grant
+	// Revokes records every RevokeRole call, in order.
+	Revokes []Grant
 }
 
 // Grant is one recorded GrantRole call.
@@ -187,6 +189,24 @@ func (f *Fake) GrantRole(_ context.Context, userID int64, role user.Role, mercha
 	if !slices.Contains(f.bindings[userID], b) {
 		f.bindings[userID] = append(f.bindings[userID], b)
 	}
+	return nil
+}
+
+// RevokeRole removes the binding (absent is fine) and records it in Revokes.
+func (f *Fake) RevokeRole(_ context.Context, userID int64, role user.Role, merchantID int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	if _, ok := f.users[userID]; !ok {
+		return user.ErrNotFound
+	}
+	if role == user.RoleBuyer {
+		return user.ErrMerchantNotAllowed
+	}
+	f.Revokes = append(f.Revokes, Grant{UserID: userID, Role: role, MerchantID: merchantID})
+	f.bindings[userID] = slices.DeleteFunc(f.bindings[userID], func(b user.RoleBinding) bool {
+		return b == user.RoleBinding{Role: role, MerchantID: merchantID}
+	})
 	return nil
 }
 
