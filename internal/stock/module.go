@@ -12,6 +12,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 //go:embed migrations/*.sql
@@ -34,6 +35,7 @@ var Module = fx.Module("stock",
 		New,
 		httpx.AsRoutes(newHandler),
 	),
+	fx.Invoke(startSweeper),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "stock") }),
 )
 
@@ -41,9 +43,11 @@ var Module = fx.Module("stock",
 type Params struct {
 	fx.In
 
-	DB     *sqldb.Cluster
-	Outbox outbox.Writer `optional:"true"`
-	Log    *slog.Logger  `optional:"true"`
+	DB       *sqldb.Cluster
+	Config   *Config               `optional:"true"`
+	Registry prometheus.Registerer `optional:"true"`
+	Outbox   outbox.Writer         `optional:"true"`
+	Log      *slog.Logger          `optional:"true"`
 }
 
 // New returns the Service.
@@ -59,5 +63,13 @@ func New(p Params) (Service, error) {
 	if ob == nil {
 		ob = outbox.NewWriter()
 	}
-	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, outbox: ob, now: time.Now}, nil
+	cfg := DefaultConfig
+	if p.Config != nil {
+		cfg = *p.Config
+	}
+	m, err := newMetrics(p.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, outbox: ob, cfg: cfg, m: m, now: time.Now}, nil
 }

@@ -19,6 +19,8 @@ type service struct {
 	st     *store
 	cl     *sqldb.Cluster
 	outbox outbox.Writer
+	cfg    Config
+	m      *metrics
 	now    func() time.Time
 }
 
@@ -57,7 +59,7 @@ func (s *service) Init(ctx context.Context, skuID, merchantID, available int64) 
 			}
 			return nil
 		}
-		return s.changed(ctx, levelRow{SKUID: skuID, MerchantID: merchantID, Available: available, Version: 1, UpdatedAt: now})
+		return s.changed(ctx, levelRow{SKUID: skuID, MerchantID: merchantID, OnHand: available, Available: available, Version: 1, UpdatedAt: now})
 	})
 }
 
@@ -137,12 +139,12 @@ func (s *service) Check(ctx context.Context) (Report, error) {
 	if bad == 0 {
 		return rep, nil
 	}
-	rows, err := s.st.negative(ctx, MaxViolations)
+	rows, err := s.st.violations(ctx, MaxViolations)
 	if err != nil {
 		return Report{}, err
 	}
 	for _, r := range rows {
-		rep.Violations = append(rep.Violations, Violation{Level: r.level(), Problem: "negative counter"})
+		rep.Violations = append(rep.Violations, Violation{Level: r.level(), Problem: r.problem()})
 	}
 	return rep, nil
 }

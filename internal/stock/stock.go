@@ -31,14 +31,44 @@ type Service interface {
 	// Levels returns the levels of the SKUs that exist among skuIDs, by SKU ID, for public
 	// availability (product detail). At most MaxBatch IDs.
 	Levels(ctx context.Context, skuIDs ...int64) (map[int64]Level, error)
-	// Check verifies the counters of every SKU (none negative) and reports violations.
+	// Check verifies every SKU: no negative counter, OnHand = Available + Reserved + Sold,
+	// and Reserved and Sold equal what the reservations hold and bought.
 	Check(ctx context.Context) (Report, error)
+
+	// Reserve holds stock for an order (reservation.go has the whole story). Idempotent per
+	// order; ErrInsufficient, ErrNotFound, ErrHoldLimit.
+	Reserve(ctx context.Context, h Hold) error
+	// Release gives an order's held units back (cancel, timeout); idempotent.
+	Release(ctx context.Context, orderID int64) error
+	// Confirm turns an order's held units into sold ones (paid); idempotent. A line
+	// released meanwhile is taken again if the stock is there, else ErrInsufficient.
+	Confirm(ctx context.Context, orderID int64) error
+	// Return gives bought units back (refund); lines state the total returned per SKU
+	// (nil: everything), so it is idempotent.
+	Return(ctx context.Context, orderID int64, lines []Line) error
+	// Reservations returns an order's reservation lines by SKU.
+	Reservations(ctx context.Context, orderID int64) ([]Reservation, error)
 }
+
+// Config tunes reservations.
+type Config struct {
+	// MaxHoldPerBuyer caps the unpaid units of one SKU one buyer may hold at a time, so one
+	// buyer cannot lock a merchant's whole stock.
+	MaxHoldPerBuyer int64
+	// SweepInterval is how often expired reservations are released; 0 disables the sweeper.
+	SweepInterval time.Duration
+}
+
+// DefaultConfig is used when no Config is supplied.
+var DefaultConfig = Config{MaxHoldPerBuyer: 200, SweepInterval: 10 * time.Second}
 
 // Level is one SKU's stock.
 type Level struct {
 	SKUID      int64
 	MerchantID int64
+	// OnHand is the physical stock, changed only by Init and Set; reservations move units
+	// between the other three, so OnHand = Available + Reserved + Sold.
+	OnHand int64
 	// Available can be sold now; Reserved is held by unpaid orders; Sold is paid for.
 	Available int64
 	Reserved  int64
@@ -47,9 +77,6 @@ type Level struct {
 	Version   int64
 	UpdatedAt time.Time
 }
-
-// OnHand is the physical stock: available + reserved + sold.
-func (l Level) OnHand() int64 { return l.Available + l.Reserved + l.Sold }
 
 // Report is the result of Check.
 type Report struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -23,6 +25,7 @@ func (s *store) main(ctx context.Context) sqlx.ExtContext { return sqldb.Ext(ctx
 type levelRow struct {
 	SKUID      int64     `db:"sku_id"`
 	MerchantID int64     `db:"merchant_id"`
+	OnHand     int64     `db:"on_hand"`
 	Available  int64     `db:"available"`
 	Reserved   int64     `db:"reserved"`
 	Sold       int64     `db:"sold"`
@@ -31,31 +34,38 @@ type levelRow struct {
 }
 
 func (r levelRow) level() Level {
-	return Level{SKUID: r.SKUID, MerchantID: r.MerchantID, Available: r.Available, Reserved: r.Reserved,
+	return Level{SKUID: r.SKUID, MerchantID: r.MerchantID, OnHand: r.OnHand, Available: r.Available, Reserved: r.Reserved,
 		Sold: r.Sold, Version: r.Version, UpdatedAt: r.UpdatedAt}
 }
 
-const levelColumns = `sku_id, merchant_id, available, reserved, sold, version, updated_at`
+const levelColumns = `sku_id, merchant_id, on_hand, available, reserved, sold, version, updated_at`
 
 const (
-	qInsertLevel = `INSERT INTO stock_levels (sku_id, merchant_id, available, reserved, sold, version, updated_at)
-		VALUES (?, ?, ?, 0, 0, 1, ?)`
+	qInsertLevel = `INSERT INTO stock_levels (sku_id, merchant_id, on_hand, available, reserved, sold, version, updated_at)
+		VALUES (?, ?, ?, ?, 0, 0, 1, ?)`
 	qOwner = `SELECT merchant_id FROM stock_levels WHERE sku_id = ?`
-	// qSetAvailable is merchant-scoped: another merchant's SKU matches no row.
-	qSetAvailable = `UPDATE stock_levels SET available = ?, version = version + 1, updated_at = ?
+	// qSetAvailable is merchant-scoped: another merchant's SKU matches no row. MySQL assigns
+	// left to right, so on_hand moves by the change of available before available is set.
+	qSetAvailable = `UPDATE stock_levels SET on_hand = on_hand + ? - available, available = ?, version = version + 1, updated_at = ?
 		WHERE sku_id = ? AND merchant_id = ?`
 	qLevelForUpdate = `SELECT ` + levelColumns + ` FROM stock_levels WHERE sku_id = ? FOR UPDATE`
 	qMerchantLevel  = `SELECT ` + levelColumns + ` FROM stock_levels WHERE sku_id = ? AND merchant_id = ?`
 	qLevelsIn       = `SELECT ` + levelColumns + ` FROM stock_levels WHERE sku_id IN (?)`
-	qCountLevels    = `SELECT COUNT(*) AS n,
-		COALESCE(SUM(available < 0 OR reserved < 0 OR sold < 0), 0) AS bad FROM stock_levels`
-	qNegativeLevels = `SELECT ` + levelColumns + ` FROM stock_levels
-		WHERE available < 0 OR reserved < 0 OR sold < 0 ORDER BY sku_id LIMIT ?`
+	// checkFrom joins each level with what its reservations say the counters must be.
+	checkFrom = ` FROM stock_levels l LEFT JOIN (
+		SELECT sku_id, SUM(IF(status = 0, quantity, 0)) AS held, SUM(IF(status = 1, quantity - returned, 0)) AS bought
+		FROM stock_reservations GROUP BY sku_id) r ON r.sku_id = l.sku_id`
+	checkBad = `(l.available < 0 OR l.reserved < 0 OR l.sold < 0 OR l.on_hand <> l.available + l.reserved + l.sold
+		OR l.reserved <> COALESCE(r.held, 0) OR l.sold <> COALESCE(r.bought, 0))`
+	qCountLevels = `SELECT COUNT(*) AS n, COALESCE(SUM(` + checkBad + `), 0) AS bad` + checkFrom
+	qViolations  = `SELECT l.sku_id, l.merchant_id, l.on_hand, l.available, l.reserved, l.sold, l.version, l.updated_at,
+		COALESCE(r.held, 0) AS held, COALESCE(r.bought, 0) AS bought` + checkFrom + ` WHERE ` + checkBad + `
+		ORDER BY l.sku_id LIMIT ?`
 )
 
 // insertLevel creates the level; a duplicate SKU is reported as inserted == false.
 func (s *store) insertLevel(ctx context.Context, skuID, merchantID, available int64, now time.Time) (inserted bool, err error) {
-	_, err = s.main(ctx).ExecContext(ctx, qInsertLevel, skuID, merchantID, available, now)
+	_, err = s.main(ctx).ExecContext(ctx, qInsertLevel, skuID, merchantID, available, available, now)
 	if sqldb.IsDuplicate(err) {
 		return false, nil
 	}
@@ -73,7 +83,7 @@ func (s *store) owner(ctx context.Context, skuID int64) (int64, error) {
 
 // setAvailable sets the merchant's SKU's available units; ErrNotFound when no row matched.
 func (s *store) setAvailable(ctx context.Context, merchantID, skuID, available int64, now time.Time) error {
-	res, err := s.main(ctx).ExecContext(ctx, qSetAvailable, available, now, skuID, merchantID)
+	res, err := s.main(ctx).ExecContext(ctx, qSetAvailable, available, available, now, skuID, merchantID)
 	if err != nil {
 		return err
 	}
@@ -126,8 +136,33 @@ func (s *store) count(ctx context.Context) (rows, bad int64, err error) {
 	return c.N, c.Bad, err
 }
 
-func (s *store) negative(ctx context.Context, limit int) ([]levelRow, error) {
-	var rows []levelRow
-	err := sqlx.SelectContext(ctx, s.main(ctx), &rows, qNegativeLevels, limit)
+// violationRow is a level with the counters its reservations call for.
+type violationRow struct {
+	levelRow
+	Held   int64 `db:"held"`
+	Bought int64 `db:"bought"`
+}
+
+// problem describes what is wrong with the row.
+func (v violationRow) problem() string {
+	var ps []string
+	if v.Available < 0 || v.Reserved < 0 || v.Sold < 0 {
+		ps = append(ps, "negative counter")
+	}
+	if v.OnHand != v.Available+v.Reserved+v.Sold {
+		ps = append(ps, fmt.Sprintf("on_hand %d != available + reserved + sold = %d", v.OnHand, v.Available+v.Reserved+v.Sold))
+	}
+	if v.Reserved != v.Held {
+		ps = append(ps, fmt.Sprintf("reserved %d != %d held by reservations", v.Reserved, v.Held))
+	}
+	if v.Sold != v.Bought {
+		ps = append(ps, fmt.Sprintf("sold %d != %d bought by reservations", v.Sold, v.Bought))
+	}
+	return strings.Join(ps, "; ")
+}
+
+func (s *store) violations(ctx context.Context, limit int) ([]violationRow, error) {
+	var rows []violationRow
+	err := sqlx.SelectContext(ctx, s.main(ctx), &rows, qViolations, limit)
 	return rows, err
 }

@@ -1,0 +1,362 @@
+package stock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+)
+
+// Reservations: an order holds units of its SKUs from checkout until it is paid (Confirm:
+// reserved -> sold), cancelled or expired (Release: reserved -> available), and a refund
+// gives bought units back (Return: sold -> available). Every call is idempotent per order,
+// runs in the stock module's own READ COMMITTED transaction on db.main, takes the SKU rows
+// in ascending SKU order (so two orders never deadlock on each other's SKUs) and changes
+// counters only by guarded conditional UPDATEs whose rows-affected decides: no
+// read-then-write, so no oversell under any interleaving.
+
+// Line is a quantity of one SKU.
+type Line struct {
+	SKUID    int64
+	Quantity int64
+}
+
+// Hold is a reservation request: the order's lines, the buyer (for the per-buyer hold cap)
+// and when an unpaid hold lapses (the sweeper releases it after that).
+type Hold struct {
+	OrderID   int64
+	BuyerID   int64
+	Lines     []Line
+	ExpiresAt time.Time
+}
+
+// ReservationStatus is where a reservation line is.
+type ReservationStatus int
+
+// Reservation statuses (stored as numbers).
+const (
+	Held     ReservationStatus = 0
+	Bought   ReservationStatus = 1
+	Released ReservationStatus = 2
+)
+
+func (s ReservationStatus) String() string {
+	switch s {
+	case Held:
+		return "held"
+	case Bought:
+		return "bought"
+	case Released:
+		return "released"
+	}
+	return fmt.Sprintf("status(%d)", int(s))
+}
+
+// Reservation is one line of an order's reservation.
+type Reservation struct {
+	OrderID   int64
+	SKUID     int64
+	BuyerID   int64
+	Quantity  int64
+	Returned  int64
+	Status    ReservationStatus
+	ExpiresAt time.Time
+}
+
+// Limits of a Hold.
+const (
+	MaxLines    = 100
+	MaxQuantity = 10_000
+)
+
+// Reservation errors. Codes are stable (API.md: stock.insufficient).
+var (
+	ErrInsufficient = errs.New(errs.Conflict, "stock.insufficient")
+	// ErrHoldLimit is a buyer holding more unpaid units of a SKU than Config.MaxHoldPerBuyer.
+	ErrHoldLimit = errs.New(errs.Conflict, "stock.hold_limit")
+	// ErrReservationNotFound is Confirm or Return for an order that reserved nothing.
+	ErrReservationNotFound = errs.New(errs.NotFound, "stock.reservation_not_found")
+	// ErrReservationConflict is Reserve for an order already holding other lines, or a
+	// Return larger than what the order bought.
+	ErrReservationConflict = errs.New(errs.Conflict, "stock.reservation_conflict")
+	// ErrReservationReleased is Reserve for an order whose reservation was already released:
+	// the order must not be resurrected by a retry.
+	ErrReservationReleased = errs.New(errs.Conflict, "stock.reservation_released")
+	// errCorrupt is a counter that does not cover a reservation it must cover: a broken
+	// invariant, never a user error.
+	errCorrupt = errors.New("stock: counters do not cover a reservation")
+)
+
+// normalizeLines validates lines and returns them sorted by SKU.
+func normalizeLines(lines []Line) ([]Line, error) {
+	if len(lines) == 0 || len(lines) > MaxLines {
+		return nil, errs.ErrInvalid.WithDetail("a reservation has 1 to %d lines", MaxLines)
+	}
+	out := slices.Clone(lines)
+	slices.SortFunc(out, func(a, b Line) int { return cmpInt(a.SKUID, b.SKUID) })
+	for i, l := range out {
+		if l.SKUID <= 0 || l.Quantity <= 0 || l.Quantity > MaxQuantity {
+			return nil, errs.ErrInvalid.WithDetail("line %d: SKU must be positive and quantity 1 to %d", i, MaxQuantity)
+		}
+		if i > 0 && out[i-1].SKUID == l.SKUID {
+			return nil, errs.ErrInvalid.WithDetail("SKU %d appears twice", l.SKUID)
+		}
+	}
+	return out, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Reserve holds the lines for the order: all or nothing. ErrInsufficient names the first
+// SKU short of stock; ErrNotFound an unknown SKU; ErrHoldLimit a buyer over the cap. Calling
+// it again for an order that holds (or bought) exactly these lines changes nothing.
+func (s *service) Reserve(ctx context.Context, h Hold) error {
+	lines, err := normalizeLines(h.Lines)
+	if err != nil {
+		return err
+	}
+	if h.OrderID <= 0 || h.BuyerID <= 0 || h.ExpiresAt.IsZero() {
+		return errs.ErrInvalid.WithDetail("stock: order, buyer and expiry are required")
+	}
+	expires := h.ExpiresAt.UTC().Truncate(time.Microsecond)
+	err = s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
+		have, err := s.st.orderReservations(ctx, h.OrderID)
+		if err != nil {
+			return err
+		}
+		if len(have) > 0 {
+			return sameHold(have, lines)
+		}
+		now := s.clock()
+		for _, l := range lines {
+			if err := s.st.hold(ctx, l.SKUID, l.Quantity, now); err != nil {
+				return err
+			}
+			// The SKU's row lock, taken by hold, serializes this buyer's concurrent
+			// reservations of the SKU, and READ COMMITTED lets this read see the ones that
+			// committed before it: the cap is exact.
+			held, err := s.st.buyerHeld(ctx, h.BuyerID, l.SKUID)
+			if err != nil {
+				return err
+			}
+			if held+l.Quantity > s.cfg.MaxHoldPerBuyer {
+				return ErrHoldLimit.WithDetail("at most %d unpaid units of SKU %d per buyer", s.cfg.MaxHoldPerBuyer, l.SKUID)
+			}
+			r := Reservation{OrderID: h.OrderID, SKUID: l.SKUID, BuyerID: h.BuyerID, Quantity: l.Quantity, ExpiresAt: expires}
+			if err := s.st.insertReservation(ctx, r, now); err != nil {
+				return err
+			}
+			if err := s.levelChanged(ctx, l.SKUID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, sqldb.ReadCommitted())
+	if sqldb.IsDuplicate(err) {
+		// A concurrent Reserve of the same order committed first: answer as a repeat would.
+		return s.Reserve(ctx, h)
+	}
+	return err
+}
+
+// sameHold answers a repeated Reserve: nil when the order holds or bought exactly lines.
+func sameHold(have []Reservation, lines []Line) error {
+	if len(have) != len(lines) {
+		return ErrReservationConflict.WithDetail("the order already holds other lines")
+	}
+	for i, r := range have {
+		if r.SKUID != lines[i].SKUID || r.Quantity != lines[i].Quantity {
+			return ErrReservationConflict.WithDetail("the order already holds other lines")
+		}
+		if r.Status == Released {
+			return ErrReservationReleased
+		}
+	}
+	return nil
+}
+
+// levelChanged writes the SKU's level_changed event with the row as it now is.
+func (s *service) levelChanged(ctx context.Context, skuID int64) error {
+	r, err := s.st.lockedLevel(ctx, skuID)
+	if err != nil {
+		return err
+	}
+	return s.changed(ctx, r)
+}
+
+// Release gives the order's held units back to available (cancellation, payment timeout,
+// a failed checkout). Lines already released or bought are left alone, so it is idempotent
+// and harmless after Confirm.
+func (s *service) Release(ctx context.Context, orderID int64) error {
+	_, err := s.release(ctx, orderID, time.Time{})
+	return err
+}
+
+// release releases the order's held lines; with expiredBefore set only lines expired by
+// then (the sweeper). It returns the number of lines released.
+func (s *service) release(ctx context.Context, orderID int64, expiredBefore time.Time) (int, error) {
+	n := 0
+	err := s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
+		n = 0
+		rows, err := s.st.lockOrder(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		now := s.clock()
+		for _, r := range rows {
+			if r.Status != Held || (!expiredBefore.IsZero() && !r.ExpiresAt.Before(expiredBefore)) {
+				continue
+			}
+			if err := s.st.move(ctx, r.SKUID, r.Quantity, moveRelease, now); err != nil {
+				return err
+			}
+			if err := s.st.setReservation(ctx, r.OrderID, r.SKUID, Released, r.Returned, now); err != nil {
+				return err
+			}
+			if err := s.levelChanged(ctx, r.SKUID); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	}, sqldb.ReadCommitted())
+	return n, err
+}
+
+// Confirm turns the order's held units into sold ones (the order is paid). A line the
+// sweeper already released is taken again from available if the stock is still there;
+// otherwise the whole call fails with ErrInsufficient and changes nothing, and the caller
+// refunds the payment. Bought lines are left alone, so it is idempotent.
+func (s *service) Confirm(ctx context.Context, orderID int64) error {
+	return s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
+		rows, err := s.st.lockOrder(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return ErrReservationNotFound
+		}
+		now := s.clock()
+		for _, r := range rows {
+			var m move
+			switch r.Status {
+			case Held:
+				m = moveConfirm
+			case Released:
+				m = moveRetake
+			default:
+				continue
+			}
+			if err := s.st.move(ctx, r.SKUID, r.Quantity, m, now); err != nil {
+				return err
+			}
+			if err := s.st.setReservation(ctx, r.OrderID, r.SKUID, Bought, r.Returned, now); err != nil {
+				return err
+			}
+			if err := s.levelChanged(ctx, r.SKUID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, sqldb.ReadCommitted())
+}
+
+// Return gives bought units back to available (an approved refund). Each line states how
+// many units of that SKU the order has returned in total, so repeating a call changes
+// nothing; nil lines return everything the order bought. A line the order did not buy, or
+// more than it bought, is ErrReservationConflict.
+func (s *service) Return(ctx context.Context, orderID int64, lines []Line) error {
+	if lines != nil {
+		var err error
+		if lines, err = normalizeLines(lines); err != nil {
+			return err
+		}
+	}
+	return s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
+		rows, err := s.st.lockOrder(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return ErrReservationNotFound
+		}
+		bought := map[int64]Reservation{}
+		for _, r := range rows {
+			if r.Status == Bought {
+				bought[r.SKUID] = r
+			}
+		}
+		if lines == nil {
+			for _, r := range rows {
+				if r.Status == Bought {
+					lines = append(lines, Line{SKUID: r.SKUID, Quantity: r.Quantity})
+				}
+			}
+		}
+		now := s.clock()
+		for _, l := range lines {
+			r, ok := bought[l.SKUID]
+			if !ok || l.Quantity > r.Quantity {
+				return ErrReservationConflict.WithDetail("the order did not buy %d units of SKU %d", l.Quantity, l.SKUID)
+			}
+			delta := l.Quantity - r.Returned
+			if delta < 0 {
+				return ErrReservationConflict.WithDetail("SKU %d: %d units were already returned", l.SKUID, r.Returned)
+			}
+			if delta == 0 {
+				continue
+			}
+			if err := s.st.move(ctx, l.SKUID, delta, moveReturn, now); err != nil {
+				return err
+			}
+			if err := s.st.setReservation(ctx, orderID, l.SKUID, Bought, l.Quantity, now); err != nil {
+				return err
+			}
+			if err := s.levelChanged(ctx, l.SKUID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, sqldb.ReadCommitted())
+}
+
+// Reservations returns the order's reservation lines by SKU.
+func (s *service) Reservations(ctx context.Context, orderID int64) ([]Reservation, error) {
+	return s.st.orderReservations(ctx, orderID)
+}
+
+// SweepExpired releases held lines whose expiry passed, at most limit orders per call, and
+// returns how many lines it released. Replicas may sweep at once: each order is released
+// in its own locked transaction and a released line is never released twice.
+func (s *service) SweepExpired(ctx context.Context, limit int) (int, error) {
+	now := s.clock()
+	orders, err := s.st.expiredOrders(ctx, now, limit)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, id := range orders {
+		n, err := s.release(ctx, id, now)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	if total > 0 {
+		s.m.expired.Add(float64(total))
+		s.log.InfoContext(ctx, "stock: released expired reservations", "lines", total, "orders", len(orders))
+	}
+	return total, nil
+}
