@@ -282,9 +282,15 @@ func TestProductLifecycle(t *testing.T) {
 	if _, err := h.stock.Set(context.Background(), mid, mustInt(t, p.SKUs[1].ID), 7); err != nil {
 		t.Fatal(err)
 	}
-	h.req(http.MethodGet, "/api/v1/products/"+p.ID, nil, "").Decode(t, &pub)
-	if pub.SKUs[1].Available != 7 {
-		t.Fatalf("available after set = %+v", pub.SKUs)
+	// The detail is cached; the stock event invalidates it within seconds.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		h.req(http.MethodGet, "/api/v1/products/"+p.ID, nil, "").Want(t, http.StatusOK, "").Decode(t, &pub)
+		if pub.SKUs[1].Available == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("available after set = %+v", pub.SKUs)
+		}
 	}
 
 	// Off shelf hides it again.

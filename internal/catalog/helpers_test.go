@@ -39,9 +39,10 @@ func newHarness(t testing.TB) *harness {
 func newHarnessNoReview(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t}
+	cfg := catalog.DefaultConfig()
+	cfg.ReviewRequired = false
 	h.App = apptest.New(t, apptest.Options{
-		Modules: []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module,
-			fx.Supply(&catalog.Config{ReviewRequired: false})},
+		Modules:  []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, fx.Supply(&cfg)},
 		Populate: []any{&h.stock},
 	})
 	_, tk := h.Admin()
