@@ -22,6 +22,7 @@ type harness struct {
 	*apptest.App
 	t     testing.TB
 	stock stock.Service
+	svc   catalog.Service
 	admin string
 }
 
@@ -29,7 +30,7 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	h.App = apptest.New(t, apptest.Options{Populate: []any{&h.stock}})
+	h.App = apptest.New(t, apptest.Options{Populate: []any{&h.stock, &h.svc}})
 	_, tk := h.Admin()
 	h.admin = tk.AccessToken
 	return h
@@ -43,7 +44,7 @@ func newHarnessNoReview(t testing.TB) *harness {
 	cfg.ReviewRequired = false
 	h.App = apptest.New(t, apptest.Options{
 		Modules:  []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, fx.Supply(&cfg)},
-		Populate: []any{&h.stock},
+		Populate: []any{&h.stock, &h.svc},
 	})
 	_, tk := h.Admin()
 	h.admin = tk.AccessToken
