@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -295,5 +296,30 @@ func TestDetailStampedeLoadsOnce(t *testing.T) {
 				t.Fatalf("%d concurrent misses caused %d loads, want 1", n, loads)
 			}
 		})
+	}
+}
+
+// TestDetailValuesAreCopies: what PublicProduct returns is the caller's own, although the
+// cache shares one value between requests.
+func TestDetailValuesAreCopies(t *testing.T) {
+	h := newHarness(t)
+	_, _, p := h.onSale()
+	id := mustInt(t, p.ID)
+	first, err := h.svc.PublicProduct(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.SKUs[0].Price = 1
+	first.SKUs[0].Attrs["color"] = "mutated"
+	first.Specs["material"] = "mutated"
+	first.Images[0] = "mutated"
+	second, err := h.svc.PublicProduct(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.SKUs[0].Price != 1999 || second.SKUs[0].Attrs["color"] != "red" ||
+		second.Specs["material"] != "steel" || second.Images[0] != "https://img.example.com/1.jpg" ||
+		second.Status != catalog.StatusOnSale || second.SKUs[0].ProductID != id {
+		t.Fatalf("second read = %+v", second)
 	}
 }
