@@ -15,6 +15,7 @@ import (
 
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
+	"github.com/mallhq/mall/internal/platform/cache"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idempotency"
@@ -53,6 +54,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			return l
 		}),
 		Platform,
+		fx.Provide(catalogConfig),
 		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
 		user.Module,
 		merchant.Module,
@@ -70,6 +72,7 @@ var Platform = fx.Options(
 		fx.Annotate(mysqlChecks, fx.ResultTags(`group:"readiness,flatten"`)),
 	),
 	redisx.Module,
+	cache.Module,
 	kafkax.Module,
 	outbox.Module,
 	ratelimit.Module,
@@ -117,6 +120,18 @@ func mysqlChecks(cl *sqldb.Cluster) []httpx.Check {
 		out = append(out, httpx.Check{Name: "mysql:" + d.Name, Check: d.PingContext})
 	}
 	return out
+}
+
+// catalogConfig is the catalog module's configuration from catalog.* (tests that list
+// their own modules may fx.Supply a *catalog.Config instead).
+func catalogConfig(cfg config.Config) *catalog.Config {
+	c := cfg.Catalog
+	return &catalog.Config{
+		ReviewRequired: c.ReviewRequired,
+		DetailCache: catalog.DetailCacheConfig{
+			L1Size: c.DetailCache.L1Size, L1TTL: c.DetailCache.L1TTL, L2TTL: c.DetailCache.L2TTL,
+		},
+	}
 }
 
 // newIDGenerator uses app.node_id when set, otherwise leases a node number in Redis for

@@ -282,9 +282,15 @@ func TestProductLifecycle(t *testing.T) {
 	if _, err := h.stock.Set(context.Background(), mid, mustInt(t, p.SKUs[1].ID), 7); err != nil {
 		t.Fatal(err)
 	}
-	h.req(http.MethodGet, "/api/v1/products/"+p.ID, nil, "").Decode(t, &pub)
-	if pub.SKUs[1].Available != 7 {
-		t.Fatalf("available after set = %+v", pub.SKUs)
+	// The detail is cached; the stock event invalidates it within seconds.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		h.req(http.MethodGet, "/api/v1/products/"+p.ID, nil, "").Want(t, http.StatusOK, "").Decode(t, &pub)
+		if pub.SKUs[1].Available == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("available after set = %+v", pub.SKUs)
+		}
 	}
 
 	// Off shelf hides it again.
@@ -467,7 +473,8 @@ func TestSubmitWithoutReview(t *testing.T) {
 }
 
 // TestSuspendedMerchantHidden: a suspended merchant's on-sale product leaves the public
-// detail within the merchant status cache's TTL.
+// detail within the merchant status cache's TTL although its detail is cached, and comes
+// back when the merchant is reinstated.
 func TestSuspendedMerchantHidden(t *testing.T) {
 	h := newHarness(t)
 	cat := h.colorCategory()
@@ -487,6 +494,21 @@ func TestSuspendedMerchantHidden(t *testing.T) {
 		}
 		if r.Status != http.StatusOK || time.Now().After(deadline) {
 			t.Fatalf("detail after suspension: %s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Reinstated: the product is back, from the same cached detail (no reload needed).
+	h.req(http.MethodPost, "/api/v1/admin/merchants/"+strconv.FormatInt(mid, 10)+"/unsuspend", nil, h.admin).
+		Want(t, http.StatusOK, "")
+	deadline = time.Now().Add(merchant.StatusCacheTTL + 5*time.Second)
+	for {
+		r := h.req(http.MethodGet, "/api/v1/products/"+p.ID, nil, "")
+		if r.Status == http.StatusOK {
+			break
+		}
+		if r.Status != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("detail after unsuspension: %s", r)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

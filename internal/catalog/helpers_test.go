@@ -22,6 +22,7 @@ type harness struct {
 	*apptest.App
 	t     testing.TB
 	stock stock.Service
+	svc   catalog.Service
 	admin string
 }
 
@@ -29,7 +30,7 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	h.App = apptest.New(t, apptest.Options{Populate: []any{&h.stock}})
+	h.App = apptest.New(t, apptest.Options{Populate: []any{&h.stock, &h.svc}})
 	_, tk := h.Admin()
 	h.admin = tk.AccessToken
 	return h
@@ -39,10 +40,11 @@ func newHarness(t testing.TB) *harness {
 func newHarnessNoReview(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t}
+	cfg := catalog.DefaultConfig()
+	cfg.ReviewRequired = false
 	h.App = apptest.New(t, apptest.Options{
-		Modules: []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module,
-			fx.Supply(&catalog.Config{ReviewRequired: false})},
-		Populate: []any{&h.stock},
+		Modules:  []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, fx.Supply(&cfg)},
+		Populate: []any{&h.stock, &h.svc},
 	})
 	_, tk := h.Admin()
 	h.admin = tk.AccessToken

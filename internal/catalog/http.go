@@ -248,7 +248,7 @@ func (h *handler) Routes() []httpx.Route {
 			Response: productResponse{}, Auth: true, Middleware: review},
 
 		{Method: http.MethodGet, Path: "/api/v1/products/:id", Handler: h.publicProduct,
-			Summary: "An on-sale product with its SKUs and availability", Tags: pt, Response: publicProduct{}},
+			Summary: "An on-sale product with its SKUs and availability (cached; availability follows stock changes within seconds)", Tags: pt, Response: publicProduct{}},
 	}
 }
 

@@ -3,15 +3,19 @@ package catalog
 import (
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/merchant"
+	"github.com/mallhq/mall/internal/platform/cache"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/kafkax"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/stock"
@@ -32,20 +36,30 @@ func migrationsFS() fs.FS {
 var Migrations = sqldb.Migrations{Module: "catalog", FS: migrationsFS(), Target: sqldb.OnMain}
 
 // ReviewRequired is the default of Config.ReviewRequired: submitted products wait for an
-// operator. (A config key would be catalog.review_required.)
+// operator (config catalog.review_required).
 const ReviewRequired = true
 
-// Config is the module's configuration.
+// Config is the module's configuration; the composition root builds it from
+// config.Config (catalog.*), and tests may fx.Supply their own.
 type Config struct {
 	// ReviewRequired makes submit go to pending_review; false puts products on sale at once.
 	ReviewRequired bool
+	// DetailCache sizes the public detail cache. Its zero value disables L1; use
+	// DefaultConfig when changing only other fields.
+	DetailCache DetailCacheConfig
 }
 
-// Module provides Service and the catalog routes.
+// DefaultConfig is the configuration when none is provided.
+func DefaultConfig() Config {
+	return Config{ReviewRequired: ReviewRequired, DetailCache: DefaultDetailCache}
+}
+
+// Module provides Service, the catalog routes and the detail cache's consumer.
 var Module = fx.Module("catalog",
 	fx.Provide(
 		New,
 		httpx.AsRoutes(newHandler),
+		kafkax.AsHandler(newDetailCacheHandler),
 	),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "catalog") }),
 )
@@ -57,6 +71,9 @@ type Params struct {
 	DB    *sqldb.Cluster
 	IDs   *idgen.Generator
 	Stock stock.Service
+	// Redis and Bus (cache.Module) hold the public detail cache.
+	Redis redis.UniversalClient
+	Bus   *cache.Bus
 	// Merchants hides suspended merchants' products from the public detail; without it
 	// every merchant counts as active.
 	Merchants merchant.Service `optional:"true"`
@@ -67,8 +84,8 @@ type Params struct {
 
 // New returns the Service.
 func New(p Params) (Service, error) {
-	if p.DB == nil || p.IDs == nil || p.Stock == nil {
-		return nil, errors.New("catalog: DB, IDs and Stock are required")
+	if p.DB == nil || p.IDs == nil || p.Stock == nil || p.Redis == nil || p.Bus == nil {
+		return nil, errors.New("catalog: DB, IDs, Stock, Redis and Bus are required")
 	}
 	log := p.Log
 	if log == nil {
@@ -78,10 +95,24 @@ func New(p Params) (Service, error) {
 	if ob == nil {
 		ob = outbox.NewWriter()
 	}
-	cfg := Config{ReviewRequired: ReviewRequired}
+	cfg := DefaultConfig()
 	if p.Config != nil {
 		cfg = *p.Config
 	}
+	detail, err := newDetailCache(p.Redis, p.Bus, cfg.DetailCache)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: detail cache: %w", err)
+	}
 	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, ids: p.IDs, stock: p.Stock, merchants: p.Merchants,
-		outbox: ob, cfg: cfg, now: time.Now}, nil
+		outbox: ob, cfg: cfg, detail: detail, now: time.Now}, nil
+}
+
+// newDetailCacheHandler is the consumer that invalidates cached product details on catalog
+// and stock events.
+func newDetailCacheHandler(svc Service) (kafkax.Handler, error) {
+	s, ok := svc.(*service)
+	if !ok {
+		return kafkax.Handler{}, fmt.Errorf("catalog: detail cache consumer needs the catalog's own Service, got %T", svc)
+	}
+	return s.detailCacheHandler(), nil
 }

@@ -12,12 +12,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/microcosm-cc/bluemonday"
 
 	"github.com/mallhq/mall/internal/merchant"
+	"github.com/mallhq/mall/internal/platform/cache"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/outbox"
@@ -36,7 +38,13 @@ type service struct {
 	merchants merchant.Service
 	outbox    outbox.Writer
 	cfg       Config
-	now       func() time.Time
+	// detail caches PublicProduct's database part (detail.go).
+	detail *cache.Cache[detailValue]
+	now    func() time.Time
+
+	// Test hooks (export_test.go): drop the post-commit invalidation, as a crash between
+	// commit and invalidation would, or the consumer's.
+	testSkipInvalidate, testSkipConsumerInvalidate atomic.Bool
 }
 
 var _ Service = (*service)(nil)
@@ -527,6 +535,11 @@ func (s *service) UpdateProduct(ctx context.Context, merchantID, productID int64
 	if err != nil {
 		return Product{}, err
 	}
+	// Only an on-sale product has a cached detail; the status did not change (the update
+	// is compare-and-set on it).
+	if p.Status == StatusOnSale {
+		s.invalidateDetail(ctx, p.ID)
+	}
 	return p, nil
 }
 
@@ -562,6 +575,7 @@ func (s *service) transition(ctx context.Context, merchantID, productID int64, f
 	if err != nil {
 		return Product{}, err
 	}
+	s.invalidateDetail(ctx, p.ID)
 	return p, nil
 }
 
@@ -624,15 +638,19 @@ func (s *service) PublicProduct(ctx context.Context, productID int64) (Product, 
 	if productID <= 0 {
 		return Product{}, ErrProductNotFound
 	}
-	p, err := s.st.product(ctx, 0, productID)
+	d, err := s.detail.Get(ctx, detailKey(productID), func(ctx context.Context) (detailValue, error) {
+		return s.loadDetail(ctx, productID)
+	})
+	if errors.Is(err, cache.ErrNotFound) {
+		return Product{}, ErrProductNotFound
+	}
 	if err != nil {
 		return Product{}, err
 	}
-	if p.Status != StatusOnSale {
-		return Product{}, ErrProductNotFound
-	}
+	// Per request, outside the cached value: a suspension hides the merchant's products
+	// within the merchant status cache's TTL without touching this cache.
 	if s.merchants != nil {
-		active, err := s.merchants.IsActive(ctx, p.MerchantID)
+		active, err := s.merchants.IsActive(ctx, d.MerchantID)
 		if err != nil {
 			return Product{}, err
 		}
@@ -640,19 +658,5 @@ func (s *service) PublicProduct(ctx context.Context, productID int64) (Product, 
 			return Product{}, ErrProductNotFound
 		}
 	}
-	if p.SKUs, err = s.st.skus(ctx, p.ID); err != nil {
-		return Product{}, err
-	}
-	ids := make([]int64, len(p.SKUs))
-	for i, k := range p.SKUs {
-		ids[i] = k.ID
-	}
-	levels, err := s.stock.Levels(ctx, ids...)
-	if err != nil {
-		return Product{}, err
-	}
-	for i := range p.SKUs {
-		p.SKUs[i].Available = levels[p.SKUs[i].ID].Available
-	}
-	return p, nil
+	return d.product(), nil
 }

@@ -324,3 +324,12 @@ func (s *store) setSKUPrice(ctx context.Context, merchantID, productID, skuID, p
 		WHERE id = ? AND product_id = ? AND merchant_id = ?`, price, now, skuID, productID, merchantID)
 	return err
 }
+
+// skuProduct returns the product of a SKU; found is false for an unknown SKU.
+func (s *store) skuProduct(ctx context.Context, skuID int64) (productID int64, found bool, err error) {
+	err = sqlx.GetContext(ctx, s.main(ctx), &productID, `SELECT product_id FROM catalog_skus WHERE id = ?`, skuID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return productID, err == nil, err
+}

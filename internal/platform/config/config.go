@@ -32,6 +32,7 @@ type Config struct {
 	RateLimit   RateLimit   `mapstructure:"ratelimit"`
 	Idempotency Idempotency `mapstructure:"idempotency"`
 	Search      Search      `mapstructure:"search"`
+	Catalog     Catalog     `mapstructure:"catalog"`
 	Archive     Archive     `mapstructure:"archive"`
 	Auth        Auth        `mapstructure:"auth"`
 	Order       Order       `mapstructure:"order"`
@@ -102,6 +103,20 @@ type RateLimit struct {
 type Idempotency struct {
 	TTL         time.Duration `mapstructure:"ttl"`
 	LockTimeout time.Duration `mapstructure:"lock_timeout"`
+}
+
+type Catalog struct {
+	// ReviewRequired makes submitted products wait for an operator's approval.
+	ReviewRequired bool               `mapstructure:"review_required"`
+	DetailCache    CatalogDetailCache `mapstructure:"detail_cache"`
+}
+
+// CatalogDetailCache sizes the public product detail's two-level cache.
+type CatalogDetailCache struct {
+	// L1Size is the number of products kept in process; 0 disables L1 (Redis only).
+	L1Size int           `mapstructure:"l1_size"`
+	L1TTL  time.Duration `mapstructure:"l1_ttl"`
+	L2TTL  time.Duration `mapstructure:"l2_ttl"`
 }
 
 type Search struct {
@@ -351,6 +366,15 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("search.engine", "must be bleve or elasticsearch, got %q", c.Search.Engine)
+	}
+	if c.Catalog.DetailCache.L1Size < 0 {
+		bad("catalog.detail_cache.l1_size", "must be >= 0 (0 disables the in-process level), got %d", c.Catalog.DetailCache.L1Size)
+	}
+	if c.Catalog.DetailCache.L1TTL <= 0 {
+		bad("catalog.detail_cache.l1_ttl", "must be positive, got %s", c.Catalog.DetailCache.L1TTL)
+	}
+	if c.Catalog.DetailCache.L2TTL < c.Catalog.DetailCache.L1TTL {
+		bad("catalog.detail_cache.l2_ttl", "must be at least catalog.detail_cache.l1_ttl, got %s", c.Catalog.DetailCache.L2TTL)
 	}
 	if c.Order.PaymentTimeout < time.Minute {
 		bad("order.payment_timeout", "must be at least 1m, got %s", c.Order.PaymentTimeout)

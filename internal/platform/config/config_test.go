@@ -18,6 +18,10 @@ func TestDefaultsLoadAndValidate(t *testing.T) {
 	if c.HTTP.Addr != ":8080" || !c.Kafka.Embedded || c.Order.PaymentTimeout != 30*time.Minute || len(c.DB.Shards) != 2 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
+	dc := c.Catalog.DetailCache
+	if !c.Catalog.ReviewRequired || dc.L1Size != 10000 || dc.L1TTL != 30*time.Second || dc.L2TTL != 10*time.Minute {
+		t.Fatalf("catalog defaults: %+v", c.Catalog)
+	}
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
@@ -26,12 +30,15 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("MALL_ORDER_PAYMENT_TIMEOUT", "45m")
 	t.Setenv("MALL_PAYMENTS_SANDBOX_ENABLED", "false")
 	t.Setenv("MALL_SEARCH_BLEVE_PATH", "/tmp/x")
+	t.Setenv("MALL_CATALOG_DETAIL_CACHE_L1_SIZE", "0")
+	t.Setenv("MALL_CATALOG_REVIEW_REQUIRED", "false")
 	c, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.HTTP.Addr != "127.0.0.1:9999" || len(c.DB.Shards) != 3 || c.DB.Shards[2] != "u:p@tcp(h:3)/c" ||
-		c.Order.PaymentTimeout != 45*time.Minute || c.Payments.Sandbox.Enabled || c.Search.Bleve.Path != "/tmp/x" {
+		c.Order.PaymentTimeout != 45*time.Minute || c.Payments.Sandbox.Enabled || c.Search.Bleve.Path != "/tmp/x" ||
+		c.Catalog.DetailCache.L1Size != 0 || c.Catalog.ReviewRequired {
 		t.Fatalf("overrides not applied: %+v", c)
 	}
 }
@@ -70,6 +77,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{name: "production with dev secrets", env: map[string]string{"MALL_APP_ENV": "production", "MALL_KAFKA_EMBEDDED": "false", "MALL_KAFKA_BROKERS": "k:9092", "MALL_PAYMENTS_SANDBOX_ENABLED": "false"}, wantKey: "auth.encryption_key"},
 		{name: "short encryption key", env: map[string]string{"MALL_AUTH_ENCRYPTION_KEY": "c2hvcnQ="}, wantKey: "auth.encryption_key"},
 		{name: "long access ttl", env: map[string]string{"MALL_AUTH_JWT_ACCESS_TTL": "24h"}, wantKey: "auth.jwt.access_ttl"},
+		{name: "negative l1 size", env: map[string]string{"MALL_CATALOG_DETAIL_CACHE_L1_SIZE": "-1"}, wantKey: "catalog.detail_cache.l1_size"},
+		{name: "zero l1 ttl", env: map[string]string{"MALL_CATALOG_DETAIL_CACHE_L1_TTL": "0s"}, wantKey: "catalog.detail_cache.l1_ttl"},
+		{name: "l2 ttl below l1", env: map[string]string{"MALL_CATALOG_DETAIL_CACHE_L2_TTL": "1s"}, wantKey: "catalog.detail_cache.l2_ttl"},
 		{name: "unknown key in file", file: "htp:\n  addr: x\n", wantKey: "htp"},
 	}
 	for _, tt := range tests {
