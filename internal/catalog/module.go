@@ -47,6 +47,7 @@ var Module = fx.Module("catalog",
 		New,
 		httpx.AsRoutes(newHandler),
 	),
+	searchModule,
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "catalog") }),
 )
 
