@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mallhq/mall/internal/app/apptest"
+	"github.com/mallhq/mall/internal/catalog/search"
 	"github.com/mallhq/mall/internal/catalog/search/estest"
 )
 
@@ -21,7 +22,7 @@ const searchWait = 5 * time.Second
 
 // newSearchHarness starts the application with the given search engine: bleve (a fresh
 // index directory) or elasticsearch (the estest stand-in).
-func newSearchHarness(t testing.TB, engine string) *harness {
+func newSearchHarness(t testing.TB, engine string, populate ...any) *harness {
 	t.Helper()
 	cfg := apptest.Config(t)
 	if engine == "elasticsearch" {
@@ -31,7 +32,7 @@ func newSearchHarness(t testing.TB, engine string) *harness {
 		cfg.Search.Elasticsearch.URLs = []string{srv.URL}
 	}
 	h := &harness{t: t}
-	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.stock}})
+	h.App = apptest.Start(t, cfg, apptest.Options{Populate: append([]any{&h.stock}, populate...)})
 	_, tk := h.Admin()
 	h.admin = tk.AccessToken
 	return h
@@ -249,4 +250,40 @@ func cmpID(a, b string) int {
 	x, _ := strconv.ParseInt(a, 10, 64)
 	y, _ := strconv.ParseInt(b, 10, 64)
 	return cmp.Compare(x, y)
+}
+
+// TestAdminSearchReindex: the operator route rebuilds this replica's index from MySQL in
+// the background (202); buyers are refused.
+func TestAdminSearchReindex(t *testing.T) {
+	var idx search.Searcher
+	h := newSearchHarness(t, "bleve", &idx)
+	cat := h.colorCategory()
+	_, tok := h.merchant()
+	p := h.onSale(tok, productRequest(cat))
+	h.eventually(t, "product searchable", has(p.ID), "q", "保温杯")
+
+	// Garble the live index behind the indexer's back: a ghost product, the real one gone.
+	ctx := t.Context()
+	ghost := search.Product{ID: 1, MerchantID: 1, CategoryID: 1, Title: "ghost 保温杯", PriceMin: 1, PriceMax: 1, CreatedAt: time.Now()}
+	if err := idx.Index(ctx, ghost); err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.Delete(ctx, mustInt(t, p.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if ids := h.search(t, "q", "保温杯").ids(); !slices.Equal(ids, []string{"1"}) {
+		t.Fatalf("garbled index: %v", ids)
+	}
+
+	_, buyer := h.NewUser("buyer")
+	h.req(http.MethodPost, "/api/v1/admin/search/reindex", nil, buyer.AccessToken).Want(t, http.StatusForbidden, "")
+	h.req(http.MethodPost, "/api/v1/admin/search/reindex", nil, "").Want(t, http.StatusUnauthorized, "")
+	var out struct{ Status, Engine string }
+	h.req(http.MethodPost, "/api/v1/admin/search/reindex", nil, h.admin).Want(t, http.StatusAccepted, "").Decode(t, &out)
+	if out.Engine != "bleve" || (out.Status != "started" && out.Status != "running") {
+		t.Fatalf("reindex answer %+v", out)
+	}
+	h.eventually(t, "index rebuilt from MySQL", func(b searchBody) bool {
+		return slices.Equal(b.ids(), []string{p.ID})
+	}, "q", "保温杯")
 }
