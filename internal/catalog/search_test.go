@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -286,4 +287,30 @@ func TestAdminSearchReindex(t *testing.T) {
 	h.eventually(t, "index rebuilt from MySQL", func(b searchBody) bool {
 		return slices.Equal(b.ids(), []string{p.ID})
 	}, "q", "保温杯")
+}
+
+// TestSearchEmptyIndexRebuiltAtStartup: a replica whose bleve index is gone (a new replica,
+// a lost volume) fills it from MySQL at startup, without any event to replay.
+func TestSearchEmptyIndexRebuiltAtStartup(t *testing.T) {
+	cfg := apptest.Config(t)
+	h := &harness{t: t}
+	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.stock}})
+	_, tk := h.Admin()
+	h.admin = tk.AccessToken
+	cat := h.colorCategory()
+	_, tok := h.merchant()
+	on := h.onSale(tok, productRequest(cat))
+	off := h.onSale(tok, productRequest(cat))
+	h.req(http.MethodPost, productPath(off.ID, "/off-shelf"), nil, tok).Want(t, http.StatusOK, "")
+	h.product(tok, cat) // a draft
+	h.eventually(t, "indexed", func(b searchBody) bool { return slices.Equal(b.ids(), []string{on.ID}) })
+	h.Stop()
+
+	if err := os.RemoveAll(cfg.Search.Bleve.Path); err != nil {
+		t.Fatal(err)
+	}
+	// Same databases, a fresh embedded broker: no event will ever refill the index.
+	h2 := &harness{t: t}
+	h2.App = apptest.Start(t, cfg, apptest.Options{})
+	h2.eventually(t, "rebuilt at startup", func(b searchBody) bool { return slices.Equal(b.ids(), []string{on.ID}) })
 }
