@@ -53,8 +53,7 @@ func (h *harness) onSale() (merchantID int64, token string, p productBody) {
 	cat := h.colorCategory()
 	merchantID, token = h.merchant()
 	p = h.product(token, cat)
-	h.req(http.MethodPost, productPath(p.ID, "/submit"), nil, token).Want(h.t, http.StatusOK, "")
-	h.req(http.MethodPost, "/api/v1/admin/products/"+p.ID+"/approve", nil, h.admin).Want(h.t, http.StatusOK, "")
+	h.putOnSale(token, p.ID)
 	return merchantID, token, p
 }
 

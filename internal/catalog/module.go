@@ -61,6 +61,7 @@ var Module = fx.Module("catalog",
 		httpx.AsRoutes(newHandler),
 		kafkax.AsHandler(newDetailCacheHandler),
 	),
+	searchModule,
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "catalog") }),
 )
 
