@@ -54,7 +54,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			return l
 		}),
 		Platform,
-		fx.Provide(catalogConfig),
+		fx.Provide(catalogConfig, stockConfig),
 		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
 		user.Module,
 		merchant.Module,
@@ -132,6 +132,11 @@ func catalogConfig(cfg config.Config) *catalog.Config {
 			L1Size: c.DetailCache.L1Size, L1TTL: c.DetailCache.L1TTL, L2TTL: c.DetailCache.L2TTL,
 		},
 	}
+}
+
+// stockConfig is the stock module's configuration from stock.*.
+func stockConfig(cfg config.Config) *stock.Config {
+	return &stock.Config{MaxHoldPerBuyer: cfg.Stock.MaxHoldPerBuyer, SweepInterval: cfg.Stock.SweepInterval}
 }
 
 // newIDGenerator uses app.node_id when set, otherwise leases a node number in Redis for

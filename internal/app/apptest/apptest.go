@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,7 +55,9 @@ func Config(t testing.TB) config.Config {
 	if cfg.Redis.Addr == "" {
 		t.Fatal("MALL_TEST_REDIS_ADDR is not set: run `make test`, or `scripts/services.sh up && eval \"$(scripts/services.sh env)\"`")
 	}
-	cfg.App.NodeID = 1
+	// A random node: test processes share one Redis, and keys named after IDs (cache entries,
+	// deny-list) must not collide between apps on different databases.
+	cfg.App.NodeID = 1 + mrand.IntN(200)
 	cfg.Log.Level = "error"
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.RateLimit.AuthPerMinute = 1_000_000

@@ -33,6 +33,7 @@ type Config struct {
 	Idempotency Idempotency `mapstructure:"idempotency"`
 	Search      Search      `mapstructure:"search"`
 	Catalog     Catalog     `mapstructure:"catalog"`
+	Stock       Stock       `mapstructure:"stock"`
 	Archive     Archive     `mapstructure:"archive"`
 	Auth        Auth        `mapstructure:"auth"`
 	Order       Order       `mapstructure:"order"`
@@ -117,6 +118,14 @@ type CatalogDetailCache struct {
 	L1Size int           `mapstructure:"l1_size"`
 	L1TTL  time.Duration `mapstructure:"l1_ttl"`
 	L2TTL  time.Duration `mapstructure:"l2_ttl"`
+}
+
+// Stock tunes the stock module's reservations.
+type Stock struct {
+	// MaxHoldPerBuyer caps the unpaid units of one SKU one buyer may hold at once.
+	MaxHoldPerBuyer int64 `mapstructure:"max_hold_per_buyer"`
+	// SweepInterval is how often expired reservations are released (0 disables it).
+	SweepInterval time.Duration `mapstructure:"sweep_interval"`
 }
 
 type Search struct {
@@ -366,6 +375,12 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("search.engine", "must be bleve or elasticsearch, got %q", c.Search.Engine)
+	}
+	if c.Stock.MaxHoldPerBuyer < 1 {
+		bad("stock.max_hold_per_buyer", "must be at least 1, got %d", c.Stock.MaxHoldPerBuyer)
+	}
+	if c.Stock.SweepInterval < 0 {
+		bad("stock.sweep_interval", "must be >= 0 (0 disables the sweeper), got %s", c.Stock.SweepInterval)
 	}
 	if c.Catalog.DetailCache.L1Size < 0 {
 		bad("catalog.detail_cache.l1_size", "must be >= 0 (0 disables the in-process level), got %d", c.Catalog.DetailCache.L1Size)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -91,6 +92,9 @@ func (b *Broker) Ping(ctx context.Context) error {
 // EnsureTopics creates the topics that do not exist yet with the configured partition
 // count and the brokers' default replication factor.
 func (b *Broker) EnsureTopics(ctx context.Context, topics ...string) error {
+	// A topic named twice in one CreateTopics request fails it as a whole (INVALID_REQUEST),
+	// and several handlers often share a topic.
+	topics = slices.Compact(slices.Sorted(slices.Values(topics)))
 	if len(topics) == 0 {
 		return nil
 	}

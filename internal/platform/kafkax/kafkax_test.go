@@ -85,8 +85,12 @@ func TestBrokerPingAndEnsureTopics(t *testing.T) {
 	if err := b.EnsureTopics(ctx, "mall.a.v1", "mall.b.v1"); err != nil {
 		t.Fatal(err)
 	}
-	// A second call finds them and is not an error.
+	// A second call finds them and is not an error; nor is a topic named twice (handlers
+	// sharing a topic).
 	if err := b.EnsureTopics(ctx, "mall.a.v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureTopics(ctx, "mall.c.v1", "mall.a.v1", "mall.c.v1"); err != nil {
 		t.Fatal(err)
 	}
 	if parts := b.Fake().PartitionInfos("mall.b.v1"); len(parts) != 4 {
