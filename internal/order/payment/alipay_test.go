@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,8 @@ const (
 	testSellerID = "2088000000000001"
 )
 
-// Test keys: ours, Alipay's, and a stranger's. Generated once per test binary.
+// Test keys: ours, Alipay's, and a stranger's, from testdata (generating them would
+// take most of a fuzz worker's time under coverage instrumentation).
 var (
 	keysOnce                    sync.Once
 	ourKey, alipayKey, otherKey *rsa.PrivateKey
@@ -35,17 +37,19 @@ var (
 func testKeys(t testing.TB) {
 	t.Helper()
 	keysOnce.Do(func() {
-		var wg sync.WaitGroup
-		for _, k := range []**rsa.PrivateKey{&ourKey, &alipayKey, &otherKey} {
-			wg.Go(func() {
-				key, err := rsa.GenerateKey(rand.Reader, 2048)
-				if err != nil {
-					panic(err)
-				}
-				*k = key
-			})
+		rest, err := os.ReadFile("testdata/test_keys.pem")
+		if err != nil {
+			panic(err)
 		}
-		wg.Wait()
+		for _, k := range []**rsa.PrivateKey{&ourKey, &alipayKey, &otherKey} {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				panic("testdata/test_keys.pem: too few keys")
+			}
+			if *k, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+				panic(err)
+			}
+		}
 	})
 }
 

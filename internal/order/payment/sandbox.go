@@ -216,13 +216,9 @@ func (s *Sandbox) VerifyNotification(_ context.Context, form url.Values) (Notifi
 	if err != nil {
 		return Notification{}, badNotification("%v", err)
 	}
-	got, err := hex.DecodeString(form.Get(sbSign))
-	if err != nil || len(got) != sha256.Size {
-		return Notification{}, badNotification("missing or malformed sign")
-	}
-	want, _ := hex.DecodeString(s.mac(msg))
-	if !hmac.Equal(got, want) {
-		return Notification{}, badNotification("wrong signature")
+	// Exactly the lowercase hex Sign writes: no second spelling of a signature.
+	if !hmac.Equal([]byte(form.Get(sbSign)), []byte(s.mac(msg))) {
+		return Notification{}, badNotification("missing or wrong signature")
 	}
 
 	ts, ok := parseID(form.Get(sbTimestamp))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,6 +239,7 @@ func TestSandboxVerifyRejects(t *testing.T) {
 		{"empty sign", func(f url.Values) { f.Set(sbSign, "") }},
 		{"sign not hex", func(f url.Values) { f.Set(sbSign, "zz") }},
 		{"short sign", func(f url.Values) { f.Set(sbSign, f.Get(sbSign)[:10]) }},
+		{"uppercase sign", func(f url.Values) { f.Set(sbSign, strings.ToUpper(f.Get(sbSign))) }},
 		{"tampered amount", func(f url.Values) { f.Set(sbAmount, "10000") }},
 		{"tampered payment", func(f url.Values) { f.Set(sbPaymentID, "43") }},
 		{"tampered status", func(f url.Values) { f.Set(sbStatus, "closed") }},
