@@ -30,7 +30,9 @@ type Provider interface {
 	// Ack is the response body the gateway expects after a notification was processed
 	// ("success" for Alipay); the HTTP status is 200.
 	Ack() string
-	// Query asks the gateway for the payment's state.
+	// Query asks the gateway for the payment's state. A payment the gateway does not know
+	// yet (the buyer never opened the pay page) is StatusPending: it may still be paid
+	// until it expires, so Close it before giving up on it.
 	Query(ctx context.Context, paymentID int64) (State, error)
 	// Close tells the gateway not to accept a payment any more (before releasing stock of
 	// an unpaid order). Closing an unknown or already closed payment is not an error;
@@ -38,7 +40,9 @@ type Provider interface {
 	// the success notification is on its way, or Query shows it).
 	Close(ctx context.Context, paymentID int64) error
 	// Refund returns amount of a succeeded payment. RefundID makes it idempotent at the
-	// gateway: the same RefundID twice refunds once.
+	// gateway: the same RefundID twice refunds once, so after an error whose outcome is
+	// unknown (transport, ErrBadResponse, a Temporary GatewayError) retry with the same
+	// RefundID and amount.
 	Refund(ctx context.Context, r RefundRequest) (RefundResult, error)
 }
 
