@@ -30,13 +30,19 @@ type Provider interface {
 	// Ack is the response body the gateway expects after a notification was processed
 	// ("success" for Alipay); the HTTP status is 200.
 	Ack() string
-	// Query asks the gateway for the payment's state.
+	// Query asks the gateway for the payment's state. A payment the gateway does not know
+	// yet (the buyer never opened the pay page) is StatusPending: it may still be paid
+	// until it expires, so Close it before giving up on it.
 	Query(ctx context.Context, paymentID int64) (State, error)
 	// Close tells the gateway not to accept a payment any more (before releasing stock of
-	// an unpaid order). Closing an unknown or already closed payment is not an error.
+	// an unpaid order). Closing an unknown or already closed payment is not an error;
+	// closing a payment the buyer already paid is ErrPaid (the order must not be cancelled:
+	// the success notification is on its way, or Query shows it).
 	Close(ctx context.Context, paymentID int64) error
 	// Refund returns amount of a succeeded payment. RefundID makes it idempotent at the
-	// gateway: the same RefundID twice refunds once.
+	// gateway: the same RefundID twice refunds once, so after an error whose outcome is
+	// unknown (transport, ErrBadResponse, a Temporary GatewayError) retry with the same
+	// RefundID and amount.
 	Refund(ctx context.Context, r RefundRequest) (RefundResult, error)
 }
 
@@ -72,7 +78,11 @@ type Notification struct {
 	Status    Status // only StatusSucceeded means money was received
 	// NotifyID identifies the notification at the gateway (replays carry the same).
 	NotifyID string
-	PaidAt   time.Time
+	PaidAt   time.Time // zero when the gateway did not say
+	// Refunded is the total refunded so far (fen) when the notification reports a refund
+	// (Alipay notifies refunds too: TRADE_SUCCESS after a partial refund, TRADE_CLOSED
+	// after a full one); 0 otherwise.
+	Refunded int64
 }
 
 // State is the answer to Query.
@@ -95,6 +105,46 @@ type RefundResult struct {
 	Refunded int64 // fen refunded in total for the payment so far
 }
 
-// ErrBadNotification is a notification that fails verification; the notify endpoint
-// answers 400 and changes nothing.
-var ErrBadNotification = errors.New("payment: notification failed verification")
+// Errors. Providers wrap them with the reason (errors.Is matches).
+var (
+	// ErrBadNotification is a notification that fails verification; the notify endpoint
+	// answers 400 and changes nothing.
+	ErrBadNotification = errors.New("payment: notification failed verification")
+	// ErrBadResponse is a gateway response that is unsigned, wrongly signed or malformed:
+	// nothing in it can be trusted, so the call's outcome is unknown (retry or query).
+	ErrBadResponse = errors.New("payment: gateway response failed verification")
+	// ErrPaid is Close of a payment that already succeeded at the gateway.
+	ErrPaid = errors.New("payment: already paid at the gateway")
+	// ErrInvalidRequest is a Create or Refund the provider refuses before calling the
+	// gateway (non-positive IDs or amounts, an unsupported currency, an expiry in the past).
+	ErrInvalidRequest = errors.New("payment: invalid request")
+)
+
+// GatewayError is the gateway's refusal of a call: it answered (signed, when the gateway
+// signs its answers) with a business error code.
+type GatewayError struct {
+	Provider string
+	Code     string // "40004" for Alipay; the sandbox uses its own codes
+	Msg      string
+	SubCode  string // "ACQ.TRADE_NOT_EXIST", ...
+	SubMsg   string
+}
+
+func (e *GatewayError) Error() string {
+	s := "payment: " + e.Provider + ": " + e.Code
+	if e.Msg != "" {
+		s += " " + e.Msg
+	}
+	if e.SubCode != "" {
+		s += ": " + e.SubCode
+	}
+	if e.SubMsg != "" {
+		s += " " + e.SubMsg
+	}
+	return s
+}
+
+// Temporary reports whether retrying the same call later may succeed.
+func (e *GatewayError) Temporary() bool {
+	return e.Code == "20000" || e.SubCode == "ACQ.SYSTEM_ERROR" || e.SubCode == "aop.ACQ.SYSTEM_ERROR"
+}
