@@ -269,7 +269,8 @@ func TestAdminSearchReindex(t *testing.T) {
 	p := h.onSaleWith(tok, productRequest(cat))
 	h.eventually(t, "product searchable", has(p.ID), "q", "保温杯")
 
-	// Garble the live index behind the indexer's back: a ghost product, the real one gone.
+	// Garble the live index behind the indexer's back: a ghost product, the real one gone
+	// (an event still in flight for it may index it again: only the ghost is certain).
 	ctx := t.Context()
 	ghost := search.Product{ID: 1, MerchantID: 1, CategoryID: 1, Title: "ghost 保温杯", PriceMin: 1, PriceMax: 1, CreatedAt: time.Now()}
 	if err := idx.Index(ctx, ghost); err != nil {
@@ -278,7 +279,7 @@ func TestAdminSearchReindex(t *testing.T) {
 	if err := idx.Delete(ctx, mustInt(t, p.ID)); err != nil {
 		t.Fatal(err)
 	}
-	if ids := h.search(t, "q", "保温杯").ids(); !slices.Equal(ids, []string{"1"}) {
+	if ids := h.search(t, "q", "保温杯").ids(); !slices.Contains(ids, "1") {
 		t.Fatalf("garbled index: %v", ids)
 	}
 
