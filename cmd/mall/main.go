@@ -136,6 +136,7 @@ func newRoot(out io.Writer) *cobra.Command {
 	})
 	root.AddCommand(cfgCmd)
 	root.AddCommand(newAdminCmd(load))
+	root.AddCommand(newSeedCmd(load))
 
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
