@@ -56,7 +56,7 @@ func usage() {
 func waitIndexCmd(args []string) error {
 	fs := flag.NewFlagSet("wait-index", flag.ExitOnError)
 	base := fs.String("url", "", "base URL of the `mall serve` to wait for")
-	minProducts := fs.Int("min", 100000, "products the index must hold")
+	minProducts := fs.Int("min", 100000, "products the index must hold (0: only wait for the outbox backlog to drain)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
