@@ -158,7 +158,10 @@ else
 				DROP DATABASE IF EXISTS mall_bench_search_shard_1; CREATE DATABASE mall_bench_search_shard_1;'
 			redis-cli -p "$REDIS_PORT" -n 10 flushdb >/dev/null
 			t0=$SECONDS
-			env "${search_env[@]}" bin/mall seed --products "$SEARCH_PRODUCTS" --password "$SEED_PASSWORD" >"$WORK/seed-search.log" 2>&1 ||
+			# Without product review (catalog.review_required=false) submit puts a product on
+			# sale at once: one transaction and one event fewer per product to write and index.
+			env "${search_env[@]}" MALL_CATALOG_REVIEW_REQUIRED=false \
+				bin/mall seed --products "$SEARCH_PRODUCTS" --password "$SEED_PASSWORD" >"$WORK/seed-search.log" 2>&1 ||
 				{ cat "$WORK/seed-search.log" >&2; die "bin/mall seed --products $SEARCH_PRODUCTS failed"; }
 			search_note="seeded in $((SECONDS - t0))s this run"
 			log "search data: $(head -n1 "$WORK/seed-search.log")"
