@@ -32,7 +32,6 @@ import (
 	"github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/redisx"
 	"github.com/mallhq/mall/internal/platform/sqldb"
-	"github.com/mallhq/mall/internal/stock"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -174,8 +173,8 @@ var (
 type seedServices struct {
 	users     user.Service
 	merchants merchant.Service
-	stock     stock.Service
-	catalog   catalog.Service
+	// catalog creates the SKUs' stock levels through stock.Service (Init) as it creates them.
+	catalog catalog.Service
 }
 
 func openSeedServices(ctx context.Context, cfg config.Config, logs io.Writer, extra []fx.Option) (*seedServices, func(), error) {
@@ -229,7 +228,7 @@ func openSeedServices(ctx context.Context, cfg config.Config, logs io.Writer, ex
 		rdb    redis.UniversalClient
 	)
 	opts := []fx.Option{app.Options(cfg, log.NewWriter(logs, cfg.Log)), fx.NopLogger,
-		fx.Populate(&s.users, &s.merchants, &s.stock, &s.catalog, &cl, &broker, &rdb)}
+		fx.Populate(&s.users, &s.merchants, &s.catalog, &cl, &broker, &rdb)}
 	fxApp := fx.New(append(opts, extra...)...)
 	closeAll := func() {
 		if broker != nil {
