@@ -36,7 +36,8 @@ func newServer(t *testing.T) *httptest.Server {
 
 func TestLoadCountsRequestsAndErrors(t *testing.T) {
 	s := newServer(t)
-	opts := LoadOptions{Conns: 4, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond}
+	// Long enough that a loaded machine still completes requests inside the window.
+	opts := LoadOptions{Conns: 4, Warmup: 50 * time.Millisecond, Duration: 500 * time.Millisecond}
 	tests := []struct {
 		give       string
 		wantErrors bool
