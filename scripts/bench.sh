@@ -3,13 +3,23 @@
 # docs/benchmarks.md. The scenarios (rows) are in cmd/mallbench/scenarios.go.
 #
 # Uses the `make run` services (MALL_MYSQL_PORT 13306, MALL_REDIS_PORT 16379; started when not
-# running, left running) but its own databases (mall_bench*, recreated on every run) and Redis
-# database 9 (flushed), so it neither disturbs nor depends on the data of `make run`.
+# running, left running) but its own databases and Redis databases, so it neither disturbs nor
+# depends on the data of `make run`. Three servers:
+#   - mall_bench* (recreated every run, Redis db 9 flushed), seeded with `mall seed`: the main
+#     server on BENCH_MALL_PORT, and a second one on the same data with the detail cache's
+#     in-process level off (MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0) on BENCH_MALL_NOL1_PORT;
+#   - mall_bench_search* (Redis db 10) holding BENCH_SEARCH_PRODUCTS seeded products for the
+#     search rows, on BENCH_MALL_SEARCH_PORT. That seed and its search index
+#     (.local/bench-search/) are kept between runs and reused when complete; the first run
+#     seeds them (minutes) and waits for the index to catch up before measuring anything.
 #
 # Variables: BENCH_DURATION (10s per row), BENCH_WARMUP (2s), BENCH_CONNS (64), BENCH_RUN
 # (regexp: only matching rows; the baseline always runs), BENCH_OUT (docs/benchmarks.md),
-# BENCH_MALL_PORT (18080), BENCH_BASELINE_PORT (18081), BENCH_BASELINE_ONLY=1 (do not build or
-# start bin/mall; its rows are reported as not run).
+# BENCH_MALL_PORT (18080), BENCH_BASELINE_PORT (18081), BENCH_MALL_NOL1_PORT (18082),
+# BENCH_MALL_SEARCH_PORT (18083), BENCH_SEED_PRODUCTS (300), BENCH_SEARCH_PRODUCTS (100000; 0
+# skips the search server and its rows), BENCH_SEARCH_RESEED=1 (drop and reseed the search
+# data), BENCH_BASELINE_ONLY=1 (do not build or start bin/mall; its rows are reported as not
+# run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -18,7 +28,13 @@ MYSQL_PORT=${MALL_MYSQL_PORT:-13306}
 REDIS_PORT=${MALL_REDIS_PORT:-16379}
 MALL_PORT=${BENCH_MALL_PORT:-18080}
 BASE_PORT=${BENCH_BASELINE_PORT:-18081}
+NOL1_PORT=${BENCH_MALL_NOL1_PORT:-18082}
+SEARCH_PORT=${BENCH_MALL_SEARCH_PORT:-18083}
+SEED_PRODUCTS=${BENCH_SEED_PRODUCTS:-300}
+SEARCH_PRODUCTS=${BENCH_SEARCH_PRODUCTS:-100000}
+SEED_PASSWORD=bench-seed-password
 WORK=.local/bench
+BIG=.local/bench-search # kept between runs (make clean leaves it too)
 START=$SECONDS
 
 log() { echo "bench: $*" >&2; }
@@ -43,8 +59,8 @@ if ! flock -n 8; then
 	flock 8
 fi
 
-for p in "$MALL_PORT" "$BASE_PORT"; do
-	if code "$p" / >/dev/null; then die "port $p is already in use (set BENCH_MALL_PORT / BENCH_BASELINE_PORT)"; fi
+for p in "$MALL_PORT" "$BASE_PORT" "$NOL1_PORT" "$SEARCH_PORT"; do
+	if code "$p" / >/dev/null; then die "port $p is already in use (set BENCH_MALL_PORT / BENCH_BASELINE_PORT / BENCH_MALL_NOL1_PORT / BENCH_MALL_SEARCH_PORT)"; fi
 done
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -65,7 +81,25 @@ mkdir -p "$WORK" bin
 log "building bin/mallbench"
 go build -o bin/mallbench ./cmd/mallbench
 
-mall_url="" skip=""
+mall_url="" nol1_url="" search_url="" skip=""
+# start_mall NAME PORT [VAR=VALUE...]: bin/mall serve in the background with extra environment;
+# sets mall_pid once /readyz answers 200.
+start_mall() {
+	local name=$1 port=$2
+	shift 2
+	log "starting bin/mall serve ($name) on 127.0.0.1:$port (log: $WORK/$name.log)"
+	env "$@" MALL_HTTP_ADDR="127.0.0.1:$port" bin/mall serve >"$WORK/$name.log" 2>&1 8>&- &
+	mall_pid=$!
+	pids+=("$mall_pid")
+	for ((i = 0; ; i++)); do
+		kill -0 "$mall_pid" 2>/dev/null || { tail -n 20 "$WORK/$name.log" >&2; die "bin/mall serve ($name) exited"; }
+		[[ $(code "$port" /readyz || true) == 200 ]] && break
+		((i < 480)) || { tail -n 20 "$WORK/$name.log" >&2; die "$name: /readyz did not answer 200 within 2 minutes"; }
+		sleep 0.25
+	done
+}
+sql() { mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -umall -pmall "$@"; }
+
 if [[ ${BENCH_BASELINE_ONLY:-} == 1 ]]; then
 	skip="BENCH_BASELINE_ONLY=1"
 else
@@ -74,7 +108,7 @@ else
 
 	scripts/services.sh up 8>&-
 	log "recreating databases mall_bench, mall_bench_shard_0, mall_bench_shard_1; flushing Redis db 9"
-	mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -umall -pmall -e '
+	sql -e '
 		DROP DATABASE IF EXISTS mall_bench; CREATE DATABASE mall_bench;
 		DROP DATABASE IF EXISTS mall_bench_shard_0; CREATE DATABASE mall_bench_shard_0;
 		DROP DATABASE IF EXISTS mall_bench_shard_1; CREATE DATABASE mall_bench_shard_1;'
@@ -82,7 +116,6 @@ else
 
 	dsn="mall:mall@tcp(127.0.0.1:$MYSQL_PORT)"
 	export MALL_APP_ENV=development \
-		MALL_HTTP_ADDR=127.0.0.1:$MALL_PORT \
 		MALL_LOG_LEVEL=warn \
 		MALL_RATELIMIT_ENABLED=false \
 		MALL_DB_MAIN="$dsn/mall_bench" \
@@ -93,25 +126,85 @@ else
 		MALL_SEARCH_BLEVE_PATH=$WORK/search.bleve \
 		MALL_AUTH_JWT_KEYS_DIR=$WORK/jwt
 	bin/mall migrate up >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; die "bin/mall migrate up failed"; }
+	log "seeding mall_bench: bin/mall seed --products $SEED_PRODUCTS"
+	bin/mall seed --products "$SEED_PRODUCTS" --password "$SEED_PASSWORD" >"$WORK/seed.log" 2>&1 ||
+		{ cat "$WORK/seed.log" >&2; die "bin/mall seed failed"; }
 
-	log "starting bin/mall serve on 127.0.0.1:$MALL_PORT (log: $WORK/mall.log)"
-	bin/mall serve >"$WORK/mall.log" 2>&1 8>&- &
-	mall_pid=$!
-	pids+=("$mall_pid")
-	for ((i = 0; ; i++)); do
-		kill -0 "$mall_pid" 2>/dev/null || { tail -n 20 "$WORK/mall.log" >&2; die "bin/mall serve exited"; }
-		[[ $(code "$MALL_PORT" /readyz || true) == 200 ]] && break
-		((i < 480)) || { tail -n 20 "$WORK/mall.log" >&2; die "/readyz did not answer 200 within 2 minutes"; }
-		sleep 0.25
-	done
+	# The search server's data: BENCH_SEARCH_PRODUCTS products, seeded once and reused. The
+	# marker $BIG/indexed records a seed whose index caught up; without it the data is reseeded
+	# (or, when only the index is missing and `mall search reindex` exists, reindexed).
+	search_env=(MALL_DB_MAIN="$dsn/mall_bench_search"
+		MALL_DB_SHARDS="$dsn/mall_bench_search_shard_0,$dsn/mall_bench_search_shard_1"
+		MALL_REDIS_DB=10 MALL_SEARCH_BLEVE_PATH=$BIG/search.bleve MALL_AUTH_JWT_KEYS_DIR=$BIG/jwt)
+	search_note=""
+	if ((SEARCH_PRODUCTS > 0)); then
+		mkdir -p "$BIG"
+		have=$(sql -N -e "SELECT COUNT(*) FROM mall_bench_search.catalog_products WHERE status = 'on_sale'" 2>/dev/null || echo 0)
+		indexed=$(cat "$BIG/indexed" 2>/dev/null || echo 0)
+		if [[ ${BENCH_SEARCH_RESEED:-} != 1 ]] && ((have >= SEARCH_PRODUCTS)) && ((indexed < SEARCH_PRODUCTS)) &&
+			bin/mall search reindex --help >/dev/null 2>&1; then
+			log "search data: $have products kept, rebuilding its index (bin/mall search reindex)"
+			rm -rf "$BIG/search.bleve"
+			env "${search_env[@]}" bin/mall search reindex >"$WORK/reindex.log" 2>&1 ||
+				{ cat "$WORK/reindex.log" >&2; die "bin/mall search reindex failed"; }
+			indexed=$have
+		fi
+		if [[ ${BENCH_SEARCH_RESEED:-} == 1 ]] || ((have < SEARCH_PRODUCTS)) || ((indexed < SEARCH_PRODUCTS)); then
+			log "search data: recreating mall_bench_search* and seeding $SEARCH_PRODUCTS products (minutes; reused by later runs)"
+			rm -rf "$BIG/search.bleve" "$BIG/indexed"
+			sql -e '
+				DROP DATABASE IF EXISTS mall_bench_search; CREATE DATABASE mall_bench_search;
+				DROP DATABASE IF EXISTS mall_bench_search_shard_0; CREATE DATABASE mall_bench_search_shard_0;
+				DROP DATABASE IF EXISTS mall_bench_search_shard_1; CREATE DATABASE mall_bench_search_shard_1;'
+			redis-cli -p "$REDIS_PORT" -n 10 flushdb >/dev/null
+			t0=$SECONDS
+			# Without product review (catalog.review_required=false) submit puts a product on
+			# sale at once: one transaction and one event fewer per product to write and index.
+			env "${search_env[@]}" MALL_CATALOG_REVIEW_REQUIRED=false \
+				bin/mall seed --products "$SEARCH_PRODUCTS" --password "$SEED_PASSWORD" >"$WORK/seed-search.log" 2>&1 ||
+				{ cat "$WORK/seed-search.log" >&2; die "bin/mall seed --products $SEARCH_PRODUCTS failed"; }
+			search_note="seeded in $((SECONDS - t0))s this run"
+			log "search data: $(head -n1 "$WORK/seed-search.log")"
+		else
+			search_note="reused from an earlier run"
+			log "search data: reusing $have products and their index ($BIG)"
+		fi
+		# Its own Redis db and node lease; events of a fresh seed reach the index through this
+		# server's outbox relay and indexer.
+		start_mall mall-search "$SEARCH_PORT" "${search_env[@]}"
+		search_url=http://127.0.0.1:$SEARCH_PORT
+	fi
+
+	start_mall mall "$MALL_PORT"
 	mall_url=http://127.0.0.1:$MALL_PORT
+	# The seed's events go out through the first server's relay before a second relay (the
+	# L1-less server's, on the same database) could take some of them to its own broker.
+	bin/mallbench wait-index -url "$mall_url" -min 0 -timeout 2m 8>&- || die "the outbox of mall_bench did not drain"
+	start_mall mall-nol1 "$NOL1_PORT" MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0 MALL_DB_MIGRATE_ON_START=false \
+		MALL_SEARCH_BLEVE_PATH=$WORK/search-nol1.bleve
+	nol1_url=http://127.0.0.1:$NOL1_PORT
+
+	if [[ -n $search_url ]]; then
+		log "waiting for the search index to hold $SEARCH_PRODUCTS products (outbox drained)"
+		t0=$SECONDS
+		if bin/mallbench wait-index -url "$search_url" -min "$SEARCH_PRODUCTS" -timeout "${BENCH_INDEX_TIMEOUT:-15m}" 8>&-; then
+			echo "$SEARCH_PRODUCTS" >"$BIG/indexed"
+			log "search index caught up in $((SECONDS - t0))s"
+		else
+			log "the search index did not catch up; its rows will fail their setup"
+		fi
+	fi
 fi
 
 log "starting the baseline on 127.0.0.1:$BASE_PORT"
 bin/mallbench baseline -addr "127.0.0.1:$BASE_PORT" >"$WORK/baseline.log" 2>&1 8>&- &
 pids+=("$!")
 
-note="bin/mall serve with MALL_LOG_LEVEL=warn, MALL_RATELIMIT_ENABLED=false"
+note="bin/mall serve with MALL_LOG_LEVEL=warn, MALL_RATELIMIT_ENABLED=false, seeded by \`mall seed --products $SEED_PRODUCTS\`"
+note+="; the L1-disabled row: a second server on the same data with MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0"
+if [[ -n $search_url ]]; then
+	note+="; search rows: a third server on \`mall seed --products $SEARCH_PRODUCTS\` ($search_note), measured after its index caught up"
+fi
 mver=$(mariadbd --version 2>/dev/null | grep -o 'Ver [^ ]*' | cut -c5- || true)
 rver=$(redis-server --version 2>/dev/null | grep -o 'v=[^ ]*' | cut -c3- || true)
 note+="; MariaDB ${mver:-?} and Redis ${rver:-?} from scripts/services.sh; embedded Kafka (kfake)"
@@ -119,12 +212,14 @@ note+="; MariaDB ${mver:-?} and Redis ${rver:-?} from scripts/services.sh; embed
 log "running scenarios: ${BENCH_CONNS:-64} connections, ${BENCH_WARMUP:-2s} warm-up + ${BENCH_DURATION:-10s} each"
 bin/mallbench run \
 	-mall "$mall_url" -skip-reason "$skip" \
+	-mall-nol1 "$nol1_url" -mall-search "$search_url" \
+	-seed-password "$SEED_PASSWORD" -search-min "$SEARCH_PRODUCTS" \
 	-baseline "http://127.0.0.1:$BASE_PORT" \
 	-conns "${BENCH_CONNS:-64}" -warmup "${BENCH_WARMUP:-2s}" -duration "${BENCH_DURATION:-10s}" \
 	-run "${BENCH_RUN:-}" -out "${BENCH_OUT:-docs/benchmarks.md}" \
 	-commit "$commit" -mall-bin bin/mall -server-note "$note"
 
-if [[ -n $mall_url ]] && ! kill -0 "$mall_pid" 2>/dev/null; then
-	die "bin/mall serve died during the run; see $WORK/mall.log"
-fi
+for p in "${pids[@]}"; do
+	kill -0 "$p" 2>/dev/null || die "a server died during the run; see $WORK/*.log"
+done
 log "done in $((SECONDS - START))s"

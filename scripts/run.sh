@@ -22,16 +22,6 @@ export MALL_HTTP_ADDR=${MALL_HTTP_ADDR:-:8080}
 
 bin/mall migrate up
 
-# --- seed hook -------------------------------------------------------------------------------
-# The demo catalog arrives with a later issue as `mall seed` (it must be idempotent: make run
-# calls it every time). Until that subcommand exists this step is skipped. (`mall help seed`
-# exits 0 even for unknown topics, so ask for the subcommand's own --help instead.)
-if bin/mall seed --help >/dev/null 2>&1; then
-	echo "run: seeding demo data (bin/mall seed)" >&2
-	bin/mall seed
-fi
-# ---------------------------------------------------------------------------------------------
-
 # A platform admin to log in with. `mall admin create` is idempotent and leaves the password
 # of an existing account alone, so these credentials hold from the first run on (unless that
 # email was registered another way). Not in production: create real admins by hand there.
@@ -42,6 +32,21 @@ if [[ ${MALL_APP_ENV:-development} != production ]]; then
 	MALL_ADMIN_PASSWORD=$admin_password bin/mall admin create --email "$admin_email" >/dev/null
 	admin_msg="    dev admin  $admin_email / $admin_password   (platform_admin)"
 fi
+
+# --- seed hook -------------------------------------------------------------------------------
+# `mall seed` creates the demo platform (accounts, two merchants, a catalog on sale) through
+# the services; it is idempotent ("already seeded" on later runs), so make run calls it every
+# time. The demo accounts share the dev admin's password. (`mall help seed` exits 0 even for
+# unknown topics, so ask for the subcommand's own --help instead.) MALL_SEED_PRODUCTS sizes it.
+seed_msg=""
+if [[ ${MALL_APP_ENV:-development} != production ]] && bin/mall seed --help >/dev/null 2>&1; then
+	echo "run: seeding demo data (bin/mall seed)" >&2
+	seed_out=$(MALL_LOG_LEVEL=${MALL_LOG_LEVEL:-warn} bin/mall seed --products "${MALL_SEED_PRODUCTS:-300}" --password "$admin_password")
+	echo "$seed_out" >&2
+	# The login table (every line after the "demo logins" header), for the ready message.
+	seed_msg=$(sed -n '/^demo logins/,$p' <<<"$seed_out" | sed 's/^/  /')$'\n'
+fi
+# ---------------------------------------------------------------------------------------------
 
 host=${MALL_HTTP_ADDR%:*}
 port=${MALL_HTTP_ADDR##*:}
@@ -75,7 +80,7 @@ server=$$
   Mall is ready at $base
     API docs   $base/docs   (OpenAPI: $base/openapi.json)
     health     $base/healthz   ready: $base/readyz   metrics: $base/metrics
-${admin_msg}  Ctrl-C stops the server; the local services keep running (make services-down stops them).
+${admin_msg}${seed_msg}  Ctrl-C stops the server; the local services keep running (make services-down stops them).
 
 MSG
 			exit 0

@@ -54,6 +54,13 @@ mysql_up() {
 	local d=$DIR/mysql
 	mkdir -p "$d"
 	if alive "$d/mysqld.pid"; then log "mysql already running on $MYSQL_PORT"; return; fi
+	# Another checkout's instance on the same port (its data dir, its pid file): use it.
+	if mariadb-admin -h 127.0.0.1 -P "$MYSQL_PORT" -umall -pmall ping >/dev/null 2>&1; then
+		mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -umall -pmall \
+			-e 'CREATE DATABASE IF NOT EXISTS mall; CREATE DATABASE IF NOT EXISTS mall_shard_0; CREATE DATABASE IF NOT EXISTS mall_shard_1;'
+		log "mysql already answering on 127.0.0.1:$MYSQL_PORT (started elsewhere; not managed here)"
+		return
+	fi
 	if [[ ! -d "$d/data/mysql" ]]; then
 		mariadb-install-db --no-defaults --datadir="$d/data" --auth-root-authentication-method=normal \
 			--skip-test-db >"$d/install.log" 2>&1 || die "mariadb-install-db failed: $d/install.log"
@@ -79,6 +86,10 @@ redis_up() {
 	local d=$DIR/redis
 	mkdir -p "$d"
 	if alive "$d/redis.pid"; then log "redis already running on $REDIS_PORT"; return; fi
+	if [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; then
+		log "redis already answering on 127.0.0.1:$REDIS_PORT (started elsewhere; not managed here)"
+		return
+	fi
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$d" --daemonize yes \
 		--pidfile "$d/redis.pid" --logfile "$d/redis.log" --save '' --appendonly no --databases 64
 	wait_for redis 80 redis-cli -p "$REDIS_PORT" ping
@@ -113,6 +124,10 @@ pg_up() {
 	local d
 	d=$(pg_dir)
 	if alive "$d/data/postmaster.pid"; then log "postgresql already running on $PG_PORT"; return; fi
+	if "$PGBIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT" >/dev/null 2>&1; then
+		log "postgresql already answering on 127.0.0.1:$PG_PORT (started elsewhere; not managed here)"
+		return
+	fi
 	if [[ ! -f "$d/data/PG_VERSION" ]]; then
 		as_pg "$PGBIN/initdb" -D "$d/data" -A trust -U postgres >"$d/initdb.log" 2>&1 || die "initdb failed: $d/initdb.log"
 	fi

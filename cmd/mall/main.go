@@ -138,6 +138,7 @@ func newRoot(out io.Writer) *cobra.Command {
 	root.AddCommand(newAdminCmd(load))
 	root.AddCommand(newStockCmd(withConfig))
 	root.AddCommand(newSearchCmd(load))
+	root.AddCommand(newSeedCmd(load))
 
 	root.AddCommand(&cobra.Command{
 		Use:   "version",

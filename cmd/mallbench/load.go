@@ -163,3 +163,78 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	i := int(math.Ceil(q*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
+
+// LoadRate sends rate requests per second on a fixed schedule (open loop) for o.Warmup +
+// o.Duration, with at most o.Conns in flight (a request whose turn comes while every
+// connection is busy waits, and the wait counts in its latency). Latency runs from each
+// request's scheduled start, so a stall shows as latency instead of as fewer requests
+// (no coordinated omission). Requests scheduled after the warm-up are counted.
+func LoadRate(ctx context.Context, base string, next Next, o LoadOptions, rate float64) Result {
+	ok := o.OK
+	if ok == nil {
+		ok = func(s int) bool { return s >= 200 && s < 400 }
+	}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        o.Conns,
+		MaxIdleConnsPerHost: o.Conns,
+		MaxConnsPerHost:     o.Conns,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport:     tr,
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	from := start.Add(o.Warmup)
+	end := from.Add(o.Duration)
+	slots := make(chan struct{}, o.Conns)
+	var (
+		mu sync.Mutex
+		st workerStats
+		wg sync.WaitGroup
+	)
+	for i := int64(0); ; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if !at.Before(end) || ctx.Err() != nil {
+			break
+		}
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+		wg.Go(func() {
+			slots <- struct{}{}
+			status, err := do(ctx, client, base, next(int(i)%o.Conns, i))
+			<-slots
+			lat := time.Since(at)
+			if at.Before(from) {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			st.lat = append(st.lat, lat)
+			switch {
+			case err != nil:
+				st.fail(errKind(err), err.Error())
+			case !ok(status):
+				st.fail(fmt.Sprintf("HTTP %d", status), "")
+			}
+		})
+	}
+	wg.Wait()
+	r := Result{Duration: o.Duration, ErrKinds: map[string]int64{}, FirstErr: st.firstErr, Requests: int64(len(st.lat))}
+	for k, n := range st.errs {
+		r.ErrKinds[k] += n
+		r.Errors += n
+	}
+	slices.Sort(st.lat)
+	r.P50, r.P99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
+	return r
+}

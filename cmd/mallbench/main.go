@@ -35,6 +35,8 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "baseline":
 		err = baselineCmd(os.Args[2:])
+	case "wait-index":
+		err = waitIndexCmd(os.Args[2:])
 	default:
 		usage()
 	}
@@ -45,8 +47,25 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mallbench run [flags] | mallbench baseline -addr HOST:PORT")
+	fmt.Fprintln(os.Stderr, "usage: mallbench run [flags] | mallbench baseline -addr HOST:PORT | mallbench wait-index -url URL -min N")
 	os.Exit(2)
+}
+
+// waitIndexCmd waits until a server's search index has caught up with a large seed, so its
+// indexing does not run during the measurements.
+func waitIndexCmd(args []string) error {
+	fs := flag.NewFlagSet("wait-index", flag.ExitOnError)
+	base := fs.String("url", "", "base URL of the `mall serve` to wait for")
+	minProducts := fs.Int("min", 100000, "products the index must hold (0: only wait for the outbox backlog to drain)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	_ = fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := &http.Client{Timeout: 30 * time.Second}
+	if err := waitReady(ctx, c, *base+"/readyz", 2*time.Minute); err != nil {
+		return err
+	}
+	return WaitIndexed(ctx, c, *base, *minProducts, *timeout, os.Stderr)
 }
 
 // baselineCmd serves the baseline: the cheapest possible echo handler, so the ratio column
@@ -85,6 +104,10 @@ func runCmd(args []string) error {
 		filter string
 	)
 	fs.StringVar(&o.MallURL, "mall", "http://127.0.0.1:18080", "base URL of the running `mall serve` (empty: skip its scenarios)")
+	fs.StringVar(&o.MallNoL1URL, "mall-nol1", "", "base URL of a second `mall serve` on the same data with catalog.detail_cache.l1_size=0 (empty: skip its scenarios)")
+	fs.StringVar(&o.SearchURL, "mall-search", "", "base URL of a `mall serve` on the large seed (empty: skip its scenarios)")
+	fs.StringVar(&o.SeedPassword, "seed-password", "mall-demo-dev", "password of the `mall seed` demo accounts on the servers")
+	fs.IntVar(&o.SearchMin, "search-min", 100000, "products the -mall-search index must hold")
 	fs.StringVar(&o.BaselineURL, "baseline", "http://127.0.0.1:18081", "base URL of `mallbench baseline`")
 	fs.IntVar(&o.Conns, "conns", 64, "concurrent connections (closed-loop workers)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per scenario")

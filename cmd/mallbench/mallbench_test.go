@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,7 +36,8 @@ func newServer(t *testing.T) *httptest.Server {
 
 func TestLoadCountsRequestsAndErrors(t *testing.T) {
 	s := newServer(t)
-	opts := LoadOptions{Conns: 4, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond}
+	// Long enough that a loaded machine still completes requests inside the window.
+	opts := LoadOptions{Conns: 4, Warmup: 50 * time.Millisecond, Duration: 500 * time.Millisecond}
 	tests := []struct {
 		give       string
 		wantErrors bool
@@ -94,11 +97,15 @@ func TestRunWritesReport(t *testing.T) {
 			return nil, errors.New("no login")
 		}},
 		{Name: "filtered out", Target: TargetMall, Setup: Static(http.MethodGet, "/healthz", nil)},
+		{Name: "GET /healthz fixed rate", Target: TargetMall, Setup: Static(http.MethodGet, "/healthz", nil), Rate: 100,
+			Goal: p99AtMost(time.Second)},
+		{Name: "half the baseline", Target: TargetMall, Setup: Static(http.MethodGet, "/healthz", nil), Goal: atLeastBaseline(0.5)},
+		{Name: "no search server", Target: TargetSearch, Setup: Static(http.MethodGet, "/healthz", nil)},
 	}
 	o := Options{
 		MallURL: mall.URL, BaselineURL: base.URL, Conns: 2, Duration: 100 * time.Millisecond,
 		WaitReady: 5 * time.Second, Out: out, Commit: "abc1234-dirty", MallBinary: "/nonexistent",
-		Filter: regexp.MustCompile("healthz|broken"),
+		Filter: regexp.MustCompile("healthz|broken|half|search"),
 	}
 	err := Run(context.Background(), o, list)
 	if err == nil || !strings.Contains(err.Error(), "no login") {
@@ -110,10 +117,13 @@ func TestRunWritesReport(t *testing.T) {
 	}
 	md := string(b)
 	for _, want := range []string{
-		"| scenario | rate (req/s) | ratio to baseline | p50 | p99 | errors |",
+		"| scenario | rate (req/s) | ratio to baseline | p50 | p99 | errors | goal |",
 		"| baseline | ", " | 1.00 | ",
 		"| GET /healthz | ",
-		"| broken setup | – | – | – | – | setup failed: no login |",
+		"| broken setup | – | – | – | – | setup failed: no login | |",
+		"| GET /healthz fixed rate | ", " | – | ", "✓ p99 ≤ 1.00 s",
+		"| half the baseline | ", "≥ 0.5 × baseline",
+		"| no search server | – | – | – | – | not run: no -mall-search server | |",
 		"| commit | abc1234-dirty |",
 		"CPUs",
 	} {
@@ -136,6 +146,59 @@ func TestRunWithoutMall(t *testing.T) {
 	b, _ := os.ReadFile(o.Out)
 	if !strings.Contains(string(b), "| GET /healthz | – | – | – | – | not run: cmd/mall does not build yet |") {
 		t.Fatalf("want a skipped mall row:\n%s", b)
+	}
+}
+
+// TestLoadRate: the open loop sends on schedule, counts only requests scheduled after the
+// warm-up, and times them from their scheduled start.
+func TestLoadRate(t *testing.T) {
+	var n atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n.Add(1)
+		time.Sleep(20 * time.Millisecond)
+	}))
+	t.Cleanup(slow.Close)
+	r := LoadRate(context.Background(), slow.URL, func(int, int64) Request { return Request{Method: http.MethodGet, Path: "/"} },
+		LoadOptions{Conns: 4, Warmup: 100 * time.Millisecond, Duration: 500 * time.Millisecond}, 100)
+	if r.Requests < 45 || r.Requests > 55 || r.Errors != 0 || n.Load() < 55 || n.Load() > 65 {
+		t.Fatalf("want about 50 counted of about 60 sent: %+v, sent %d", r, n.Load())
+	}
+	if r.P50 < 20*time.Millisecond || r.P99 > 2*time.Second {
+		t.Fatalf("latencies %s %s", r.P50, r.P99)
+	}
+	// One connection for 100/s of 20 ms requests: they queue, and the queueing shows.
+	r = LoadRate(context.Background(), slow.URL, func(int, int64) Request { return Request{Method: http.MethodGet, Path: "/"} },
+		LoadOptions{Conns: 1, Duration: 300 * time.Millisecond}, 100)
+	if r.P99 < 100*time.Millisecond {
+		t.Fatalf("queueing not counted: p99 %s", r.P99)
+	}
+}
+
+// TestWaitIndexed waits for the total to reach the minimum and hold, with an empty backlog.
+func TestWaitIndexed(t *testing.T) {
+	var calls atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/search", func(w http.ResponseWriter, _ *http.Request) {
+		total := min(calls.Add(1)*40, 100)
+		fmt.Fprintf(w, `{"items":[],"total":%d,"facets":{},"next_cursor":""}`, total)
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		backlog := 0
+		if calls.Load() < 4 {
+			backlog = 7
+		}
+		fmt.Fprintf(w, "# TYPE mall_outbox_backlog gauge\nmall_outbox_backlog{db=\"main\"} %d\nmall_outbox_backlog{db=\"shard0\"} 0\n", backlog)
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	if err := WaitIndexed(context.Background(), s.Client(), s.URL, 100, 10*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() < 5 {
+		t.Fatalf("returned after %d polls", calls.Load())
+	}
+	if err := WaitIndexed(context.Background(), s.Client(), s.URL, 1000, time.Second, nil); err == nil || !strings.Contains(err.Error(), "100 of 1000") {
+		t.Fatalf("want a timeout naming the count, got %v", err)
 	}
 }
 

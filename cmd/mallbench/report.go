@@ -87,18 +87,18 @@ func (r Report) Markdown() string {
 	p("| Go | %s |", r.GoVersion)
 	p("| commit | %s |", o.Commit)
 	p("| date | %s |", r.When.Format("2006-01-02 15:04 MST"))
-	p("| tool | mallbench: closed-loop HTTP/1.1 keep-alive load, %d connections, %s warm-up + %s measured per scenario; load generator on the same machine |",
+	p("| tool | mallbench: closed-loop HTTP/1.1 keep-alive load, %d connections, %s warm-up + %s measured per scenario (rows marked \"open loop\" send at a fixed rate instead); load generator on the same machine |",
 		o.Conns, o.Warmup, o.Duration)
 	if o.ServerNote != "" {
 		p("| server | %s |", o.ServerNote)
 	}
 	p("")
-	p("| scenario | rate (req/s) | ratio to baseline | p50 | p99 | errors |")
-	p("|---|---:|---:|---:|---:|---|")
+	p("| scenario | rate (req/s) | ratio to baseline | p50 | p99 | errors | goal |")
+	p("|---|---:|---:|---:|---:|---|---|")
 	var base float64
 	for _, row := range r.Rows {
 		if row.Skip != "" {
-			p("| %s | – | – | – | – | %s |", row.Name, escape(row.Skip))
+			p("| %s | – | – | – | – | %s | |", row.Name, escape(row.Skip))
 			continue
 		}
 		res := row.Result
@@ -106,11 +106,11 @@ func (r Report) Markdown() string {
 			base = res.Rate()
 		}
 		ratio := "–"
-		if base > 0 {
+		if base > 0 && row.Rate == 0 { // an open-loop row's rate is its schedule, not a capacity
 			ratio = fmtRatio(res.Rate() / base)
 		}
-		p("| %s | %s | %s | %s | %s | %s |", row.Name, thousands(res.Rate()), ratio,
-			fmtDur(res.P50), fmtDur(res.P99), escape(fmtErrors(res)))
+		p("| %s | %s | %s | %s | %s | %s | %s |", row.Name, thousands(res.Rate()), ratio,
+			fmtDur(res.P50), fmtDur(res.P99), escape(fmtErrors(res)), escape(row.Goal))
 	}
 	p("")
 	p("How to read this: the load generator and the server share the CPUs, so absolute rates say")
@@ -118,7 +118,8 @@ func (r Report) Markdown() string {
 	p("small JSON, measured in the same run) is what compares across runs and machines. Latencies")
 	p("are per request under saturation (closed loop: a slow answer delays the next request, so")
 	p("p99 understates what an open-loop client at a fixed rate would see). Errors are non-2xx/3xx")
-	p("answers plus socket errors and timeouts.")
+	p("answers plus socket errors and timeouts. Open-loop rows send at a fixed rate and time each")
+	p("request from its scheduled start, so their p99 is what a client at that rate sees.")
 	p("")
 	p("Reproduce: `make bench` (BENCH_DURATION, BENCH_WARMUP, BENCH_CONNS, BENCH_RUN=regexp to pick")
 	p("rows). Scenarios live in cmd/mallbench/scenarios.go.")

@@ -13,17 +13,23 @@ import (
 // Options of a benchmark run (flags of `mallbench run`).
 type Options struct {
 	MallURL     string // empty: Mall's rows are reported as not run, with SkipReason
+	MallNoL1URL string // the TargetMallNoL1 server (empty: its rows are not run)
+	SearchURL   string // the TargetSearch server (empty: its rows are not run)
 	BaselineURL string
-	Conns       int
-	Warmup      time.Duration
-	Duration    time.Duration
-	WaitReady   time.Duration
-	Filter      *regexp.Regexp
-	Out         string
-	Commit      string
-	MallBinary  string
-	ServerNote  string
-	SkipReason  string
+	// SeedPassword is the demo accounts' password on the seeded servers.
+	SeedPassword string
+	// SearchMin is the number of products TargetSearch's index must hold.
+	SearchMin  int
+	Conns      int
+	Warmup     time.Duration
+	Duration   time.Duration
+	WaitReady  time.Duration
+	Filter     *regexp.Regexp
+	Out        string
+	Commit     string
+	MallBinary string
+	ServerNote string
+	SkipReason string
 }
 
 // Row is one scenario's outcome.
@@ -31,6 +37,8 @@ type Row struct {
 	Name   string
 	Result Result
 	Skip   string // why the row was not measured
+	Rate   float64
+	Goal   string // the target and whether it was met ("" = none)
 }
 
 // Run measures every selected scenario, in order, and writes the report.
@@ -42,26 +50,36 @@ func Run(ctx context.Context, o Options, list []Scenario) error {
 		return errors.New("-conns and -duration must be positive")
 	}
 	machine := readMachine() // before the load, so the load average is other work's
-	env := &Env{MallURL: o.MallURL, BaselineURL: o.BaselineURL, Client: &http.Client{Timeout: 30 * time.Second}}
+	env := &Env{MallURL: o.MallURL, MallNoL1URL: o.MallNoL1URL, SearchURL: o.SearchURL, BaselineURL: o.BaselineURL,
+		Client: &http.Client{Timeout: 30 * time.Second}, SeedPassword: o.SeedPassword, SearchMin: o.SearchMin}
 	if err := waitReady(ctx, env.Client, o.BaselineURL+"/healthz", o.WaitReady); err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
-	if o.MallURL != "" {
-		if err := waitReady(ctx, env.Client, o.MallURL+"/readyz", o.WaitReady); err != nil {
+	for _, u := range []string{o.MallURL, o.MallNoL1URL, o.SearchURL} {
+		if u == "" {
+			continue
+		}
+		if err := waitReady(ctx, env.Client, u+"/readyz", o.WaitReady); err != nil {
 			return fmt.Errorf("mall: %w", err)
 		}
 	}
 
 	var rows []Row
 	var failed error
+	var base Result
 	for i, s := range list {
 		if i > 0 && o.Filter != nil && !o.Filter.MatchString(s.Name) {
 			continue
 		}
-		row := Row{Name: s.Name}
+		row := Row{Name: s.Name, Rate: s.Rate}
 		switch {
 		case s.Target == TargetMall && o.MallURL == "":
 			row.Skip = "not run: " + o.SkipReason
+		case s.Target != TargetBaseline && env.URL(s.Target) == "":
+			row.Skip = "not run: no " + s.Target.String() + " server"
+			if o.SkipReason != "" {
+				row.Skip += " (" + o.SkipReason + ")"
+			}
 		default:
 			next, err := s.Setup(ctx, env)
 			if err != nil {
@@ -69,11 +87,20 @@ func Run(ctx context.Context, o Options, list []Scenario) error {
 				failed = errors.Join(failed, fmt.Errorf("%s: setup: %w", s.Name, err))
 				break
 			}
-			row.Result = Load(ctx, env.URL(s.Target), next, LoadOptions{
-				Conns: o.Conns, Warmup: o.Warmup, Duration: o.Duration, OK: s.OK,
-			})
+			lo := LoadOptions{Conns: o.Conns, Warmup: o.Warmup, Duration: o.Duration, OK: s.OK}
+			if s.Rate > 0 {
+				row.Result = LoadRate(ctx, env.URL(s.Target), next, lo, s.Rate)
+			} else {
+				row.Result = Load(ctx, env.URL(s.Target), next, lo)
+			}
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if i == 0 {
+				base = row.Result
+			}
+			if s.Goal != nil {
+				row.Goal = s.Goal(row.Result, base)
 			}
 		}
 		rows = append(rows, row)
@@ -97,8 +124,8 @@ func logRow(r Row) {
 		return
 	}
 	res := r.Result
-	fmt.Fprintf(os.Stderr, "%-40s %9.0f req/s  p50 %-9s p99 %-9s errors %s\n",
-		r.Name, res.Rate(), fmtDur(res.P50), fmtDur(res.P99), fmtErrors(res))
+	fmt.Fprintf(os.Stderr, "%-40s %9.0f req/s  p50 %-9s p99 %-9s errors %s %s\n",
+		r.Name, res.Rate(), fmtDur(res.P50), fmtDur(res.P99), fmtErrors(res), r.Goal)
 	if res.FirstErr != "" {
 		fmt.Fprintf(os.Stderr, "%-40s first error: %s\n", "", res.FirstErr)
 	}

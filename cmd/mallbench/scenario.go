@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -15,8 +16,29 @@ type Target int
 
 const (
 	TargetBaseline Target = iota // mallbench baseline
-	TargetMall                   // bin/mall serve
+	TargetMall                   // bin/mall serve (seeded with `mall seed`)
+	// TargetMallNoL1 is a second bin/mall serve on the same databases and Redis with the
+	// detail cache's in-process level off (MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0).
+	TargetMallNoL1
+	// TargetSearch is a bin/mall serve whose database holds the large seed (mall seed
+	// --products 100000) with its search index caught up.
+	TargetSearch
 )
+
+// String names the target in skip reasons.
+func (t Target) String() string {
+	switch t {
+	case TargetBaseline:
+		return "-baseline"
+	case TargetMall:
+		return "-mall"
+	case TargetMallNoL1:
+		return "-mall-nol1"
+	case TargetSearch:
+		return "-mall-search"
+	}
+	return fmt.Sprintf("target %d", int(t))
+}
 
 // A Scenario is one row of docs/benchmarks.md.
 type Scenario struct {
@@ -27,6 +49,13 @@ type Scenario struct {
 	Setup func(ctx context.Context, env *Env) (Next, error)
 	// OK reports whether a status counts as success; nil means 2xx and 3xx.
 	OK func(status int) bool
+	// Rate, when set, sends that many requests per second on a fixed schedule (open loop)
+	// instead of keeping every connection busy; latency counts from the scheduled start, so
+	// a slow answer shows in p99 instead of slowing the client down.
+	Rate float64
+	// Goal, when set, states the row's target and whether res (base: the baseline row)
+	// meets it, for the report's goal column.
+	Goal func(res, base Result) string
 }
 
 // Next returns request i of worker w. Workers call it concurrently, each with its own w, so it
@@ -52,16 +81,44 @@ func Static(method, path string, header http.Header) func(context.Context, *Env)
 // Env is what a scenario's Setup may use.
 type Env struct {
 	MallURL     string // base URL of bin/mall serve, e.g. http://127.0.0.1:18080
+	MallNoL1URL string // TargetMallNoL1 ("" = not running)
+	SearchURL   string // TargetSearch ("" = not running)
 	BaselineURL string
 	Client      *http.Client
+	// SeedPassword is the password `mall seed` gave the demo accounts of the servers.
+	SeedPassword string
+	// SearchMin is how many on-sale products TargetSearch's index must hold.
+	SearchMin int
+
+	once sync.Map // key -> *onceValue: setup work shared by rows (see Env.Once)
 }
 
 // URL is the base URL of t.
 func (e *Env) URL(t Target) string {
-	if t == TargetMall {
+	switch t {
+	case TargetMall:
 		return e.MallURL
+	case TargetMallNoL1:
+		return e.MallNoL1URL
+	case TargetSearch:
+		return e.SearchURL
 	}
 	return e.BaselineURL
+}
+
+type onceValue struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// Once runs fn the first time key is asked for and returns its result every time: rows
+// that share fixtures (hot product IDs, search queries) prepare them once.
+func (e *Env) Once(key string, fn func() (any, error)) (any, error) {
+	o, _ := e.once.LoadOrStore(key, &onceValue{})
+	ov := o.(*onceValue)
+	ov.once.Do(func() { ov.v, ov.err = fn() })
+	return ov.v, ov.err
 }
 
 // Call sends one JSON request (in may be nil) and decodes the JSON answer into out (may be

@@ -195,7 +195,7 @@ func (h *handler) apply(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	a, err := h.svc.Apply(ctx, authn.UserID(ctx), applicationInput(in))
+	a, err := h.svc.Apply(ctx, authn.UserID(ctx), ApplicationInput(in))
 	if err != nil {
 		return err
 	}

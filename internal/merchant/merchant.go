@@ -20,6 +20,26 @@ type Service interface {
 	// in-process cache (StatusCacheTTL), so it is cheap enough for every request; a
 	// suspension reaches other replicas within that TTL.
 	IsActive(ctx context.Context, merchantID int64) (bool, error)
+
+	// Apply files an application for applicantID; one may be pending per user, and a user
+	// who already works for a merchant is ErrApplicantBound. The HTTP API and `mall seed`
+	// call it.
+	Apply(ctx context.Context, applicantID int64, in ApplicationInput) (Application, error)
+	// Applications lists applications newest first: the applicant's (every status) when
+	// applicantID is set, else those in status ("" = all); before is an application ID
+	// cursor (0 = from the newest).
+	Applications(ctx context.Context, applicantID int64, status ApplicationStatus, before int64, limit int) ([]Application, error)
+	// Approve creates the application's merchant and makes the applicant its owner;
+	// approving an approved application again returns its merchant (and retries the grant).
+	Approve(ctx context.Context, applicationID, reviewerID int64) (merchantID int64, err error)
+	// AddStaff makes the user with email a staff member of merchantID (ErrUserNotFound,
+	// ErrStaffConflict when they already work for a merchant).
+	AddStaff(ctx context.Context, merchantID, by int64, email string, role StaffRole) (Staff, error)
+}
+
+// ApplicationInput is a new application.
+type ApplicationInput struct {
+	ShopName, CompanyName, LicenseNo, ContactName, ContactPhone string
 }
 
 // Status of a merchant.

@@ -58,13 +58,8 @@ func (s *service) IsActive(ctx context.Context, merchantID int64) (bool, error) 
 	return st == StatusActive, err
 }
 
-// applicationInput is a new application.
-type applicationInput struct {
-	ShopName, CompanyName, LicenseNo, ContactName, ContactPhone string
-}
-
-// Apply files an application for applicantID; one may be pending per user.
-func (s *service) Apply(ctx context.Context, applicantID int64, in applicationInput) (Application, error) {
+// Apply implements Service.
+func (s *service) Apply(ctx context.Context, applicantID int64, in ApplicationInput) (Application, error) {
 	if err := s.checkUnbound(ctx, applicantID, 0); err != nil {
 		return Application{}, err
 	}

@@ -50,7 +50,7 @@ func TestApproveSagaConverges(t *testing.T) {
 	s, users := newTestService(t)
 	ctx := context.Background()
 	u := users.AddUser(user.User{Email: "saga@example.com"})
-	app, err := s.Apply(ctx, u.ID, applicationInput{ShopName: "s", CompanyName: "c", LicenseNo: "l", ContactName: "n", ContactPhone: "p"})
+	app, err := s.Apply(ctx, u.ID, ApplicationInput{ShopName: "s", CompanyName: "c", LicenseNo: "l", ContactName: "n", ContactPhone: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestApproveRefusesBoundApplicant(t *testing.T) {
 	s, users := newTestService(t)
 	ctx := context.Background()
 	u := users.AddUser(user.User{Email: "bound@example.com"})
-	app, err := s.Apply(ctx, u.ID, applicationInput{ShopName: "s", CompanyName: "c", LicenseNo: "l", ContactName: "n", ContactPhone: "p"})
+	app, err := s.Apply(ctx, u.ID, ApplicationInput{ShopName: "s", CompanyName: "c", LicenseNo: "l", ContactName: "n", ContactPhone: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestApproveRefusesBoundApplicant(t *testing.T) {
 	if _, err := s.Approve(ctx, app.ID, 1); !errors.Is(err, ErrApplicantBound) {
 		t.Fatalf("Approve = %v, want %v", err, ErrApplicantBound)
 	}
-	if _, err := s.Apply(ctx, u.ID, applicationInput{ShopName: "t"}); !errors.Is(err, ErrApplicantBound) {
+	if _, err := s.Apply(ctx, u.ID, ApplicationInput{ShopName: "t"}); !errors.Is(err, ErrApplicantBound) {
 		t.Fatalf("Apply = %v, want %v", err, ErrApplicantBound)
 	}
 	var n int

@@ -17,6 +17,9 @@ import (
 type Service interface {
 	// Get returns a user by ID (ErrNotFound).
 	Get(ctx context.Context, id int64) (User, error)
+	// Register creates a password account (ErrEmailTaken); the HTTP API and `mall seed`
+	// call it. The account is a buyer until roles are granted.
+	Register(ctx context.Context, email, password, nickname string) (User, error)
 	// FindByEmail returns the user with this email, compared after normalization
 	// (trimmed, lower-cased) (ErrNotFound).
 	FindByEmail(ctx context.Context, email string) (User, error)

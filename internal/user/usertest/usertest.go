@@ -138,6 +138,14 @@ func (f *Fake) Get(_ context.Context, id int64) (user.User, error) {
 	return u, nil
 }
 
+// Register stores a new user (the password is not kept); a taken email is user.ErrEmailTaken.
+func (f *Fake) Register(ctx context.Context, email, _, nickname string) (user.User, error) {
+	if _, err := f.FindByEmail(ctx, email); err == nil {
+		return user.User{}, user.ErrEmailTaken
+	}
+	return f.AddUser(user.User{Email: email, Nickname: nickname}), nil
+}
+
 func (f *Fake) FindByEmail(_ context.Context, email string) (user.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
