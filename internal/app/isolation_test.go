@@ -1,0 +1,188 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mallhq/mall/internal/app/apptest"
+)
+
+type idBody struct {
+	ID string `json:"id"`
+}
+
+// merchantOf applies for a merchant as a fresh user, approves it as adm and returns the
+// owner's account, a token carrying the merchant, and the merchant ID.
+func merchantOf(t *testing.T, a *apptest.App, adm, shop string) (apptest.Account, string, string) {
+	t.Helper()
+	acc, tk := a.NewUser("owner")
+	var app idBody
+	a.Req(http.MethodPost, "/api/v1/merchant-applications", map[string]string{"shop_name": shop,
+		"company_name": shop + " Ltd", "license_no": "91310000" + shop, "contact_name": "Li Lei",
+		"contact_phone": "13812345678"}, apptest.Bearer(tk.AccessToken)...).Want(t, http.StatusCreated, "").Decode(t, &app)
+	var out struct {
+		MerchantID string `json:"merchant_id"`
+	}
+	a.Req(http.MethodPost, "/api/v1/admin/merchant-applications/"+app.ID+"/approve", nil, apptest.Bearer(adm)...).
+		Want(t, http.StatusOK, "").Decode(t, &out)
+	return acc, a.Login(acc.Email).AccessToken, out.MerchantID
+}
+
+// merchantObjects gives merchant the objects of every kind a merchant route names: a staff
+// member, a product on sale with a SKU. It returns them by the route segment after
+// /api/v1/merchant/.
+func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) map[string]string {
+	t.Helper()
+	staff, _ := a.NewUser("staff")
+	var st struct {
+		UserID string `json:"user_id"`
+	}
+	a.Req(http.MethodPost, "/api/v1/merchant/staff", map[string]string{"email": staff.Email, "role": "operator"},
+		apptest.Bearer(owner)...).Want(t, http.StatusCreated, "").Decode(t, &st)
+	var p struct {
+		ID   string   `json:"id"`
+		SKUs []idBody `json:"skus"`
+	}
+	a.Req(http.MethodPost, "/api/v1/merchant/products", map[string]any{
+		"title": "Thermos 保温杯", "category_id": category,
+		"skus": []map[string]any{{"code": "red", "attrs": map[string]string{"color": "red"}, "price": 1999, "stock": 5}},
+	}, apptest.Bearer(owner)...).Want(t, http.StatusCreated, "").Decode(t, &p)
+	a.Req(http.MethodPost, "/api/v1/merchant/products/"+p.ID+"/submit", nil, apptest.Bearer(owner)...).Want(t, http.StatusOK, "")
+	a.Req(http.MethodPost, "/api/v1/admin/products/"+p.ID+"/approve", nil, apptest.Bearer(adm)...).Want(t, http.StatusOK, "")
+	return map[string]string{"staff": st.UserID, "products": p.ID, "skus": p.SKUs[0].ID}
+}
+
+// validBodies are bodies that pass validation, so only the ownership check can refuse the
+// request. Every mutating merchant route must have one (the test fails on a 400).
+var validBodies = map[string]any{
+	"PATCH /api/v1/merchant/products/:id":     map[string]any{"title": "hijacked"},
+	"PUT /api/v1/merchant/skus/:sku_id/stock": map[string]any{"available": 1},
+	"PATCH /api/v1/merchant/profile":          map[string]any{"shop_name": "hijacked"},
+	"POST /api/v1/merchant/staff":             map[string]any{"email": "nobody-isolation@example.com", "role": "operator"},
+	"POST /api/v1/merchant/products": map[string]any{"title": "A's product", "category_id": "0",
+		"skus": []map[string]any{{"code": "x", "attrs": map[string]string{"color": "red"}, "price": 1, "stock": 1}}},
+}
+
+// snapshot checksums every table of every database, so any write shows.
+func snapshot(t *testing.T, a *apptest.App) string {
+	t.Helper()
+	var b strings.Builder
+	for _, db := range a.Cluster.All() {
+		var tables []string
+		if err := db.SelectContext(context.Background(), &tables, `SHOW TABLES`); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(tables)
+		// The relay and the consumers keep working in the background: the outbox counts by
+		// rows (a request's event adds one), the inbox not at all (no request writes it).
+		var events int
+		if err := db.GetContext(context.Background(), &events, `SELECT COUNT(*) FROM platform_outbox`); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s.events=%d\n", db.Name, events)
+		for _, tb := range tables {
+			if tb == "platform_outbox" || tb == "platform_inbox" {
+				continue
+			}
+			var name string
+			var sum *int64
+			if err := db.QueryRowContext(context.Background(), "CHECKSUM TABLE `"+tb+"`").Scan(&name, &sum); err != nil {
+				t.Fatal(err)
+			}
+			if sum != nil {
+				fmt.Fprintf(&b, "%s.%s=%d\n", db.Name, tb, *sum)
+			}
+		}
+	}
+	return b.String()
+}
+
+// TestMerchantRoutesIsolationAcrossModules is generated from the route table of the whole
+// application: every /api/v1/merchant/ route with an object ID in its path is called by
+// merchant A's owner with merchant B's object of that kind (its product, its SKU, its staff
+// member, ...) and must answer 404 with no database changed; a route whose object kind
+// has no B object here fails the test, so a new module's merchant routes must be added.
+// Routes without IDs act on A's own merchant: they must not show B's objects.
+func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
+	a := apptest.New(t, apptest.Options{})
+	_, adminTok := a.Admin()
+	adm := adminTok.AccessToken
+	var cat idBody
+	a.Req(http.MethodPost, "/api/v1/admin/categories", map[string]any{"name": "cups"}, apptest.Bearer(adm)...).
+		Want(t, http.StatusCreated, "").Decode(t, &cat)
+	a.Req(http.MethodPut, "/api/v1/admin/categories/"+cat.ID+"/attributes", map[string]any{
+		"spec": []map[string]any{}, "sale": []map[string]any{{"name": "color", "values": []string{"red", "blue"}}},
+	}, apptest.Bearer(adm)...).Want(t, http.StatusOK, "")
+	validBodies["POST /api/v1/merchant/products"].(map[string]any)["category_id"] = cat.ID
+
+	_, ownerA, _ := merchantOf(t, a, adm, fmt.Sprint("alpha", time.Now().UnixNano()))
+	_, ownerB, midB := merchantOf(t, a, adm, fmt.Sprint("bravo", time.Now().UnixNano()))
+	merchantObjects(t, a, adm, ownerA, cat.ID)
+	objB := merchantObjects(t, a, adm, ownerB, cat.ID)
+	time.Sleep(500 * time.Millisecond) // let the post-commit work (stock init, events) settle
+
+	param := regexp.MustCompile(`:[A-Za-z_]+`)
+	checked := map[string]bool{}
+	for _, r := range a.Server.Echo().Routes() {
+		if !strings.HasPrefix(r.Path, "/api/v1/merchant/") || r.Method == echo.RouteNotFound {
+			continue
+		}
+		key := r.Method + " " + r.Path
+		body := validBodies[key]
+		if body == nil && r.Method != http.MethodGet && r.Method != http.MethodDelete {
+			body = map[string]any{}
+		}
+		kind := strings.SplitN(strings.TrimPrefix(r.Path, "/api/v1/merchant/"), "/", 2)[0]
+		if !param.MatchString(r.Path) {
+			got := a.Req(r.Method, r.Path, body, apptest.Bearer(ownerA)...)
+			if got.Status >= 500 {
+				t.Errorf("%s: %s", key, got)
+			}
+			for k, id := range objB {
+				if strings.Contains(string(got.Body), id) {
+					t.Errorf("%s as A shows B's %s %s: %s", key, k, id, got)
+				}
+			}
+			if strings.Contains(string(got.Body), midB) {
+				t.Errorf("%s as A shows B's merchant ID: %s", key, got)
+			}
+			checked[key] = true
+			continue
+		}
+		id, ok := objB[kind]
+		if !ok {
+			t.Errorf("%s: no object of merchant B for kind %q; add one to merchantObjects", key, kind)
+			continue
+		}
+		path := param.ReplaceAllString(r.Path, id)
+		before := snapshot(t, a)
+		got := a.Req(r.Method, path, body, apptest.Bearer(ownerA)...)
+		if got.Status != http.StatusNotFound {
+			t.Errorf("%s with B's %s %s: %s, want 404", key, kind, id, got)
+		}
+		if after := snapshot(t, a); after != before {
+			t.Errorf("%s with B's %s changed the database", key, kind)
+		}
+		checked[key] = true
+	}
+	for _, want := range []string{
+		"PATCH /api/v1/merchant/products/:id", "POST /api/v1/merchant/products/:id/submit",
+		"POST /api/v1/merchant/products/:id/off-shelf", "GET /api/v1/merchant/products/:id",
+		"PUT /api/v1/merchant/skus/:sku_id/stock", "GET /api/v1/merchant/skus/:sku_id/stock",
+		"GET /api/v1/merchant/staff/:user_id", "DELETE /api/v1/merchant/staff/:user_id",
+		"GET /api/v1/merchant/products", "GET /api/v1/merchant/staff", "GET /api/v1/merchant/profile",
+	} {
+		if !checked[want] {
+			t.Errorf("%s was not checked", want)
+		}
+	}
+	t.Logf("checked %d merchant routes", len(checked))
+}
