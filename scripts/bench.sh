@@ -145,6 +145,9 @@ else
 			bin/mall search reindex --help >/dev/null 2>&1; then
 			log "search data: $have products kept, rebuilding its index (bin/mall search reindex)"
 			rm -rf "$BIG/search.bleve"
+			# Data seeded by an older binary may lack newer migrations the reindex reads.
+			env "${search_env[@]}" bin/mall migrate up >"$WORK/migrate-search.log" 2>&1 ||
+				{ cat "$WORK/migrate-search.log" >&2; die "bin/mall migrate up (search data) failed"; }
 			env "${search_env[@]}" bin/mall search reindex >"$WORK/reindex.log" 2>&1 ||
 				{ cat "$WORK/reindex.log" >&2; die "bin/mall search reindex failed"; }
 			indexed=$have
