@@ -43,24 +43,8 @@ func (r Result) Rate() float64 {
 
 // Load keeps o.Conns connections busy against base with the requests next generates.
 func Load(ctx context.Context, base string, next Next, o LoadOptions) Result {
-	ok := o.OK
-	if ok == nil {
-		ok = func(s int) bool { return s >= 200 && s < 400 }
-	}
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        o.Conns,
-		MaxIdleConnsPerHost: o.Conns,
-		MaxConnsPerHost:     o.Conns,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport:     tr,
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	ok, client := o.okFunc(), o.client()
+	defer client.CloseIdleConnections()
 
 	from := time.Now().Add(o.Warmup)
 	end := from.Add(o.Duration)
@@ -170,24 +154,8 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 // request's scheduled start, so a stall shows as latency instead of as fewer requests
 // (no coordinated omission). Requests scheduled after the warm-up are counted.
 func LoadRate(ctx context.Context, base string, next Next, o LoadOptions, rate float64) Result {
-	ok := o.OK
-	if ok == nil {
-		ok = func(s int) bool { return s >= 200 && s < 400 }
-	}
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        o.Conns,
-		MaxIdleConnsPerHost: o.Conns,
-		MaxConnsPerHost:     o.Conns,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport:     tr,
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	ok, client := o.okFunc(), o.client()
+	defer client.CloseIdleConnections()
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	from := start.Add(o.Warmup)
@@ -237,4 +205,29 @@ func LoadRate(ctx context.Context, base string, next Next, o LoadOptions, rate f
 	slices.Sort(st.lat)
 	r.P50, r.P99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
 	return r
+}
+
+// okFunc is o.OK, or "2xx and 3xx" when unset.
+func (o LoadOptions) okFunc() func(int) bool {
+	if o.OK != nil {
+		return o.OK
+	}
+	return func(s int) bool { return s >= 200 && s < 400 }
+}
+
+// client is an HTTP client keeping up to o.Conns connections to one host, following no
+// redirects.
+func (o LoadOptions) client() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        o.Conns,
+			MaxIdleConnsPerHost: o.Conns,
+			MaxConnsPerHost:     o.Conns,
+			IdleConnTimeout:     time.Minute,
+			DisableCompression:  true,
+		},
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

@@ -196,6 +196,18 @@ func (s *service) levelChanged(ctx context.Context, skuID int64) error {
 	return s.changed(ctx, r)
 }
 
+// settle is one step of Release, Confirm or Return: it moves quantity units of the line's
+// SKU with m, records the line as st with returned units, and writes the level event.
+func (s *service) settle(ctx context.Context, r Reservation, quantity int64, m move, st ReservationStatus, returned int64, now time.Time) error {
+	if err := s.st.move(ctx, r.SKUID, quantity, m, now); err != nil {
+		return err
+	}
+	if err := s.st.setReservation(ctx, r.OrderID, r.SKUID, st, returned, now); err != nil {
+		return err
+	}
+	return s.levelChanged(ctx, r.SKUID)
+}
+
 // Release gives the order's held units back to available (cancellation, payment timeout,
 // a failed checkout). Lines already released or bought are left alone, so it is idempotent
 // and harmless after Confirm.
@@ -219,13 +231,7 @@ func (s *service) release(ctx context.Context, orderID int64, expiredBefore time
 			if r.Status != Held || (!expiredBefore.IsZero() && !r.ExpiresAt.Before(expiredBefore)) {
 				continue
 			}
-			if err := s.st.move(ctx, r.SKUID, r.Quantity, moveRelease, now); err != nil {
-				return err
-			}
-			if err := s.st.setReservation(ctx, r.OrderID, r.SKUID, Released, r.Returned, now); err != nil {
-				return err
-			}
-			if err := s.levelChanged(ctx, r.SKUID); err != nil {
+			if err := s.settle(ctx, r, r.Quantity, moveRelease, Released, r.Returned, now); err != nil {
 				return err
 			}
 			n++
@@ -259,13 +265,7 @@ func (s *service) Confirm(ctx context.Context, orderID int64) error {
 			default:
 				continue
 			}
-			if err := s.st.move(ctx, r.SKUID, r.Quantity, m, now); err != nil {
-				return err
-			}
-			if err := s.st.setReservation(ctx, r.OrderID, r.SKUID, Bought, r.Returned, now); err != nil {
-				return err
-			}
-			if err := s.levelChanged(ctx, r.SKUID); err != nil {
+			if err := s.settle(ctx, r, r.Quantity, m, Bought, r.Returned, now); err != nil {
 				return err
 			}
 		}
@@ -318,13 +318,7 @@ func (s *service) Return(ctx context.Context, orderID int64, lines []Line) error
 			if delta == 0 {
 				continue
 			}
-			if err := s.st.move(ctx, l.SKUID, delta, moveReturn, now); err != nil {
-				return err
-			}
-			if err := s.st.setReservation(ctx, orderID, l.SKUID, Bought, l.Quantity, now); err != nil {
-				return err
-			}
-			if err := s.levelChanged(ctx, l.SKUID); err != nil {
+			if err := s.settle(ctx, r, delta, moveReturn, Bought, l.Quantity, now); err != nil {
 				return err
 			}
 		}
