@@ -15,6 +15,7 @@ import (
 
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
+	"github.com/mallhq/mall/internal/order"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idempotency"
@@ -37,6 +38,7 @@ func Migrations() []sqldb.Migrations {
 		merchant.Migrations,
 		stock.Migrations,
 		catalog.Migrations,
+		order.Migrations,
 	}
 }
 
@@ -58,6 +60,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		merchant.Module,
 		stock.Module,
 		catalog.Module,
+		order.Module,
 	)
 }
 
