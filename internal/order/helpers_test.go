@@ -237,8 +237,9 @@ func placeBody(b buyer, lines ...line) map[string]any {
 	return map[string]any{"items": items, "address_id": b.address}
 }
 
-
-func newKey() string { return "key-" + strconv.FormatInt(time.Now().UnixNano(), 36) + apptest.RandomIP() }
+func newKey() string {
+	return "key-" + strconv.FormatInt(time.Now().UnixNano(), 36) + apptest.RandomIP()
+}
 
 type itemBody struct {
 	SKUID    string `json:"sku_id"`

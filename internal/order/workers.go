@@ -85,15 +85,25 @@ func isConflict(err error) bool {
 	return ok && e.Code == ErrStatusConflict.Code
 }
 
-// startWorkers adds the coming months' partitions at startup and then every
-// PartitionInterval, and runs the payment-timeout sweeper every SweepInterval.
+// startWorkers adds the coming months' partitions at startup (in the background: DDL must
+// not delay readiness) and then every PartitionInterval, and runs the payment-timeout sweeper every SweepInterval.
 func startWorkers(lc fx.Lifecycle, s *service) {
 	stop := make(chan struct{})
+	base, cancelAll := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	every := func(d time.Duration, fn func(ctx context.Context)) {
+	// every runs fn every d (first at once when now), never blocking the start.
+	every := func(d time.Duration, now bool, fn func(ctx context.Context)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if now {
+				ctx, cancel := context.WithTimeout(base, time.Minute)
+				fn(ctx)
+				cancel()
+			}
+			if d <= 0 {
+				return
+			}
 			t := time.NewTicker(d)
 			defer t.Stop()
 			for {
@@ -102,7 +112,7 @@ func startWorkers(lc fx.Lifecycle, s *service) {
 					return
 				case <-t.C:
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
+				ctx, cancel := context.WithTimeout(base, d+time.Minute)
 				fn(ctx)
 				cancel()
 			}
@@ -119,13 +129,12 @@ func startWorkers(lc fx.Lifecycle, s *service) {
 		}
 	}
 	lc.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			partitions(ctx)
-			if s.cfg.PartitionInterval > 0 && s.cfg.PartitionMonths > 0 {
-				every(s.cfg.PartitionInterval, partitions)
+		OnStart: func(context.Context) error {
+			if s.cfg.PartitionMonths > 0 {
+				every(s.cfg.PartitionInterval, true, partitions)
 			}
 			if s.cfg.SweepInterval > 0 {
-				every(s.cfg.SweepInterval, func(ctx context.Context) {
+				every(s.cfg.SweepInterval, false, func(ctx context.Context) {
 					for ctx.Err() == nil {
 						n, err := s.SweepExpired(ctx, sweepBatch)
 						if err != nil {
@@ -142,6 +151,7 @@ func startWorkers(lc fx.Lifecycle, s *service) {
 		},
 		OnStop: func(ctx context.Context) error {
 			close(stop)
+			cancelAll()
 			done := make(chan struct{})
 			go func() { wg.Wait(); close(done) }()
 			select {
