@@ -137,6 +137,7 @@ func newRoot(out io.Writer) *cobra.Command {
 	root.AddCommand(cfgCmd)
 	root.AddCommand(newAdminCmd(load))
 	root.AddCommand(newStockCmd(withConfig))
+	root.AddCommand(newDBCmd(withConfig))
 
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
