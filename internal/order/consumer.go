@@ -43,11 +43,17 @@ func (s *service) handleStockEvent(ctx context.Context, ev kafkax.Envelope) erro
 	sctx := detached{ctx}
 	switch ev.Type {
 	case EventPaid:
-		err := s.stock.Confirm(sctx, p.OrderID)
-		if errors.Is(err, stock.ErrInsufficient) {
-			return s.markStockLost(ctx, p.OrderID)
+		o, err := s.get(sctx, p.OrderID, scope{})
+		if err != nil {
+			return err
 		}
-		return err
+		if !o.StockLost { // once lost, never re-take: the money may already be on its way back
+			err = s.stock.Confirm(sctx, p.OrderID)
+			if !errors.Is(err, stock.ErrInsufficient) {
+				return err
+			}
+		}
+		return s.refundStockLost(ctx, p.OrderID)
 	case EventCancelled:
 		return s.stock.Release(sctx, p.OrderID)
 	case EventRefunded:
@@ -60,22 +66,33 @@ func (s *service) handleStockEvent(ctx context.Context, ev kafkax.Envelope) erro
 	return nil
 }
 
-// markStockLost flags a paid order whose stock was gone when the payment arrived (the
-// hold had lapsed and others bought the units) and announces it with order.stock_lost, so
-// the money goes back. Idempotent: the flag is set once.
-func (s *service) markStockLost(ctx context.Context, orderID int64) error {
+// refundStockLost handles a paid order whose stock was gone when the payment arrived
+// (its hold had lapsed and others bought the units): it flags the order and announces
+// order.stock_lost, then gives the money back through the gateway (idempotent by the
+// order's refund ID) and moves the order paid -> refunded. Every step is idempotent, so a
+// retry after a crash anywhere converges.
+func (s *service) refundStockLost(ctx context.Context, orderID int64) error {
+	ctx = detached{ctx}
 	db := s.cl.ForID(orderID)
-	return db.WithinTx(detached{ctx}, func(ctx context.Context) error {
-		o, err := s.st.order(ctx, db, orderID, scope{}, true)
-		if err != nil {
+	var o Order
+	err := db.WithinTx(ctx, func(ctx context.Context) error {
+		var err error
+		if o, err = s.st.order(ctx, db, orderID, scope{}, true); err != nil {
 			return err
 		}
 		if o.StockLost {
 			return nil
 		}
+		from := o.Status
 		o.StockLost = true
+		if o.RefundID == 0 {
+			o.RefundID = s.newID(o.BuyerID)
+		}
+		if o.RefundReason == "" {
+			o.RefundReason = "stock unavailable when the payment arrived"
+		}
 		o.UpdatedAt = s.clock()
-		ok, err := s.st.updateOrder(ctx, db, o, o.Status)
+		ok, err := s.st.updateOrder(ctx, db, o, from)
 		if err != nil {
 			return err
 		}
@@ -83,8 +100,25 @@ func (s *service) markStockLost(ctx context.Context, orderID int64) error {
 			return fmt.Errorf("order %d changed while being marked", orderID)
 		}
 		s.m.stockLost.Inc()
-		s.log.Error("order: paid after its stock hold lapsed and the stock is gone; it needs a refund",
+		s.log.Error("order: paid after its stock hold lapsed and the stock is gone; refunding",
 			"order_id", orderID, "buyer_id", o.BuyerID)
 		return s.outbox.Add(ctx, s.event(EventStockLost, o, false))
 	})
+	if err != nil {
+		return err
+	}
+	if o.Status != StatusPaid {
+		// Moved on meanwhile (a refund request, a shipment): the flag and the event are the
+		// alarm; people decide.
+		return nil
+	}
+	if err := s.refundMoney(ctx, o); err != nil {
+		return err
+	}
+	_, err = s.transition(ctx, orderID, scope{}, change{from: []Status{StatusPaid}, to: StatusRefunded,
+		event: EventRefunded, apply: func(o *Order, from Status) { o.PrevStatus = from }})
+	if isConflict(err) {
+		return nil
+	}
+	return err
 }

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/fx"
+
 	"github.com/mallhq/mall/internal/order"
+	"github.com/mallhq/mall/internal/stock"
 )
 
 // TestOversell: N buyers check out the last K units at once; exactly K succeed, the rest
@@ -277,6 +280,49 @@ func TestPaymentTimeoutCancels(t *testing.T) {
 	h.provider.mu.Unlock()
 	if !closed {
 		t.Error("the gateway payment was not closed before cancelling")
+	}
+	h.checkStock()
+}
+
+// TestPaidAfterHoldLapsed: the hold lapses (the stock sweeper releases it), another buyer
+// takes the units, then the first buyer's payment arrives. The order is paid, the stock
+// cannot be confirmed, so the order is flagged, announced (order.stock_lost) and refunded
+// automatically; no counter goes wrong.
+func TestPaidAfterHoldLapsed(t *testing.T) {
+	cfg := testConfig()
+	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 300*time.Millisecond, 0, 0 // no order timeout sweeper
+	h := newHarness(t, cfg, fx.Supply(&stock.Config{MaxHoldPerBuyer: 200, SweepInterval: 100 * time.Millisecond}))
+	m, _ := h.merchant()
+	sku := h.sku(m, 450, 2)
+	late, quick := h.buyer(), h.buyer()
+	c := h.place(late, line{sku, 2})
+	oid := c.Orders[0].ID
+	var p paymentBody
+	h.req(http.MethodPost, "/api/v1/payments", map[string]string{"checkout_id": c.CheckoutID, "provider": "sandbox"},
+		late.token, "Idempotency-Key", newKey()).Want(t, http.StatusCreated, "").Decode(t, &p)
+	h.eventually("the lapsed hold released", func() bool { return h.level(sku).Available == 2 })
+	c2 := h.place(quick, line{sku, 2})
+	h.pay(quick, c2.CheckoutID)
+	h.req(http.MethodPost, "/api/v1/payments/"+p.ID+"/sandbox/complete", nil, late.token).Want(t, http.StatusOK, "")
+
+	h.eventually("the late order refunded", func() bool { return h.getOrder(late, oid).Status == "refunded" })
+	h.eventually("the quick order's units sold", func() bool { return h.level(sku).Sold == 2 })
+	if n := h.orderEvents(oid, order.EventStockLost); n != 1 {
+		t.Errorf("%d order.stock_lost events", n)
+	}
+	h.provider.mu.Lock()
+	var refunded int64
+	for _, r := range h.provider.refunds {
+		if r.PaymentID == mustInt(t, p.ID) {
+			refunded += r.Amount
+		}
+	}
+	h.provider.mu.Unlock()
+	if refunded != 900 {
+		t.Errorf("refunded %d, want 900", refunded)
+	}
+	if l := h.level(sku); l.Available != 0 || l.Reserved != 0 || l.Sold != 2 {
+		t.Errorf("level %+v", l)
 	}
 	h.checkStock()
 }

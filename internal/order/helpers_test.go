@@ -144,13 +144,13 @@ func testConfig() order.Config {
 		PartitionMonths: 3, SandboxEnabled: true}
 }
 
-func newHarness(t testing.TB, cfg order.Config) *harness {
+func newHarness(t testing.TB, cfg order.Config, extra ...fx.Option) *harness {
 	t.Helper()
 	h := &harness{t: t, provider: newTestProvider()}
 	h.App = apptest.New(t, apptest.Options{
-		Modules: []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, order.Module,
+		Modules: append([]fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, order.Module,
 			fx.Supply(&catalog.Config{ReviewRequired: false}, &cfg),
-			fx.Provide(order.AsProvider(func() *testProvider { return h.provider }))},
+			fx.Provide(order.AsProvider(func() *testProvider { return h.provider }))}, extra...),
 		Populate: []any{&h.catalog, &h.stock, &h.orders},
 	})
 	_, tk := h.Admin()
