@@ -23,7 +23,8 @@ const (
 	// must be refunded.
 	EventStockLost = "order.stock_lost"
 	// EventPaidAfterCancel: a payment covering the order arrived after the order was
-	// cancelled; the money must go back.
+	// cancelled; the order is revived as paid (order.paid follows), so its stock is re-taken
+	// or, when gone, the money goes back (order.stock_lost, order.refunded).
 	EventPaidAfterCancel = "order.paid_after_cancel"
 )
 

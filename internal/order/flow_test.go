@@ -282,6 +282,20 @@ func TestPaymentTimeoutCancels(t *testing.T) {
 		t.Error("the gateway payment was not closed before cancelling")
 	}
 	h.checkStock()
+
+	// The money arrives anyway: the order is revived as paid and its units re-taken.
+	h.req(http.MethodPost, "/api/v1/payments/"+p.ID+"/sandbox/complete", nil, b.token).Want(t, http.StatusOK, "")
+	if o := h.getOrder(b, c.Orders[0].ID); o.Status != "paid" {
+		t.Fatalf("after a late payment: %+v", o)
+	}
+	h.eventually("the late-paid order's units re-taken", func() bool {
+		l := h.level(sku)
+		return l.Sold == 3 && l.Available == 1
+	})
+	if n := h.orderEvents(c.Orders[0].ID, order.EventPaidAfterCancel); n != 1 {
+		t.Errorf("%d order.paid_after_cancel events", n)
+	}
+	h.checkStock()
 }
 
 // TestPaidAfterHoldLapsed: the hold lapses (the stock sweeper releases it), another buyer

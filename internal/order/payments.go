@@ -112,8 +112,9 @@ func (s *service) Payment(ctx context.Context, buyerID, paymentID int64) (Paymen
 // HandleNotification: verify (else 400, nothing changes) -> find our payment (same
 // provider) -> amount must match -> in one buyer-shard transaction, CAS the payment
 // pending -> succeeded and each pending_payment order of the checkout -> paid with
-// order.paid. A replay finds the payment succeeded and changes nothing. Orders cancelled
-// before the money arrived get order.paid_after_cancel (the money must go back).
+// order.paid. A replay finds the payment succeeded and changes nothing. An order cancelled
+// before the money arrived is revived as paid (order.paid_after_cancel + order.paid): the
+// stock consumer re-takes its units or, when they are gone, refunds it.
 func (s *service) HandleNotification(ctx context.Context, provider string, form url.Values) (string, error) {
 	prov, ok := s.providers[provider]
 	if !ok {
@@ -175,11 +176,22 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 					return err
 				}
 			case StatusCancelled:
+				// The money arrived after the order was cancelled (timeout or the buyer):
+				// revive it as paid. order.paid makes the stock consumer re-take the released
+				// units if they are still there, and refund automatically otherwise (the
+				// stock-lost path) — never silently dropped.
 				s.m.paidAfterCancel.Inc()
-				s.log.Error("order: payment arrived for a cancelled order; the money must be refunded",
+				s.log.Warn("order: payment arrived for a cancelled order; reviving it as paid",
 					"order_id", o.ID, "payment_id", p.ID)
-				o.UpdatedAt = now
-				if err := s.outbox.Add(ctx, s.event(EventPaidAfterCancel, o, false)); err != nil {
+				o.Status, o.PrevStatus, o.PaidAt, o.UpdatedAt = StatusPaid, StatusCancelled, paidAt, now
+				ok, err := s.st.updateOrder(ctx, db, o, StatusCancelled)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return ErrStatusConflict
+				}
+				if err := s.outbox.Add(ctx, s.event(EventPaidAfterCancel, o, false), s.event(EventPaid, o, false)); err != nil {
 					return err
 				}
 			}
