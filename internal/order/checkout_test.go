@@ -106,7 +106,16 @@ func TestCheckoutRefusals(t *testing.T) {
 	post(placeBody(b), b.token).Want(t, http.StatusBadRequest, "")
 	post(placeBody(b, line{sku, 1}), "").Want(t, http.StatusUnauthorized, "")
 
-	// Off shelf: not on sale any more.
+	// Off shelf: not on sale any more, for checkout and for the cart.
+	offSKU, offProduct := h.product(m, 300, 5)
+	post(placeBody(b, line{offSKU, 1}), b.token).Want(t, http.StatusCreated, "")
+	if _, err := h.catalog.OffShelf(context.Background(), m, offProduct); err != nil {
+		t.Fatal(err)
+	}
+	post(placeBody(b, line{offSKU, 1}), b.token).Want(t, http.StatusNotFound, "catalog.product_not_found")
+	post(placeBody(b, line{sku, 1}, line{offSKU, 1}), b.token).Want(t, http.StatusNotFound, "catalog.product_not_found")
+	h.req(http.MethodPut, "/api/v1/cart/items/"+id(offSKU), map[string]int{"quantity": 1}, b.token).
+		Want(t, http.StatusNotFound, "catalog.product_not_found")
 	if l := h.level(sku); l.Reserved != 2 || l.Available != 3 {
 		t.Errorf("level %+v", l)
 	}

@@ -340,3 +340,63 @@ func TestPaidAfterHoldLapsed(t *testing.T) {
 	}
 	h.checkStock()
 }
+
+// TestConcurrentTransitions: many concurrent cancels of one order and concurrent
+// shipments of another — exactly one of each wins, with exactly one event.
+func TestConcurrentTransitions(t *testing.T) {
+	const n = 20
+	h := newHarness(t, testConfig())
+	m, tok := h.merchant()
+	sku := h.sku(m, 100, 10)
+	b := h.buyer()
+	c1 := h.place(b, line{sku, 1})
+	c2 := h.place(b, line{sku, 1})
+	h.pay(b, c2.CheckoutID)
+	cancelID, shipID := c1.Orders[0].ID, c2.Orders[0].ID
+
+	race := func(method, path string, body any, token string) (won, conflicts int) {
+		var wg sync.WaitGroup
+		res := make([]response, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := h.Do(method, path, body, "Authorization", "Bearer "+token)
+				if err != nil {
+					t.Error(err)
+				}
+				res[i] = r
+			}()
+		}
+		wg.Wait()
+		for _, r := range res {
+			switch {
+			case r.Status == http.StatusOK:
+				won++
+			case r.Status == http.StatusConflict && r.Code() == "order.status_conflict":
+				conflicts++
+			default:
+				t.Errorf("%s %s: %s", method, path, r)
+			}
+		}
+		return won, conflicts
+	}
+	if won, lost := race(http.MethodPost, "/api/v1/orders/"+cancelID+"/cancel", nil, b.token); won != 1 || lost != n-1 {
+		t.Errorf("cancel: %d won, %d conflicts", won, lost)
+	}
+	if won, lost := race(http.MethodPost, "/api/v1/merchant/orders/"+shipID+"/ship",
+		map[string]string{"carrier": "SF", "tracking_no": "1"}, tok); won != 1 || lost != n-1 {
+		t.Errorf("ship: %d won, %d conflicts", won, lost)
+	}
+	if e := h.orderEvents(cancelID, order.EventCancelled); e != 1 {
+		t.Errorf("%d order.cancelled events", e)
+	}
+	if e := h.orderEvents(shipID, order.EventShipped); e != 1 {
+		t.Errorf("%d order.shipped events", e)
+	}
+	h.eventually("the cancelled unit released and the paid one sold", func() bool {
+		l := h.level(sku)
+		return l.Available == 9 && l.Sold == 1 && l.Reserved == 0
+	})
+	h.checkStock()
+}

@@ -195,6 +195,13 @@ func (h *harness) merchant() (int64, string) {
 // sku creates an on-sale product of the merchant with one SKU and returns the SKU ID.
 func (h *harness) sku(merchantID, price, stockUnits int64) int64 {
 	h.t.Helper()
+	sku, _ := h.product(merchantID, price, stockUnits)
+	return sku
+}
+
+// product is sku returning the product ID too.
+func (h *harness) product(merchantID, price, stockUnits int64) (skuID, productID int64) {
+	h.t.Helper()
 	ctx := context.Background()
 	p, err := h.catalog.CreateProduct(ctx, merchantID, catalog.ProductInput{Title: "Cup " + strconv.FormatInt(price, 10),
 		Description: "a cup", CategoryID: h.category,
@@ -205,7 +212,7 @@ func (h *harness) sku(merchantID, price, stockUnits int64) int64 {
 	if _, err := h.catalog.Submit(ctx, merchantID, p.ID); err != nil {
 		h.t.Fatal(err)
 	}
-	return p.SKUs[0].ID
+	return p.SKUs[0].ID, p.ID
 }
 
 type buyer struct {
