@@ -271,6 +271,8 @@ func TestPaymentTimeoutCancels(t *testing.T) {
 	h.req(http.MethodPost, "/api/v1/payments", map[string]string{"checkout_id": c.CheckoutID, "provider": "sandbox"},
 		b.token, "Idempotency-Key", newKey()).Want(t, http.StatusCreated, "").Decode(t, &p)
 	h.eventually("the unpaid order cancelled", func() bool { return h.getOrder(b, c.Orders[0].ID).Status == "cancelled" })
+	h.req(http.MethodPost, "/api/v1/payments", map[string]string{"checkout_id": c.CheckoutID, "provider": "sandbox"},
+		b.token, "Idempotency-Key", newKey()).Want(t, http.StatusConflict, "payment.nothing_to_pay")
 	h.eventually("its stock released", func() bool {
 		l := h.level(sku)
 		return l.Reserved == 0 && l.Available == 4

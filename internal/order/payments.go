@@ -42,6 +42,9 @@ func (s *service) CreatePayment(ctx context.Context, buyerID, checkoutID int64, 
 		if err != nil {
 			return err
 		}
+		if !s.clock().Before(c.ExpiresAt) {
+			return ErrNothingToPay.WithDetail("the checkout expired at %s", c.ExpiresAt.Format(time.RFC3339))
+		}
 		pending, err := s.st.checkoutPayments(ctx, db, checkoutID, PaymentPending)
 		if err != nil {
 			return err
