@@ -2,10 +2,13 @@ package order_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/mallhq/mall/internal/order"
+	"github.com/mallhq/mall/internal/platform/outbox"
 )
 
 func TestCheckoutTwoMerchants(t *testing.T) {
@@ -118,6 +121,43 @@ func TestCheckoutRefusals(t *testing.T) {
 		Want(t, http.StatusNotFound, "catalog.product_not_found")
 	if l := h.level(sku); l.Reserved != 2 || l.Available != 3 {
 		t.Errorf("level %+v", l)
+	}
+	h.checkStock()
+}
+
+// failingOutbox fails every write: the checkout's buyer-shard transaction rolls back.
+type failingOutbox struct{}
+
+func (failingOutbox) Add(context.Context, ...outbox.Event) error { return errors.New("outbox down") }
+
+// TestCheckoutRollbackReleasesStock: when the buyer-shard transaction fails after the
+// reservations, every reservation is released and no order row remains.
+func TestCheckoutRollbackReleasesStock(t *testing.T) {
+	h := newHarness(t, testConfig())
+	m1, _ := h.merchant()
+	m2, _ := h.merchant()
+	s1, s2 := h.sku(m1, 100, 5), h.sku(m2, 200, 5)
+	b := h.buyer()
+	svc, err := order.New(order.Params{DB: h.Cluster, IDs: h.IDs, Catalog: h.catalog, Stock: h.stock, Users: h.Users,
+		Outbox: failingOutbox{}, Config: &order.Config{PaymentTimeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Place(context.Background(), order.PlaceOrder{BuyerID: b.id, AddressID: mustInt(t, b.address),
+		Items: []order.LineInput{{SKUID: s1, Quantity: 2}, {SKUID: s2, Quantity: 3}}})
+	if err == nil {
+		t.Fatal("Place succeeded with a failing outbox")
+	}
+	for _, sku := range []int64{s1, s2} {
+		if l := h.level(sku); l.Available != 5 || l.Reserved != 0 {
+			t.Errorf("SKU %d after the rollback: %+v", sku, l)
+		}
+	}
+	var n int
+	if err := h.Cluster.ForUser(b.id).GetContext(context.Background(), &n,
+		`SELECT (SELECT COUNT(*) FROM order_orders WHERE buyer_id = ?) + (SELECT COUNT(*) FROM order_checkouts WHERE buyer_id = ?)`,
+		b.id, b.id); err != nil || n != 0 {
+		t.Errorf("%d rows left (%v)", n, err)
 	}
 	h.checkStock()
 }
