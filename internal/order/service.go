@@ -220,10 +220,6 @@ func (s *service) MerchantOrders(ctx context.Context, merchantID int64, q ListQu
 	if merchantID <= 0 {
 		return nil, ErrNotFound
 	}
-	type part struct {
-		db     *sqldb.DB
-		orders []Order
-	}
 	var all []Order
 	dbOf := map[int64]*sqldb.DB{}
 	seen := map[*sqldb.DB]bool{}
