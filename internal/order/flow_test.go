@@ -399,3 +399,22 @@ func TestConcurrentTransitions(t *testing.T) {
 	})
 	h.checkStock()
 }
+
+// TestSandboxDisabled: without payments.sandbox.enabled the sandbox route answers 404 and
+// pays nothing.
+func TestSandboxDisabled(t *testing.T) {
+	cfg := testConfig()
+	cfg.SandboxEnabled = false
+	h := newHarness(t, cfg)
+	m, _ := h.merchant()
+	sku := h.sku(m, 100, 5)
+	b := h.buyer()
+	c := h.place(b, line{sku, 1})
+	var p paymentBody
+	h.req(http.MethodPost, "/api/v1/payments", map[string]string{"checkout_id": c.CheckoutID, "provider": "sandbox"},
+		b.token, "Idempotency-Key", newKey()).Want(t, http.StatusCreated, "").Decode(t, &p)
+	h.req(http.MethodPost, "/api/v1/payments/"+p.ID+"/sandbox/complete", nil, b.token).Want(t, http.StatusNotFound, "payment.sandbox_disabled")
+	if o := h.getOrder(b, c.Orders[0].ID); o.Status != "pending_payment" {
+		t.Errorf("order %+v", o)
+	}
+}
