@@ -139,6 +139,7 @@ func newRoot(out io.Writer) *cobra.Command {
 	root.AddCommand(newStockCmd(withConfig))
 	root.AddCommand(newSearchCmd(load))
 	root.AddCommand(newSeedCmd(load))
+	root.AddCommand(newDBCmd(withConfig))
 
 	root.AddCommand(&cobra.Command{
 		Use:   "version",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
+	"github.com/mallhq/mall/internal/order"
 	"github.com/mallhq/mall/internal/platform/cache"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
@@ -38,6 +39,7 @@ func Migrations() []sqldb.Migrations {
 		merchant.Migrations,
 		stock.Migrations,
 		catalog.Migrations,
+		order.Migrations,
 	}
 }
 
@@ -60,6 +62,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		merchant.Module,
 		stock.Module,
 		catalog.Module,
+		order.Module,
 	)
 }
 

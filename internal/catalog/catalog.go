@@ -45,6 +45,11 @@ type Service interface {
 	// PublicProduct returns an on_sale product of an active (not suspended) merchant with
 	// its SKUs' availability.
 	PublicProduct(ctx context.Context, productID int64) (Product, error)
+
+	// SaleSKUs returns the SKUs among skuIDs a buyer can order now (product on_sale,
+	// merchant active) with their current prices, by SKU ID; the others are absent
+	// (checkout.go).
+	SaleSKUs(ctx context.Context, skuIDs []int64) (map[int64]SaleSKU, error)
 }
 
 // NewCategory is a category to create.

@@ -1,0 +1,171 @@
+package order
+
+import (
+	"embed"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+
+	"github.com/mallhq/mall/internal/catalog"
+	"github.com/mallhq/mall/internal/order/payment"
+	"github.com/mallhq/mall/internal/platform/config"
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/stock"
+	"github.com/mallhq/mall/internal/user"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+func migrationsFS() fs.FS {
+	f, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return f
+}
+
+// Migrations of the module: carts, checkouts, orders, items and payments on every shard.
+var Migrations = sqldb.Migrations{Module: "order", FS: migrationsFS(), Target: sqldb.OnShards}
+
+// ProvidersGroup is the fx value group of payment gateways: provide each with AsProvider.
+const ProvidersGroup = "payment_providers"
+
+// AsProvider annotates a constructor returning a payment.Provider for the order module:
+//
+//	fx.Provide(order.AsProvider(sandbox.New))
+func AsProvider(f any) any {
+	return fx.Annotate(f, fx.As(new(payment.Provider)), fx.ResultTags(`group:"`+ProvidersGroup+`"`))
+}
+
+// Module provides Service, the storefront, merchant and payment routes, the stock
+// reactions (consumer group mall.order.stock), the payment-timeout sweeper and the
+// monthly partition maintenance.
+var Module = fx.Module("order",
+	fx.Provide(
+		newService,
+		func(s *service) Service { return s },
+		httpx.AsRoutes(newHandler),
+		kafkax.AsHandler(newStockHandler),
+	),
+	fx.Invoke(startWorkers),
+	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "order") }),
+)
+
+// Config tunes the module.
+type Config struct {
+	// PaymentTimeout is how long an order waits for its payment (order.payment_timeout).
+	PaymentTimeout time.Duration
+	// HoldGrace is added to PaymentTimeout for the stock hold, so the timeout sweeper
+	// cancels (and closes the gateway payment) before the stock module's sweeper releases.
+	HoldGrace time.Duration
+	// SweepInterval is how often each shard's unpaid orders past their deadline are
+	// cancelled; 0 disables the sweeper.
+	SweepInterval time.Duration
+	// PartitionMonths is how many months ahead partitions exist; PartitionInterval is how
+	// often the module checks (0: only at startup; PartitionMonths 0: never).
+	PartitionMonths   int
+	PartitionInterval time.Duration
+	// SandboxEnabled allows POST /api/v1/payments/{id}/sandbox/complete
+	// (payments.sandbox.enabled).
+	SandboxEnabled bool
+}
+
+// DefaultConfig is used for what neither Config nor the application configuration sets.
+var DefaultConfig = Config{PaymentTimeout: 30 * time.Minute, HoldGrace: 5 * time.Minute,
+	SweepInterval: 5 * time.Second, PartitionMonths: 3, PartitionInterval: 24 * time.Hour}
+
+// Params is what New needs.
+type Params struct {
+	fx.In
+
+	DB        *sqldb.Cluster
+	IDs       *idgen.Generator
+	Catalog   catalog.Service
+	Stock     stock.Service
+	Users     user.Service
+	Providers []payment.Provider `group:"payment_providers"`
+	// Config overrides App (tests); without either, DefaultConfig.
+	Config   *Config               `optional:"true"`
+	App      config.Config         `optional:"true"`
+	Outbox   outbox.Writer         `optional:"true"`
+	Registry prometheus.Registerer `optional:"true"`
+	Log      *slog.Logger          `optional:"true"`
+}
+
+// New returns the Service.
+func New(p Params) (Service, error) { return newService(p) }
+
+func newService(p Params) (*service, error) {
+	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Stock == nil || p.Users == nil {
+		return nil, errors.New("order: DB, IDs, Catalog, Stock and Users are required")
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ob := p.Outbox
+	if ob == nil {
+		ob = outbox.NewWriter()
+	}
+	cfg := DefaultConfig
+	switch {
+	case p.Config != nil:
+		cfg = *p.Config
+	case p.App.Order.PaymentTimeout > 0:
+		cfg.PaymentTimeout = p.App.Order.PaymentTimeout
+		cfg.SandboxEnabled = p.App.Payments.Sandbox.Enabled
+	}
+	providers := map[string]payment.Provider{}
+	for _, pr := range p.Providers {
+		if pr == nil {
+			continue
+		}
+		if _, dup := providers[pr.Name()]; dup {
+			return nil, errors.New("order: two payment providers named " + pr.Name())
+		}
+		providers[pr.Name()] = pr
+	}
+	m, err := newMetrics(p.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return &service{log: log, cl: p.DB, st: &store{}, ids: p.IDs, catalog: p.Catalog, stock: p.Stock,
+		users: p.Users, providers: providers, outbox: ob, cfg: cfg, m: m, now: time.Now}, nil
+}
+
+type metrics struct {
+	stockLost        prometheus.Counter
+	paidAfterCancel  prometheus.Counter
+	timedOut         prometheus.Counter
+	badNotifications prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		stockLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_paid_stock_lost_total",
+			Help: "Paid orders whose stock was gone when the payment arrived (need a refund)."}),
+		paidAfterCancel: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_paid_after_cancel_total",
+			Help: "Orders a payment covered that were cancelled before it arrived (need a refund)."}),
+		timedOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_payment_timeouts_total",
+			Help: "Unpaid orders cancelled at the payment timeout."}),
+		badNotifications: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_bad_payment_notifications_total",
+			Help: "Payment notifications refused (signature, unknown payment, amount)."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.stockLost, m.paidAfterCancel, m.timedOut, m.badNotifications} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

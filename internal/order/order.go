@@ -1,0 +1,221 @@
+// Package order is Mall's order module: the buyer's cart, checkout (one order per merchant
+// under one checkout, stock reserved before the orders exist), the order state machine with
+// compare-and-set transitions, payments through pluggable gateways (payment.Provider), the
+// payment timeout and the stock reactions to order events.
+//
+// Orders, items, checkouts, payments and cart items live on the buyer's shard; every ID
+// carries the buyer's logical shard, so an ID alone finds its database.
+//
+// Other modules import this package only: the Service interface, the domain types, the
+// errors and the events (events.go).
+package order
+
+import (
+	"context"
+	"net/url"
+	"time"
+
+	"github.com/mallhq/mall/internal/platform/errs"
+)
+
+// Service is what the HTTP handlers and other modules may ask of the order module.
+type Service interface {
+	// Place reserves stock and creates one pending_payment order per merchant under one
+	// checkout, with prices from the catalog.
+	Place(ctx context.Context, cmd PlaceOrder) (Checkout, error)
+	// Get returns one of the buyer's orders (ErrNotFound for another buyer's).
+	Get(ctx context.Context, buyerID, orderID int64) (Order, error)
+	// List returns the buyer's orders, newest first.
+	List(ctx context.Context, buyerID int64, q ListQuery) ([]Order, error)
+	// MerchantOrder returns one of the merchant's orders (ErrNotFound for another's).
+	MerchantOrder(ctx context.Context, merchantID, orderID int64) (Order, error)
+	// MerchantOrders lists the merchant's orders of every shard, newest first.
+	MerchantOrders(ctx context.Context, merchantID int64, q ListQuery) ([]Order, error)
+
+	Cancel(ctx context.Context, buyerID, orderID int64) (Order, error)
+	ConfirmReceipt(ctx context.Context, buyerID, orderID int64) (Order, error)
+	RequestRefund(ctx context.Context, buyerID, orderID int64, reason string) (Order, error)
+	Ship(ctx context.Context, merchantID, orderID int64, carrier, trackingNo string) (Order, error)
+	ApproveRefund(ctx context.Context, merchantID, orderID int64) (Order, error)
+	RejectRefund(ctx context.Context, merchantID, orderID int64) (Order, error)
+
+	Cart(ctx context.Context, buyerID int64) ([]CartItem, error)
+	SetCartItem(ctx context.Context, buyerID, skuID, quantity int64) (CartItem, error)
+	RemoveCartItem(ctx context.Context, buyerID, skuID int64) error
+
+	// CreatePayment starts paying a checkout with a provider.
+	CreatePayment(ctx context.Context, buyerID, checkoutID int64, provider string) (Payment, error)
+	Payment(ctx context.Context, buyerID, paymentID int64) (Payment, error)
+	// HandleNotification applies a gateway's notification and returns the body to answer
+	// with. A notification failing verification is ErrBadNotification and changes nothing;
+	// a replay changes nothing.
+	HandleNotification(ctx context.Context, provider string, form url.Values) (string, error)
+	// SandboxComplete makes the sandbox gateway pay the buyer's payment and deliver its
+	// signed notification through HandleNotification.
+	SandboxComplete(ctx context.Context, buyerID, paymentID int64) (Payment, error)
+}
+
+// Status is an order's state.
+type Status string
+
+// Order statuses (API.md).
+const (
+	StatusPendingPayment  Status = "pending_payment"
+	StatusPaid            Status = "paid"
+	StatusShipped         Status = "shipped"
+	StatusCompleted       Status = "completed"
+	StatusCancelled       Status = "cancelled"
+	StatusRefundRequested Status = "refund_requested"
+	StatusRefunded        Status = "refunded"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPendingPayment, StatusPaid, StatusShipped, StatusCompleted, StatusCancelled,
+		StatusRefundRequested, StatusRefunded:
+		return true
+	}
+	return false
+}
+
+// Currency of every amount.
+const Currency = "CNY"
+
+// PlaceOrder is a checkout request: SKUs and quantities; prices come from the catalog.
+type PlaceOrder struct {
+	BuyerID   int64
+	AddressID int64
+	Items     []LineInput
+}
+
+// LineInput is one SKU and quantity of a checkout.
+type LineInput struct {
+	SKUID    int64
+	Quantity int64
+}
+
+// Checkout is the orders placed at once; one payment pays them.
+type Checkout struct {
+	ID          int64
+	BuyerID     int64
+	TotalAmount int64
+	Currency    string
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+	Orders      []Order
+}
+
+// Order is one merchant's part of a checkout.
+type Order struct {
+	ID, CheckoutID, BuyerID, MerchantID int64
+	Status                              Status
+	// PrevStatus is the status a refund request came from (a rejection returns to it).
+	PrevStatus   Status
+	TotalAmount  int64
+	Currency     string
+	Address      Address
+	Carrier      string
+	TrackingNo   string
+	RefundReason string
+	RefundID     int64
+	// StockLost marks a paid order whose stock was gone when the payment arrived (the hold
+	// had lapsed): it needs a refund.
+	StockLost bool
+	Items     []Item
+	ExpiresAt time.Time
+	PaidAt    time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Item is one order line, priced at checkout.
+type Item struct {
+	SKUID, ProductID, MerchantID int64
+	Title                        string
+	Attrs                        map[string]string
+	Price                        int64
+	Quantity                     int64
+}
+
+// Address is the shipping address snapshot taken at checkout.
+type Address struct {
+	Name     string `json:"name"`
+	Phone    string `json:"phone"`
+	Province string `json:"province"`
+	City     string `json:"city"`
+	District string `json:"district"`
+	Detail   string `json:"detail"`
+}
+
+// Cursor is a position in a list ordered by (CreatedAt, ID) descending.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        int64
+}
+
+// ListQuery filters and pages a list; Status "" is every status, Before nil the first page.
+type ListQuery struct {
+	Status Status
+	Limit  int
+	Before *Cursor
+}
+
+// CartItem is one SKU in the buyer's cart with its current catalog data; OnSale false
+// means the SKU cannot be ordered now (Price 0).
+type CartItem struct {
+	SKUID, ProductID, MerchantID int64
+	Title                        string
+	Attrs                        map[string]string
+	Quantity                     int64
+	Price                        int64
+	OnSale                       bool
+	UpdatedAt                    time.Time
+}
+
+// PaymentStatus is a payment's state.
+type PaymentStatus string
+
+// Payment statuses (API.md).
+const (
+	PaymentPending   PaymentStatus = "pending"
+	PaymentSucceeded PaymentStatus = "succeeded"
+	PaymentFailed    PaymentStatus = "failed"
+	PaymentRefunded  PaymentStatus = "refunded"
+)
+
+// Payment pays one checkout; its ID is the gateway's out_trade_no.
+type Payment struct {
+	ID, CheckoutID, BuyerID int64
+	Provider                string
+	Amount                  int64
+	Currency                string
+	Status                  PaymentStatus
+	PayURL                  string
+	TradeNo                 string
+	Refunded                int64
+	PaidAt                  time.Time
+	CreatedAt               time.Time
+}
+
+// Limits.
+const (
+	MaxLines        = 100
+	MaxQuantity     = 10_000
+	MaxCartItems    = 100
+	MaxRefundReason = 500
+)
+
+// Errors. Codes are stable (API.md).
+var (
+	ErrNotFound        = errs.New(errs.NotFound, "order.not_found")
+	ErrStatusConflict  = errs.New(errs.Conflict, "order.status_conflict")
+	ErrCartFull        = errs.New(errs.Conflict, "order.cart_full")
+	ErrPaymentNotFound = errs.New(errs.NotFound, "payment.not_found")
+	ErrProviderUnknown = errs.New(errs.Invalid, "payment.provider_unknown")
+	ErrBadNotification = errs.New(errs.Invalid, "payment.bad_notification")
+	ErrPaymentExists   = errs.New(errs.Conflict, "payment.exists")
+	ErrNothingToPay    = errs.New(errs.Conflict, "payment.nothing_to_pay")
+	ErrSandboxDisabled = errs.New(errs.NotFound, "payment.sandbox_disabled")
+	ErrGatewayFailed   = errs.New(errs.Unavailable, "payment.gateway_unavailable")
+)

@@ -1,0 +1,243 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/mallhq/mall/internal/order/payment"
+)
+
+// SandboxPayer is implemented by the sandbox provider: it "pays" a payment at the local
+// gateway and returns the notification form the gateway would deliver, correctly signed.
+// POST /api/v1/payments/{id}/sandbox/complete feeds that form to HandleNotification, the
+// same path real notifications take.
+type SandboxPayer interface {
+	Pay(ctx context.Context, p payment.Payment) (url.Values, error)
+}
+
+// SandboxProvider is the provider name SandboxComplete uses.
+const SandboxProvider = "sandbox"
+
+// CreatePayment creates (or, for the same provider, returns) the pending payment of the
+// buyer's checkout for the amount of its unpaid orders, then registers it with the
+// gateway.
+func (s *service) CreatePayment(ctx context.Context, buyerID, checkoutID int64, provider string) (Payment, error) {
+	prov, ok := s.providers[provider]
+	if !ok {
+		return Payment{}, ErrProviderUnknown.WithDetail("no payment provider %q", provider)
+	}
+	if buyerID <= 0 || checkoutID <= 0 {
+		return Payment{}, ErrNotFound
+	}
+	db := s.cl.ForID(checkoutID)
+	var p Payment
+	var created bool
+	var subject string
+	err := db.WithinTx(ctx, func(ctx context.Context) error {
+		c, err := s.st.checkout(ctx, db, checkoutID, buyerID, true)
+		if err != nil {
+			return err
+		}
+		if !s.clock().Before(c.ExpiresAt) {
+			return ErrNothingToPay.WithDetail("the checkout expired at %s", c.ExpiresAt.Format(time.RFC3339))
+		}
+		pending, err := s.st.checkoutPayments(ctx, db, checkoutID, PaymentPending)
+		if err != nil {
+			return err
+		}
+		if len(pending) > 0 {
+			if pending[0].Provider != provider {
+				return ErrPaymentExists.WithDetail("the checkout has a pending %s payment", pending[0].Provider)
+			}
+			p = pending[0]
+			return nil
+		}
+		orders, err := s.st.checkoutOrders(ctx, db, checkoutID, false)
+		if err != nil {
+			return err
+		}
+		var amount int64
+		for _, o := range orders {
+			if o.Status == StatusPendingPayment {
+				amount += o.TotalAmount
+			}
+		}
+		if amount == 0 {
+			return ErrNothingToPay
+		}
+		now := s.clock()
+		p = Payment{ID: s.newID(buyerID), CheckoutID: c.ID, BuyerID: buyerID, Provider: provider, Amount: amount,
+			Currency: Currency, Status: PaymentPending, CreatedAt: now}
+		subject = fmt.Sprintf("Mall checkout %d", c.ID)
+		created = true
+		return s.st.insertPayment(ctx, db, p)
+	})
+	if err != nil {
+		return Payment{}, err
+	}
+	if !created && p.PayURL != "" {
+		return p, nil
+	}
+	c, err := s.st.checkout(ctx, db, checkoutID, buyerID, false)
+	if err != nil {
+		return Payment{}, err
+	}
+	if subject == "" {
+		subject = fmt.Sprintf("Mall checkout %d", c.ID)
+	}
+	// Create at the gateway outside the transaction: the row exists first, so a
+	// notification for it always finds it. Create is repeatable for the same ID.
+	res, err := prov.Create(ctx, payment.Payment{ID: p.ID, Amount: p.Amount, Currency: p.Currency, Subject: subject,
+		ExpiresAt: c.ExpiresAt})
+	if err != nil {
+		return Payment{}, fmt.Errorf("%w: %w", ErrGatewayFailed, err)
+	}
+	if res.PayURL != "" && res.PayURL != p.PayURL {
+		if err := s.st.setPayURL(ctx, db, p.ID, res.PayURL); err != nil {
+			return Payment{}, err
+		}
+		p.PayURL = res.PayURL
+	}
+	return p, nil
+}
+
+func (s *service) Payment(ctx context.Context, buyerID, paymentID int64) (Payment, error) {
+	if buyerID <= 0 || paymentID <= 0 {
+		return Payment{}, ErrPaymentNotFound
+	}
+	return s.st.payment(ctx, s.cl.ForID(paymentID), paymentID, buyerID, false)
+}
+
+// HandleNotification: verify (else 400, nothing changes) -> find our payment (same
+// provider) -> amount must match -> in one buyer-shard transaction, CAS the payment
+// pending -> succeeded and each pending_payment order of the checkout -> paid with
+// order.paid. A replay finds the payment succeeded and changes nothing. An order cancelled
+// before the money arrived is revived as paid (order.paid_after_cancel + order.paid): the
+// stock consumer re-takes its units or, when they are gone, refunds it.
+func (s *service) HandleNotification(ctx context.Context, provider string, form url.Values) (string, error) {
+	prov, ok := s.providers[provider]
+	if !ok {
+		return "", ErrProviderUnknown
+	}
+	n, err := prov.VerifyNotification(ctx, form)
+	if err != nil {
+		s.m.badNotifications.Inc()
+		if errors.Is(err, payment.ErrBadNotification) {
+			return "", ErrBadNotification
+		}
+		return "", fmt.Errorf("%w: %w", ErrGatewayFailed, err)
+	}
+	if n.PaymentID <= 0 {
+		s.m.badNotifications.Inc()
+		return "", ErrBadNotification.WithDetail("unknown payment")
+	}
+	db := s.cl.ForID(n.PaymentID)
+	err = db.WithinTx(ctx, func(ctx context.Context) error {
+		p, err := s.st.payment(ctx, db, n.PaymentID, 0, true)
+		if errors.Is(err, ErrPaymentNotFound) || (err == nil && p.Provider != provider) {
+			return ErrBadNotification.WithDetail("unknown payment")
+		}
+		if err != nil {
+			return err
+		}
+		if n.Amount != p.Amount {
+			return ErrBadNotification.WithDetail("amount does not match the payment")
+		}
+		if n.Status != payment.StatusSucceeded || p.Status != PaymentPending {
+			return nil // not a payment, or a replay: nothing to do
+		}
+		now := s.clock()
+		paidAt := n.PaidAt.UTC().Truncate(time.Microsecond)
+		if n.PaidAt.IsZero() {
+			paidAt = now
+		}
+		ok, err := s.st.markPaid(ctx, db, p.ID, n.TradeNo, n.NotifyID, paidAt, now)
+		if err != nil || !ok {
+			return err
+		}
+		orders, err := s.st.checkoutOrders(ctx, db, p.CheckoutID, true)
+		if err != nil {
+			return err
+		}
+		for _, o := range orders {
+			switch o.Status {
+			case StatusPendingPayment:
+				from := o.Status
+				o.Status, o.PaidAt, o.UpdatedAt = StatusPaid, paidAt, now
+				ok, err := s.st.updateOrder(ctx, db, o, from)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return ErrStatusConflict
+				}
+				if err := s.outbox.Add(ctx, s.event(EventPaid, o, false)); err != nil {
+					return err
+				}
+			case StatusCancelled:
+				// The money arrived after the order was cancelled (timeout or the buyer):
+				// revive it as paid. order.paid makes the stock consumer re-take the released
+				// units if they are still there, and refund automatically otherwise (the
+				// stock-lost path) — never silently dropped.
+				s.m.paidAfterCancel.Inc()
+				s.log.Warn("order: payment arrived for a cancelled order; reviving it as paid",
+					"order_id", o.ID, "payment_id", p.ID)
+				o.Status, o.PrevStatus, o.PaidAt, o.UpdatedAt = StatusPaid, StatusCancelled, paidAt, now
+				ok, err := s.st.updateOrder(ctx, db, o, StatusCancelled)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return ErrStatusConflict
+				}
+				if err := s.outbox.Add(ctx, s.event(EventPaidAfterCancel, o, false), s.event(EventPaid, o, false)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrBadNotification) {
+			s.m.badNotifications.Inc()
+			s.log.Warn("order: payment notification refused", "provider", provider, "payment_id", n.PaymentID,
+				"error", err.Error())
+		}
+		return "", err
+	}
+	return prov.Ack(), nil
+}
+
+// SandboxComplete pays the buyer's payment at the sandbox gateway and runs the signed
+// notification through HandleNotification.
+func (s *service) SandboxComplete(ctx context.Context, buyerID, paymentID int64) (Payment, error) {
+	if !s.cfg.SandboxEnabled {
+		return Payment{}, ErrSandboxDisabled
+	}
+	p, err := s.Payment(ctx, buyerID, paymentID)
+	if err != nil {
+		return Payment{}, err
+	}
+	if p.Provider != SandboxProvider {
+		return Payment{}, ErrPaymentNotFound.WithDetail("not a sandbox payment")
+	}
+	payer, ok := s.providers[SandboxProvider].(SandboxPayer)
+	if !ok {
+		return Payment{}, ErrSandboxDisabled.WithDetail("the sandbox provider is not configured")
+	}
+	if p.Status == PaymentPending {
+		form, err := payer.Pay(ctx, payment.Payment{ID: p.ID, Amount: p.Amount, Currency: p.Currency,
+			Subject: "Mall checkout " + strconv.FormatInt(p.CheckoutID, 10)})
+		if err != nil {
+			return Payment{}, fmt.Errorf("%w: %w", ErrGatewayFailed, err)
+		}
+		if _, err := s.HandleNotification(ctx, SandboxProvider, form); err != nil {
+			return Payment{}, err
+		}
+	}
+	return s.Payment(ctx, buyerID, paymentID)
+}
