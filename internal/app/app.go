@@ -4,7 +4,9 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ import (
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/order"
+	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/cache"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
@@ -56,7 +59,8 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			return l
 		}),
 		Platform,
-		fx.Provide(catalogConfig, stockConfig),
+		fx.Provide(catalogConfig, stockConfig,
+			fx.Annotate(paymentGateways, fx.ResultTags(`group:"`+order.ProvidersGroup+`,flatten"`))),
 		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
 		user.Module,
 		merchant.Module,
@@ -140,6 +144,37 @@ func catalogConfig(cfg config.Config) *catalog.Config {
 // stockConfig is the stock module's configuration from stock.*.
 func stockConfig(cfg config.Config) *stock.Config {
 	return &stock.Config{MaxHoldPerBuyer: cfg.Stock.MaxHoldPerBuyer, SweepInterval: cfg.Stock.SweepInterval}
+}
+
+// paymentGateways are the payment providers the configuration enables: the sandbox
+// (payments.sandbox.enabled) and Alipay (payments.alipay.app_id set).
+func paymentGateways(cfg config.Config) ([]payment.Provider, error) {
+	var out []payment.Provider
+	if s := cfg.Payments.Sandbox; s.Enabled {
+		sb, err := payment.NewSandbox(payment.SandboxConfig{Secret: s.Secret})
+		if err != nil {
+			return nil, fmt.Errorf("payments.sandbox: %w", err)
+		}
+		out = append(out, sb)
+	}
+	if a := cfg.Payments.Alipay; a.AppID != "" {
+		priv, err := os.ReadFile(a.PrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("payments.alipay.private_key_file: %w", err)
+		}
+		pub, err := os.ReadFile(a.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("payments.alipay.public_key_file: %w", err)
+		}
+		ap, err := payment.NewAlipay(payment.AlipayConfig{AppID: a.AppID, SellerID: a.SellerID,
+			PrivateKeyPEM: string(priv), AlipayPublicKeyPEM: string(pub), GatewayURL: a.GatewayURL,
+			NotifyURL: a.NotifyURL, ReturnURL: a.ReturnURL})
+		if err != nil {
+			return nil, fmt.Errorf("payments.alipay: %w", err)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
 }
 
 // newIDGenerator uses app.node_id when set, otherwise leases a node number in Redis for

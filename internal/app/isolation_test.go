@@ -37,7 +37,7 @@ func merchantOf(t *testing.T, a *apptest.App, adm, shop string) (apptest.Account
 }
 
 // merchantObjects gives merchant the objects of every kind a merchant route names: a staff
-// member, a product on sale with a SKU. It returns them by the route segment after
+// member, a product on sale with a SKU, a buyer's order. It returns them by the route segment after
 // /api/v1/merchant/.
 func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) map[string]string {
 	t.Helper()
@@ -57,7 +57,21 @@ func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) 
 	}, apptest.Bearer(owner)...).Want(t, http.StatusCreated, "").Decode(t, &p)
 	a.Req(http.MethodPost, "/api/v1/merchant/products/"+p.ID+"/submit", nil, apptest.Bearer(owner)...).Want(t, http.StatusOK, "")
 	a.Req(http.MethodPost, "/api/v1/admin/products/"+p.ID+"/approve", nil, apptest.Bearer(adm)...).Want(t, http.StatusOK, "")
-	return map[string]string{"staff": st.UserID, "products": p.ID, "skus": p.SKUs[0].ID}
+
+	// A buyer's order of that product.
+	_, buyer := a.NewUser("buyer")
+	var addr idBody
+	a.Req(http.MethodPost, "/api/v1/me/addresses", map[string]string{"name": "Han Meimei", "phone": "13912345678",
+		"province": "Zhejiang", "city": "Hangzhou", "district": "Xihu", "detail": "1 Lake Road"},
+		apptest.Bearer(buyer.AccessToken)...).Want(t, http.StatusCreated, "").Decode(t, &addr)
+	var c struct {
+		Orders []idBody `json:"orders"`
+	}
+	a.Req(http.MethodPost, "/api/v1/orders", map[string]any{"address_id": addr.ID,
+		"items": []map[string]any{{"sku_id": p.SKUs[0].ID, "quantity": 1}}},
+		append(apptest.Bearer(buyer.AccessToken), "Idempotency-Key", "iso-"+p.ID)...).
+		Want(t, http.StatusCreated, "").Decode(t, &c)
+	return map[string]string{"staff": st.UserID, "products": p.ID, "skus": p.SKUs[0].ID, "orders": c.Orders[0].ID}
 }
 
 // validBodies are bodies that pass validation, so only the ownership check can refuse the
@@ -67,6 +81,7 @@ var validBodies = map[string]any{
 	"PUT /api/v1/merchant/skus/:sku_id/stock": map[string]any{"available": 1},
 	"PATCH /api/v1/merchant/profile":          map[string]any{"shop_name": "hijacked"},
 	"POST /api/v1/merchant/staff":             map[string]any{"email": "nobody-isolation@example.com", "role": "operator"},
+	"POST /api/v1/merchant/orders/:id/ship":   map[string]any{"carrier": "SF", "tracking_no": "SF123"},
 	"POST /api/v1/merchant/products": map[string]any{"title": "A's product", "category_id": "0",
 		"skus": []map[string]any{{"code": "x", "attrs": map[string]string{"color": "red"}, "price": 1, "stock": 1}}},
 }
@@ -179,6 +194,9 @@ func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
 		"PUT /api/v1/merchant/skus/:sku_id/stock", "GET /api/v1/merchant/skus/:sku_id/stock",
 		"GET /api/v1/merchant/staff/:user_id", "DELETE /api/v1/merchant/staff/:user_id",
 		"GET /api/v1/merchant/products", "GET /api/v1/merchant/staff", "GET /api/v1/merchant/profile",
+		"GET /api/v1/merchant/orders/:id", "POST /api/v1/merchant/orders/:id/ship",
+		"POST /api/v1/merchant/orders/:id/refund/approve", "POST /api/v1/merchant/orders/:id/refund/reject",
+		"GET /api/v1/merchant/orders",
 	} {
 		if !checked[want] {
 			t.Errorf("%s was not checked", want)

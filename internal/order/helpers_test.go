@@ -153,6 +153,25 @@ func newHarness(t testing.TB, cfg order.Config, extra ...fx.Option) *harness {
 			fx.Provide(order.AsProvider(func() *testProvider { return h.provider }))}, extra...),
 		Populate: []any{&h.catalog, &h.stock, &h.orders},
 	})
+	h.setUp()
+	return h
+}
+
+// newAppHarness runs the whole application as `mall serve` wires it, gateways included
+// (the real sandbox from payments.sandbox.*), with product review off.
+func newAppHarness(t testing.TB) *harness {
+	t.Helper()
+	h := &harness{t: t}
+	cfg := apptest.Config(t)
+	cfg.Catalog.ReviewRequired = false
+	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.catalog, &h.stock, &h.orders}})
+	h.setUp()
+	return h
+}
+
+// setUp logs the admin in and creates the category products go in.
+func (h *harness) setUp() {
+	t := h.t
 	_, tk := h.Admin()
 	h.admin = tk.AccessToken
 	id, err := h.catalog.CreateCategory(context.Background(), catalog.NewCategory{Name: "cups"})
@@ -163,7 +182,6 @@ func newHarness(t testing.TB, cfg order.Config, extra ...fx.Option) *harness {
 		t.Fatal(err)
 	}
 	h.category = id
-	return h
 }
 
 func (h *harness) req(method, path string, body any, token string, headers ...string) response {

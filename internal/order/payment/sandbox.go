@@ -164,6 +164,11 @@ func (s *Sandbox) Complete(_ context.Context, paymentID, amount int64) (url.Valu
 	}), nil
 }
 
+// Pay is Complete for a Payment: the order module's sandbox completion route calls it.
+func (s *Sandbox) Pay(ctx context.Context, p Payment) (url.Values, error) {
+	return s.Complete(ctx, p.ID, p.Amount)
+}
+
 // Sign builds a notification form for n, timestamped now and signed with the secret.
 // A missing NotifyID gets a random one. Fields that are zero are left out.
 func (s *Sandbox) Sign(n Notification) url.Values {

@@ -197,10 +197,26 @@ type Order struct {
 
 type Payments struct {
 	Sandbox PaymentsSandbox `mapstructure:"sandbox"`
+	Alipay  PaymentsAlipay  `mapstructure:"alipay"`
 }
 
 type PaymentsSandbox struct {
 	Enabled bool `mapstructure:"enabled"`
+	// Secret signs the sandbox gateway's notifications (HMAC-SHA256, at least 16 bytes).
+	Secret string `mapstructure:"secret"`
+}
+
+// PaymentsAlipay configures the alipay provider; it is enabled when AppID is set.
+type PaymentsAlipay struct {
+	AppID    string `mapstructure:"app_id"`
+	SellerID string `mapstructure:"seller_id"`
+	// PrivateKeyFile is our application's RSA private key (PEM); PublicKeyFile is Alipay's
+	// public key for the app (PEM).
+	PrivateKeyFile string `mapstructure:"private_key_file"`
+	PublicKeyFile  string `mapstructure:"public_key_file"`
+	GatewayURL     string `mapstructure:"gateway_url"`
+	NotifyURL      string `mapstructure:"notify_url"`
+	ReturnURL      string `mapstructure:"return_url"`
 }
 
 type Live struct {
@@ -436,6 +452,9 @@ func (c Config) Validate() error {
 		if c.Payments.Sandbox.Enabled {
 			bad("payments.sandbox.enabled", "must be false in production")
 		}
+		if c.Payments.Alipay.AppID != "" && !strings.HasPrefix(c.Payments.Alipay.NotifyURL, "https://") {
+			bad("payments.alipay.notify_url", "must be an https:// URL in production")
+		}
 		if c.Auth.EncryptionKey == devEncryptionKey {
 			bad("auth.encryption_key", "the development key is not allowed in production")
 		}
@@ -444,6 +463,17 @@ func (c Config) Validate() error {
 		}
 		if c.Live.RTMPSecret == "dev-rtmp-secret" {
 			bad("live.rtmp_secret", "the development secret is not allowed in production")
+		}
+	}
+	if c.Payments.Sandbox.Enabled && len(c.Payments.Sandbox.Secret) < 16 {
+		bad("payments.sandbox.secret", "must be at least 16 bytes when the sandbox is enabled")
+	}
+	if a := c.Payments.Alipay; a.AppID != "" {
+		if a.PrivateKeyFile == "" || a.PublicKeyFile == "" {
+			bad("payments.alipay.private_key_file", "private_key_file and public_key_file are required with app_id")
+		}
+		if a.NotifyURL == "" {
+			bad("payments.alipay.notify_url", "is required with app_id (our POST /api/v1/payments/notify/alipay, absolute)")
 		}
 	}
 	if len(errsList) > 0 {
