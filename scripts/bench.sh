@@ -67,8 +67,13 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ $commit != unknown ]] && ! git diff-index --quiet HEAD -- 2>/dev/null; then commit+=-dirty; fi
 
 pids=()
+flush_prev="" # innodb_flush_log_at_trx_commit before this run set it (restored on exit)
 cleanup() {
 	local p
+	if [[ -n $flush_prev ]]; then
+		sql -e "SET GLOBAL innodb_flush_log_at_trx_commit = $flush_prev" ||
+			log "could not restore innodb_flush_log_at_trx_commit=$flush_prev"
+	fi
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
@@ -199,6 +204,19 @@ else
 	fi
 fi
 
+# Durable commits for the measurements (the order rows write): each commit flushes the redo log
+# to disk. The dev services run with 2 (flush once a second); the previous value is restored
+# on exit. The binary log is reported as it is (off in scripts/services.sh).
+durable_note=""
+if [[ -n $mall_url ]]; then
+	flush_prev=$(sql -N -e 'SELECT @@GLOBAL.innodb_flush_log_at_trx_commit')
+	sql -e 'SET GLOBAL innodb_flush_log_at_trx_commit = 1'
+	read -r flush log_bin sync_binlog < <(sql -N -e 'SELECT @@GLOBAL.innodb_flush_log_at_trx_commit, @@GLOBAL.log_bin, @@GLOBAL.sync_binlog')
+	[[ $flush == 1 ]] || die "innodb_flush_log_at_trx_commit is $flush after SET GLOBAL"
+	durable_note="MariaDB innodb_flush_log_at_trx_commit=$flush during the run (was $flush_prev; restored after), log_bin=$log_bin, sync_binlog=$sync_binlog"
+	log "$durable_note"
+fi
+
 log "starting the baseline on 127.0.0.1:$BASE_PORT"
 bin/mallbench baseline -addr "127.0.0.1:$BASE_PORT" >"$WORK/baseline.log" 2>&1 8>&- &
 pids+=("$!")
@@ -211,6 +229,9 @@ fi
 mver=$(mariadbd --version 2>/dev/null | grep -o 'Ver [^ ]*' | cut -c5- || true)
 rver=$(redis-server --version 2>/dev/null | grep -o 'v=[^ ]*' | cut -c3- || true)
 note+="; MariaDB ${mver:-?} and Redis ${rver:-?} from scripts/services.sh; embedded Kafka (kfake)"
+if [[ -n $durable_note ]]; then
+	note+="; $durable_note; order rows: a pool of 200 fresh buyers (registered, logged in, one address) in turn, one unit of an on-sale SKU of each of the two seeded merchants per order (stock set to 10^8 first), orders left unpaid"
+fi
 
 log "running scenarios: ${BENCH_CONNS:-64} connections, ${BENCH_WARMUP:-2s} warm-up + ${BENCH_DURATION:-10s} each"
 bin/mallbench run \
