@@ -152,7 +152,10 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 // o.Duration, with at most o.Conns in flight (a request whose turn comes while every
 // connection is busy waits, and the wait counts in its latency). Latency runs from each
 // request's scheduled start, so a stall shows as latency instead of as fewer requests
-// (no coordinated omission). Requests scheduled after the warm-up are counted.
+// (no coordinated omission). Requests scheduled after the warm-up are counted. A server
+// slower than the rate builds a queue; whatever has not been answered rateGrace after the
+// schedule ends (waiting for a connection or in flight) counts as a timeout, so the row ends
+// then instead of draining the queue.
 func LoadRate(ctx context.Context, base string, next Next, o LoadOptions, rate float64) Result {
 	ok, client := o.okFunc(), o.client()
 	defer client.CloseIdleConnections()
@@ -160,6 +163,8 @@ func LoadRate(ctx context.Context, base string, next Next, o LoadOptions, rate f
 	start := time.Now()
 	from := start.Add(o.Warmup)
 	end := from.Add(o.Duration)
+	rctx, cancel := context.WithDeadline(ctx, end.Add(rateGrace))
+	defer cancel()
 	slots := make(chan struct{}, o.Conns)
 	var (
 		mu sync.Mutex
@@ -178,9 +183,17 @@ func LoadRate(ctx context.Context, base string, next Next, o LoadOptions, rate f
 			}
 		}
 		wg.Go(func() {
-			slots <- struct{}{}
-			status, err := do(ctx, client, base, next(int(i)%o.Conns, i))
-			<-slots
+			var (
+				status int
+				err    error
+			)
+			select {
+			case slots <- struct{}{}:
+				status, err = do(rctx, client, base, next(int(i)%o.Conns, i))
+				<-slots
+			case <-rctx.Done():
+				err = fmt.Errorf("no connection free for %s: %w", time.Since(at).Round(time.Millisecond), rctx.Err())
+			}
 			lat := time.Since(at)
 			if at.Before(from) {
 				return
@@ -206,6 +219,10 @@ func LoadRate(ctx context.Context, base string, next Next, o LoadOptions, rate f
 	r.P50, r.P99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
 	return r
 }
+
+// rateGrace is how long LoadRate waits for answers after its schedule ends (the load
+// client's request timeout).
+var rateGrace = 10 * time.Second // a variable for the tests
 
 // okFunc is o.OK, or "2xx and 3xx" when unset.
 func (o LoadOptions) okFunc() func(int) bool {

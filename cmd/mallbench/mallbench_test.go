@@ -174,6 +174,32 @@ func TestLoadRate(t *testing.T) {
 	}
 }
 
+// TestLoadRateStuckServer: a server that stops answering ends the open loop rateGrace after
+// its schedule, every counted request a timeout, instead of waiting for the queue to drain.
+func TestLoadRateStuckServer(t *testing.T) {
+	stuck := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stuck:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(s.Close)
+	t.Cleanup(func() { close(stuck) })
+	old := rateGrace
+	rateGrace = 200 * time.Millisecond
+	t.Cleanup(func() { rateGrace = old })
+	t0 := time.Now()
+	r := LoadRate(context.Background(), s.URL, func(int, int64) Request { return Request{Method: http.MethodGet, Path: "/"} },
+		LoadOptions{Conns: 2, Duration: 300 * time.Millisecond}, 100)
+	if took := time.Since(t0); took > 3*time.Second {
+		t.Fatalf("took %s", took)
+	}
+	if r.Requests < 25 || r.Errors != r.Requests || r.ErrKinds["timeout"] != r.Errors {
+		t.Fatalf("want every request a timeout: %+v", r)
+	}
+}
+
 // TestWaitIndexed waits for the total to reach the minimum and hold, with an empty backlog.
 func TestWaitIndexed(t *testing.T) {
 	var calls atomic.Int64
