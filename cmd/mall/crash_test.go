@@ -51,7 +51,7 @@ func TestCrashSafetyUnderOrderTraffic(t *testing.T) {
 		paymentTimeout = 3 * time.Second
 		holdGrace      = 2 * time.Second
 		kills          = 4
-		clients        = 20 // two per buyer
+		clients        = 20 // four per buyer
 		scarceUnits    = 6
 	)
 	started := time.Now()
@@ -105,7 +105,7 @@ func TestCrashSafetyUnderOrderTraffic(t *testing.T) {
 	t.Cleanup(srv.kill)
 
 	// Buyers with an address each (password hashing under -race is slow: a few at a time).
-	buyers := make([]*crashBuyer, clients/2)
+	buyers := make([]*crashBuyer, clients/4)
 	var setup sync.WaitGroup
 	sem := make(chan struct{}, 3)
 	for i := range buyers {
@@ -291,23 +291,37 @@ func TestCrashSafetyUnderOrderTraffic(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	var orphans int
-	if err := mainDB.GetContext(ctx, &orphans, `SELECT COUNT(DISTINCT order_id) FROM stock_reservations`); err != nil {
-		t.Fatal(err)
-	}
-	orphans -= crashOrdersWithReservations(t, cl)
-	t.Logf("every hold released %s after the traffic; %d reserved orders never became orders (killed between Reserve and the insert, or a failed checkout)",
-		time.Since(trafficDone).Round(time.Millisecond), orphans)
+	orphans, swept := crashOrphans(t, cl, paymentTimeout+holdGrace)
+	t.Logf("every hold released %s after the traffic; %d reserved orders never became orders, %d of them released by the stock sweeper at expiry (killed between Reserve and the order insert) and the rest by their failed checkout",
+		time.Since(trafficDone).Round(time.Millisecond), orphans, swept)
 
-	// Unpaid orders all time out; the acknowledged ones are all cancelled now (the order
-	// sweeper runs every 5s).
+	// Unpaid orders all time out: the payment-timeout sweeper (every 5s) cancels every
+	// acknowledged order. Each hold is the order's payment deadline plus order.hold_grace.
 	for id := range acked {
-		var status string
-		if err := cl.ForID(id).GetContext(ctx, &status, `SELECT status FROM order_orders WHERE id = ?`, id); err != nil {
-			t.Fatalf("order %d on its shard: %v", id, err)
-		}
-		if status != "cancelled" && status != "pending_payment" {
-			t.Errorf("order %d is %s", id, status)
+		for {
+			var o struct {
+				Status    string    `db:"status"`
+				ExpiresAt time.Time `db:"expires_at"`
+			}
+			if err := cl.ForID(id).GetContext(ctx, &o, `SELECT status, expires_at FROM order_orders WHERE id = ?`, id); err != nil {
+				t.Fatalf("order %d on its shard: %v", id, err)
+			}
+			var holds []time.Time
+			if err := mainDB.SelectContext(ctx, &holds, `SELECT expires_at FROM stock_reservations WHERE order_id = ?`, id); err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range holds {
+				if !h.Equal(o.ExpiresAt.Add(holdGrace)) {
+					t.Fatalf("order %d expires at %s but its hold at %s, want + %s", id, o.ExpiresAt, h, holdGrace)
+				}
+			}
+			if o.Status == "cancelled" {
+				break
+			}
+			if o.Status != "pending_payment" || time.Now().After(deadline) {
+				t.Fatalf("order %d is still %s %s after the traffic", id, o.Status, time.Since(trafficDone).Round(time.Millisecond))
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 
@@ -513,23 +527,34 @@ func crashHeldReservations(t *testing.T, cl *sqldb.Cluster) []crashHold {
 	return out
 }
 
-// crashOrdersWithReservations counts the orders (on every shard) that have reservations.
-func crashOrdersWithReservations(t *testing.T, cl *sqldb.Cluster) int {
+// crashOrphans counts the reserved order IDs without an order on their shard, and among
+// them those released no earlier than their hold's lifetime after they were taken: by the
+// stock sweeper, not by the checkout's own release on failure.
+func crashOrphans(t *testing.T, cl *sqldb.Cluster, hold time.Duration) (orphans, swept int) {
 	t.Helper()
 	ctx := context.Background()
-	var ids []int64
-	if err := cl.Main().SelectContext(ctx, &ids, `SELECT DISTINCT order_id FROM stock_reservations`); err != nil {
+	var rows []struct {
+		OrderID  int64     `db:"order_id"`
+		Created  time.Time `db:"created"`
+		Released time.Time `db:"released"`
+	}
+	if err := cl.Main().SelectContext(ctx, &rows,
+		`SELECT order_id, MIN(created_at) AS created, MAX(updated_at) AS released FROM stock_reservations GROUP BY order_id`); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, id := range ids {
+	for _, r := range rows {
 		var c int
-		if err := cl.ForID(id).GetContext(ctx, &c, `SELECT COUNT(*) FROM order_orders WHERE id = ?`, id); err != nil {
+		if err := cl.ForID(r.OrderID).GetContext(ctx, &c, `SELECT COUNT(*) FROM order_orders WHERE id = ?`, r.OrderID); err != nil {
 			t.Fatal(err)
 		}
-		n += c
+		if c == 0 {
+			orphans++
+			if r.Released.Sub(r.Created) >= hold {
+				swept++
+			}
+		}
 	}
-	return n
+	return orphans, swept
 }
 
 // crashCheckLevels asserts the stock invariants directly: no negative counter, on_hand
