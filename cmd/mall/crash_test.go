@@ -330,6 +330,30 @@ func TestCrashSafetyUnderOrderTraffic(t *testing.T) {
 		}
 	}
 
+	// Nothing written before a kill stays unpublished: every database's outbox drains, and
+	// no event went dead.
+	for _, db := range cl.All() {
+		for {
+			var pending, dead int
+			if err := db.GetContext(ctx, &pending, `SELECT COUNT(*) FROM platform_outbox WHERE status = 0`); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.GetContext(ctx, &dead, `SELECT COUNT(*) FROM platform_outbox WHERE status = 2`); err != nil {
+				t.Fatal(err)
+			}
+			if dead > 0 {
+				t.Fatalf("%s: %d dead outbox events", db.Name, dead)
+			}
+			if pending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d outbox events still pending %s after the traffic", db.Name, pending, time.Since(trafficDone).Round(time.Millisecond))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
 	if out, stderr, code := run(t, e, "stock", "check"); code != 0 || !strings.Contains(out, "no violation") {
 		t.Fatalf("mall stock check: exit %d\n%s\n%s", code, out, stderr)
 	}
