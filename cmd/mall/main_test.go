@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 )
 
@@ -50,7 +51,14 @@ func freeAddr(t *testing.T) string {
 // env is the environment for a mall process on fresh databases.
 func env(t *testing.T, extra ...string) []string {
 	t.Helper()
-	_, db := sqldbtest.NewCluster(t, sqldbtest.Options{Shards: 2})
+	e, _ := envCluster(t, extra...)
+	return e
+}
+
+// envCluster is env plus a connection to the same databases, for checks behind the binary.
+func envCluster(t *testing.T, extra ...string) ([]string, *sqldb.Cluster) {
+	t.Helper()
+	cl, db := sqldbtest.NewCluster(t, sqldbtest.Options{Shards: 2})
 	redisAddr := os.Getenv("MALL_TEST_REDIS_ADDR")
 	if redisAddr == "" {
 		t.Fatal("MALL_TEST_REDIS_ADDR is not set: run `make test`")
@@ -62,7 +70,7 @@ func env(t *testing.T, extra ...string) []string {
 		"MALL_SEARCH_BLEVE_PATH="+filepath.Join(t.TempDir(), "search"),
 		"MALL_AUTH_JWT_KEYS_DIR="+filepath.Join(t.TempDir(), "jwt"),
 	)
-	return append(e, extra...)
+	return append(e, extra...), cl
 }
 
 func run(t *testing.T, environ []string, args ...string) (stdout, stderr string, code int) {

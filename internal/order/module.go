@@ -122,6 +122,7 @@ func newService(p Params) (*service, error) {
 		cfg = *p.Config
 	case p.App.Order.PaymentTimeout > 0:
 		cfg.PaymentTimeout = p.App.Order.PaymentTimeout
+		cfg.HoldGrace = p.App.Order.HoldGrace
 		cfg.SandboxEnabled = p.App.Payments.Sandbox.Enabled
 	}
 	providers := map[string]payment.Provider{}

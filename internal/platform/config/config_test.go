@@ -15,7 +15,7 @@ func TestDefaultsLoadAndValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTP.Addr != ":8080" || !c.Kafka.Embedded || c.Order.PaymentTimeout != 30*time.Minute || len(c.DB.Shards) != 2 {
+	if c.HTTP.Addr != ":8080" || !c.Kafka.Embedded || c.Order.PaymentTimeout != 30*time.Minute || c.Order.HoldGrace != 5*time.Minute || len(c.DB.Shards) != 2 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	dc := c.Catalog.DetailCache
@@ -28,6 +28,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("MALL_HTTP_ADDR", "127.0.0.1:9999")
 	t.Setenv("MALL_DB_SHARDS", "u:p@tcp(h:1)/a,u:p@tcp(h:2)/b,u:p@tcp(h:3)/c")
 	t.Setenv("MALL_ORDER_PAYMENT_TIMEOUT", "45m")
+	t.Setenv("MALL_ORDER_HOLD_GRACE", "2s")
 	t.Setenv("MALL_PAYMENTS_SANDBOX_ENABLED", "false")
 	t.Setenv("MALL_SEARCH_BLEVE_PATH", "/tmp/x")
 	t.Setenv("MALL_CATALOG_DETAIL_CACHE_L1_SIZE", "0")
@@ -37,7 +38,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTP.Addr != "127.0.0.1:9999" || len(c.DB.Shards) != 3 || c.DB.Shards[2] != "u:p@tcp(h:3)/c" ||
-		c.Order.PaymentTimeout != 45*time.Minute || c.Payments.Sandbox.Enabled || c.Search.Bleve.Path != "/tmp/x" ||
+		c.Order.PaymentTimeout != 45*time.Minute || c.Order.HoldGrace != 2*time.Second || c.Payments.Sandbox.Enabled || c.Search.Bleve.Path != "/tmp/x" ||
 		c.Catalog.DetailCache.L1Size != 0 || c.Catalog.ReviewRequired {
 		t.Fatalf("overrides not applied: %+v", c)
 	}
@@ -65,6 +66,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		wantKey string
 	}{
 		{name: "bad duration", env: map[string]string{"MALL_ORDER_PAYMENT_TIMEOUT": "soon"}, wantKey: "order.payment_timeout"},
+		{name: "short payment timeout", env: map[string]string{"MALL_ORDER_PAYMENT_TIMEOUT": "500ms"}, wantKey: "order.payment_timeout"},
+		{name: "negative hold grace", env: map[string]string{"MALL_ORDER_HOLD_GRACE": "-1s"}, wantKey: "order.hold_grace"},
 		{name: "bad dsn", env: map[string]string{"MALL_DB_MAIN": "not a dsn"}, wantKey: "db.main"},
 		{name: "empty dsn", env: map[string]string{"MALL_DB_MAIN": ""}, wantKey: "db.main"},
 		{name: "bad shard", env: map[string]string{"MALL_DB_SHARDS": "u:p@tcp(h:1)/a,garbage"}, wantKey: "db.shards"},
