@@ -258,7 +258,7 @@ func TestPaymentShipRefund(t *testing.T) {
 
 func TestPaymentTimeoutCancels(t *testing.T) {
 	cfg := testConfig()
-	cfg.PaymentTimeout = 500 * time.Millisecond
+	cfg.PaymentTimeout = 2 * time.Second // room to create the payment first on a loaded machine
 	h := newHarness(t, cfg)
 	m, _ := h.merchant()
 	sku := h.sku(m, 100, 4)
@@ -303,7 +303,7 @@ func TestPaymentTimeoutCancels(t *testing.T) {
 // automatically; no counter goes wrong.
 func TestPaidAfterHoldLapsed(t *testing.T) {
 	cfg := testConfig()
-	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 300*time.Millisecond, 0, 0 // no order timeout sweeper
+	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 2*time.Second, 0, 0 // no order timeout sweeper; room to create the payment first on a loaded machine
 	h := newHarness(t, cfg, fx.Supply(&stock.Config{MaxHoldPerBuyer: 200, SweepInterval: 100 * time.Millisecond}))
 	m, _ := h.merchant()
 	sku := h.sku(m, 450, 2)
