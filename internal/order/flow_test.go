@@ -146,7 +146,8 @@ func TestPaymentShipRefund(t *testing.T) {
 			"Content-Type", "application/x-www-form-urlencoded")
 	}
 	pid := mustInt(t, p.ID)
-	// Forged: bad signature, tampered amount, wrong amount correctly signed. Nothing changes.
+	// Forged: bad signature, tampered amount, an unknown payment. Nothing changes. (A wrong
+	// amount correctly signed is recorded for reconciliation: TestNotificationAmountMismatch.)
 	before := h.snapshot()
 	bad := h.provider.notification(pid, 3000, "n1")
 	bad.Set("sign", strings.Repeat("0", 64))
@@ -154,7 +155,6 @@ func TestPaymentShipRefund(t *testing.T) {
 	tampered := h.provider.notification(pid, 3000, "n1")
 	tampered.Set("amount", "1")
 	notify(tampered).Want(t, http.StatusBadRequest, "payment.bad_notification")
-	notify(h.provider.notification(pid, 2999, "n1")).Want(t, http.StatusBadRequest, "payment.bad_notification")
 	notify(h.provider.notification(pid+1024, 3000, "n1")).Want(t, http.StatusBadRequest, "payment.bad_notification")
 	if after := h.snapshot(); after != before {
 		t.Fatalf("a refused notification changed the database:\n%s\n->\n%s", before, after)
