@@ -303,7 +303,8 @@ func TestPaymentTimeoutCancels(t *testing.T) {
 // automatically; no counter goes wrong.
 func TestPaidAfterHoldLapsed(t *testing.T) {
 	cfg := testConfig()
-	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 300*time.Millisecond, 0, 0 // no order timeout sweeper
+	// 2 s: the payment must be created before the checkout expires, also on a loaded machine.
+	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 2*time.Second, 0, 0 // no order timeout sweeper
 	h := newHarness(t, cfg, fx.Supply(&stock.Config{MaxHoldPerBuyer: 200, SweepInterval: 100 * time.Millisecond}))
 	m, _ := h.merchant()
 	sku := h.sku(m, 450, 2)
