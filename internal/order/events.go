@@ -26,7 +26,27 @@ const (
 	// cancelled; the order is revived as paid (order.paid follows), so its stock is re-taken
 	// or, when gone, the money goes back (order.stock_lost, order.refunded).
 	EventPaidAfterCancel = "order.paid_after_cancel"
+	// EventPaymentMismatch: a correctly signed success notification for one of our
+	// payments states another amount than the payment's. The payment is marked failed (its
+	// orders are not paid by it; unpaid they time out) and the money the gateway took must
+	// be reconciled or refunded: the event (keyed by payment ID, payload PaymentEvent) is
+	// the compensation trigger. Recorded once per notification.
+	EventPaymentMismatch = "order.payment_mismatch"
 )
+
+// PaymentEvent is the payload of order.payment_mismatch.
+type PaymentEvent struct {
+	PaymentID      int64     `json:"payment_id,string"`
+	CheckoutID     int64     `json:"checkout_id,string"`
+	BuyerID        int64     `json:"buyer_id,string"`
+	Provider       string    `json:"provider"`
+	Amount         int64     `json:"amount"`          // the payment's amount (fen)
+	NotifiedAmount int64     `json:"notified_amount"` // what the gateway says it took (fen)
+	Currency       string    `json:"currency"`
+	TradeNo        string    `json:"trade_no"`
+	NotifyID       string    `json:"notify_id"`
+	OccurredAt     time.Time `json:"occurred_at"`
+}
 
 // OrderEvent is the payload of every order event: the order after the change.
 type OrderEvent struct {

@@ -146,7 +146,8 @@ func TestPaymentShipRefund(t *testing.T) {
 			"Content-Type", "application/x-www-form-urlencoded")
 	}
 	pid := mustInt(t, p.ID)
-	// Forged: bad signature, tampered amount, wrong amount correctly signed. Nothing changes.
+	// Forged: bad signature, tampered amount, an unknown payment. Nothing changes. (A wrong
+	// amount correctly signed is recorded for reconciliation: TestNotificationAmountMismatch.)
 	before := h.snapshot()
 	bad := h.provider.notification(pid, 3000, "n1")
 	bad.Set("sign", strings.Repeat("0", 64))
@@ -154,7 +155,6 @@ func TestPaymentShipRefund(t *testing.T) {
 	tampered := h.provider.notification(pid, 3000, "n1")
 	tampered.Set("amount", "1")
 	notify(tampered).Want(t, http.StatusBadRequest, "payment.bad_notification")
-	notify(h.provider.notification(pid, 2999, "n1")).Want(t, http.StatusBadRequest, "payment.bad_notification")
 	notify(h.provider.notification(pid+1024, 3000, "n1")).Want(t, http.StatusBadRequest, "payment.bad_notification")
 	if after := h.snapshot(); after != before {
 		t.Fatalf("a refused notification changed the database:\n%s\n->\n%s", before, after)
@@ -303,7 +303,8 @@ func TestPaymentTimeoutCancels(t *testing.T) {
 // automatically; no counter goes wrong.
 func TestPaidAfterHoldLapsed(t *testing.T) {
 	cfg := testConfig()
-	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 2*time.Second, 0, 0 // no order timeout sweeper; room to create the payment first on a loaded machine
+	// 2 s: the payment must be created before the checkout expires, also on a loaded machine.
+	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 2*time.Second, 0, 0 // no order timeout sweeper
 	h := newHarness(t, cfg, fx.Supply(&stock.Config{MaxHoldPerBuyer: 200, SweepInterval: 100 * time.Millisecond}))
 	m, _ := h.merchant()
 	sku := h.sku(m, 450, 2)

@@ -385,6 +385,7 @@ func (h *harness) snapshot() string {
 			`SELECT CONCAT_WS('|', id, status, prev_status, carrier, tracking_no, refund_reason, updated_at) FROM order_orders ORDER BY id`,
 			`SELECT CONCAT_WS('|', id, status, trade_no, refunded, updated_at) FROM order_payments ORDER BY id`,
 			`SELECT CONCAT_WS('|', COUNT(*), COALESCE(MAX(id), 0)) FROM platform_outbox`,
+			`SELECT CONCAT_WS('|', provider, notify_id, payment_id, mismatch) FROM order_payment_notifications ORDER BY provider, notify_id`,
 		} {
 			var rows []string
 			if err := db.SelectContext(context.Background(), &rows, q); err != nil {

@@ -148,6 +148,7 @@ type metrics struct {
 	paidAfterCancel  prometheus.Counter
 	timedOut         prometheus.Counter
 	badNotifications prometheus.Counter
+	paymentMismatch  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -160,9 +161,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Unpaid orders cancelled at the payment timeout."}),
 		badNotifications: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_bad_payment_notifications_total",
 			Help: "Payment notifications refused (signature, unknown payment, amount)."}),
+		paymentMismatch: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_payment_amount_mismatch_total",
+			Help: "Signed success notifications stating another amount than the payment's (need reconciliation)."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stockLost, m.paidAfterCancel, m.timedOut, m.badNotifications} {
+		for _, c := range []prometheus.Collector{m.stockLost, m.paidAfterCancel, m.timedOut, m.badNotifications, m.paymentMismatch} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

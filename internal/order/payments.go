@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mallhq/mall/internal/order/payment"
+	"github.com/mallhq/mall/internal/platform/outbox"
 )
 
 // SandboxPayer is implemented by the sandbox provider: it "pays" a payment at the local
@@ -112,12 +113,21 @@ func (s *service) Payment(ctx context.Context, buyerID, paymentID int64) (Paymen
 	return s.st.payment(ctx, s.cl.ForID(paymentID), paymentID, buyerID, false)
 }
 
+// maxNotifyID is the longest notify ID the dedup table stores.
+const maxNotifyID = 128
+
 // HandleNotification: verify (else 400, nothing changes) -> find our payment (same
-// provider) -> amount must match -> in one buyer-shard transaction, CAS the payment
-// pending -> succeeded and each pending_payment order of the checkout -> paid with
-// order.paid. A replay finds the payment succeeded and changes nothing. An order cancelled
-// before the money arrived is revived as paid (order.paid_after_cancel + order.paid): the
-// stock consumer re-takes its units or, when they are gone, refunds it.
+// provider) -> in one buyer-shard transaction: lock the payment, insert the dedup row
+// (provider, notify ID) — a duplicate means the notification was applied before, so it is
+// acknowledged and nothing changes — then CAS the payment pending -> succeeded and each
+// pending_payment order of the checkout -> paid with order.paid. A different notification
+// for a payment no longer pending changes nothing either. An order cancelled before the
+// money arrived is revived as paid (order.paid_after_cancel + order.paid): the stock
+// consumer re-takes its units or, when they are gone, refunds it.
+//
+// A signed success notification stating another amount than the payment's is never a
+// success: it is recorded (dedup row, payment pending -> failed, order.payment_mismatch,
+// metric, error log) in the same transaction and answered 400, every time it is delivered.
 func (s *service) HandleNotification(ctx context.Context, provider string, form url.Values) (string, error) {
 	prov, ok := s.providers[provider]
 	if !ok {
@@ -135,8 +145,15 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 		s.m.badNotifications.Inc()
 		return "", ErrBadNotification.WithDetail("unknown payment")
 	}
+	if n.NotifyID == "" || len(n.NotifyID) > maxNotifyID {
+		s.m.badNotifications.Inc()
+		return "", ErrBadNotification.WithDetail("malformed notify ID")
+	}
 	db := s.cl.ForID(n.PaymentID)
+	var mismatch, recorded bool
+	var paid Payment
 	err = db.WithinTx(ctx, func(ctx context.Context) error {
+		mismatch, recorded = false, false
 		p, err := s.st.payment(ctx, db, n.PaymentID, 0, true)
 		if errors.Is(err, ErrPaymentNotFound) || (err == nil && p.Provider != provider) {
 			return ErrBadNotification.WithDetail("unknown payment")
@@ -144,13 +161,32 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 		if err != nil {
 			return err
 		}
-		if n.Amount != p.Amount {
+		if n.Amount != p.Amount && n.Status != payment.StatusSucceeded {
+			// No money moved: refuse and change nothing.
 			return ErrBadNotification.WithDetail("amount does not match the payment")
 		}
-		if n.Status != payment.StatusSucceeded || p.Status != PaymentPending {
-			return nil // not a payment, or a replay: nothing to do
-		}
 		now := s.clock()
+		mismatch = n.Amount != p.Amount
+		fresh, err := s.st.recordNotification(ctx, db, notificationRow{Provider: provider, NotifyID: n.NotifyID,
+			PaymentID: p.ID, Status: string(n.Status), Amount: n.Amount, Mismatch: mismatch, ReceivedAt: now})
+		if err != nil || !fresh {
+			return err // !fresh: applied before (a redelivery): nothing to do
+		}
+		if mismatch {
+			// The gateway took money, but not the amount asked: the payment pays nothing and
+			// the difference must be reconciled. Recorded here, answered 400 below.
+			recorded, paid = true, p
+			if _, err := s.st.setPaymentStatus(ctx, db, p.ID, PaymentPending, PaymentFailed, now); err != nil {
+				return err
+			}
+			return s.outbox.Add(ctx, outbox.Event{Topic: Topic, AggregateID: strconv.FormatInt(p.ID, 10),
+				Type: EventPaymentMismatch, Payload: PaymentEvent{PaymentID: p.ID, CheckoutID: p.CheckoutID,
+					BuyerID: p.BuyerID, Provider: provider, Amount: p.Amount, NotifiedAmount: n.Amount,
+					Currency: p.Currency, TradeNo: n.TradeNo, NotifyID: n.NotifyID, OccurredAt: now}})
+		}
+		if n.Status != payment.StatusSucceeded || p.Status != PaymentPending {
+			return nil // not a payment, or another notification of a settled payment: nothing to do
+		}
 		paidAt := n.PaidAt.UTC().Truncate(time.Microsecond)
 		if n.PaidAt.IsZero() {
 			paidAt = now
@@ -201,6 +237,16 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 		}
 		return nil
 	})
+	if err == nil && mismatch {
+		if recorded {
+			s.m.paymentMismatch.Inc()
+			s.log.Error("order: payment notification states another amount; payment failed, recorded for reconciliation",
+				"provider", provider, "payment_id", n.PaymentID, "checkout_id", paid.CheckoutID, "amount", paid.Amount,
+				"notified_amount", n.Amount, "trade_no", n.TradeNo, "notify_id", n.NotifyID)
+		}
+		s.m.badNotifications.Inc()
+		return "", ErrBadNotification.WithDetail("amount does not match the payment; recorded for reconciliation")
+	}
 	if err != nil {
 		if errors.Is(err, ErrBadNotification) {
 			s.m.badNotifications.Inc()

@@ -373,6 +373,29 @@ func (st *store) markPaid(ctx context.Context, db *sqldb.DB, id int64, tradeNo, 
 	return n == 1, err
 }
 
+// notificationRow is one applied payment notification (order_payment_notifications).
+type notificationRow struct {
+	Provider   string
+	NotifyID   string
+	PaymentID  int64
+	Status     string
+	Amount     int64
+	Mismatch   bool
+	ReceivedAt time.Time
+}
+
+// recordNotification inserts the dedup row of a notification; false when (provider,
+// notify_id) is already there: the notification was applied before.
+func (st *store) recordNotification(ctx context.Context, db *sqldb.DB, r notificationRow) (bool, error) {
+	_, err := sqldb.Ext(ctx, db).ExecContext(ctx, `INSERT INTO order_payment_notifications
+		(provider, notify_id, payment_id, status, amount, mismatch, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.Provider, r.NotifyID, r.PaymentID, r.Status, r.Amount, r.Mismatch, r.ReceivedAt)
+	if sqldb.IsDuplicate(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (st *store) addRefunded(ctx context.Context, db *sqldb.DB, id, refundedTotal int64, now time.Time) error {
 	_, err := sqldb.Ext(ctx, db).ExecContext(ctx, `UPDATE order_payments SET refunded = GREATEST(refunded, ?),
 		status = IF(GREATEST(refunded, ?) >= amount, 'refunded', status), updated_at = ? WHERE id = ?`,

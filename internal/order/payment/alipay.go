@@ -288,7 +288,8 @@ func (a *Alipay) Create(_ context.Context, p Payment) (Created, error) {
 // ours, seller_id is ours (when configured), charset utf-8; then parses out_trade_no,
 // total_amount (exact yuan), trade_status, trade_no, notify_id, gmt_payment, refund_fee.
 // There is no staleness check: Alipay redelivers an unacknowledged notification for about
-// 25 hours with the same notify_id; the caller deduplicates by payment state.
+// 25 hours with the same notify_id; the caller deduplicates by (provider, notify_id) and by
+// payment state.
 func (a *Alipay) VerifyNotification(_ context.Context, form url.Values) (Notification, error) {
 	msg, err := canonical(form, "sign", "sign_type")
 	if err != nil {
