@@ -152,7 +152,9 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 	db := s.cl.ForID(n.PaymentID)
 	var mismatch, recorded bool
 	var paid Payment
+	var nowPaid []int64 // orders this notification moved from pending_payment to paid
 	err = db.WithinTx(ctx, func(ctx context.Context) error {
+		nowPaid = nowPaid[:0]
 		mismatch, recorded = false, false
 		p, err := s.st.payment(ctx, db, n.PaymentID, 0, true)
 		if errors.Is(err, ErrPaymentNotFound) || (err == nil && p.Provider != provider) {
@@ -214,6 +216,7 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 				if err := s.outbox.Add(ctx, s.event(EventPaid, o, false)); err != nil {
 					return err
 				}
+				nowPaid = append(nowPaid, o.ID)
 			case StatusCancelled:
 				// The money arrived after the order was cancelled (timeout or the buyer):
 				// revive it as paid. order.paid makes the stock consumer re-take the released
@@ -254,6 +257,15 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 				"error", err.Error())
 		}
 		return "", err
+	}
+	// Convert the held units at once rather than only when the order.paid event reaches
+	// the stock consumer: the hold cannot lapse in between, even if the event is delayed
+	// (or, with the embedded development broker, lost in a crash). Confirm is idempotent;
+	// the consumer repeats it and owns every failure path (stock lost, refund).
+	for _, id := range nowPaid {
+		if err := s.stock.Confirm(context.WithoutCancel(ctx), id); err != nil {
+			s.log.Info("order: stock not confirmed at payment; the stock consumer will retry", "order_id", id, "error", err.Error())
+		}
 	}
 	return prov.Ack(), nil
 }
