@@ -407,3 +407,20 @@ func mustInt(t testing.TB, s string) int64 {
 }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
+
+// atOnce runs n calls of f concurrently, released together, and returns their results by
+// index.
+func atOnce(n int, f func(i int) (response, error)) ([]response, []error) {
+	res, errs := make([]response, n), make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			res[i], errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return res, errs
+}

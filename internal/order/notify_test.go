@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,21 +64,7 @@ func TestSandboxNotifications(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const n = 10
-		res := make([]response, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				res[i], errs[i] = notify(form)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		res, errs := atOnce(10, func(int) (response, error) { return notify(form) })
 		for i, r := range res {
 			if errs[i] != nil || r.Status != http.StatusOK || string(r.Body) != "success" {
 				t.Fatalf("delivery %d: %s %v", i, r, errs[i])

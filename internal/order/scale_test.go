@@ -322,20 +322,7 @@ func TestCheckoutsAtScale(t *testing.T) {
 		b := h.buyer()
 		key := newKey()
 		body := placeBody(b, line{sku, 2})
-		res := make([]response, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				res[i], errs[i] = h.post("/api/v1/orders", body, b.token, key)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		res, errs := atOnce(n, func(int) (response, error) { return h.post("/api/v1/orders", body, b.token, key) })
 		checkouts := map[string]int{}
 		inProgress := 0
 		for i, r := range res {
