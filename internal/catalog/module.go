@@ -4,7 +4,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -24,16 +23,8 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-func migrationsFS() fs.FS {
-	f, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return f
-}
-
 // Migrations of the module (catalog_* on db.main); the composition root lists them.
-var Migrations = sqldb.Migrations{Module: "catalog", FS: migrationsFS(), Target: sqldb.OnMain}
+var Migrations = sqldb.Embedded("catalog", migrationFiles, "migrations", sqldb.OnMain)
 
 // ReviewRequired is the default of Config.ReviewRequired: submitted products wait for an
 // operator (config catalog.review_required).

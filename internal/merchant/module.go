@@ -3,7 +3,6 @@ package merchant
 import (
 	"embed"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -22,16 +21,8 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-func migrationsFS() fs.FS {
-	f, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return f
-}
-
 // Migrations of the module: applications, merchants and staff on db.main.
-var Migrations = sqldb.Migrations{Module: "merchant", FS: migrationsFS(), Target: sqldb.OnMain}
+var Migrations = sqldb.Embedded("merchant", migrationFiles, "migrations", sqldb.OnMain)
 
 // Module provides Service, the HTTP routes and the suspension check of every
 // /api/v1/merchant/ route (of every module).

@@ -3,7 +3,6 @@ package order
 import (
 	"embed"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -25,16 +24,8 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-func migrationsFS() fs.FS {
-	f, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return f
-}
-
 // Migrations of the module: carts, checkouts, orders, items and payments on every shard.
-var Migrations = sqldb.Migrations{Module: "order", FS: migrationsFS(), Target: sqldb.OnShards}
+var Migrations = sqldb.Embedded("order", migrationFiles, "migrations", sqldb.OnShards)
 
 // ProvidersGroup is the fx value group of payment gateways: provide each with AsProvider.
 const ProvidersGroup = "payment_providers"

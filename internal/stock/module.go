@@ -3,7 +3,6 @@ package stock
 import (
 	"embed"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -18,16 +17,8 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-func migrationsFS() fs.FS {
-	f, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return f
-}
-
 // Migrations of the module (stock_levels on db.main); the composition root lists them.
-var Migrations = sqldb.Migrations{Module: "stock", FS: migrationsFS(), Target: sqldb.OnMain}
+var Migrations = sqldb.Embedded("stock", migrationFiles, "migrations", sqldb.OnMain)
 
 // Module provides Service and the merchant stock routes.
 var Module = fx.Module("stock",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -25,19 +24,11 @@ import (
 //go:embed migrations/main/*.sql migrations/shard/*.sql
 var migrationFiles embed.FS
 
-func migrationsIn(dir string) fs.FS {
-	f, err := fs.Sub(migrationFiles, dir)
-	if err != nil {
-		panic(err) // the embedded directories are fixed at build time
-	}
-	return f
-}
-
 // Migrations of the module: accounts, tokens, roles and identities on db.main; addresses on
 // every shard. The composition root lists both.
 var (
-	Migrations      = sqldb.Migrations{Module: "user", FS: migrationsIn("migrations/main"), Target: sqldb.OnMain}
-	ShardMigrations = sqldb.Migrations{Module: "user_shard", FS: migrationsIn("migrations/shard"), Target: sqldb.OnShards}
+	Migrations      = sqldb.Embedded("user", migrationFiles, "migrations/main", sqldb.OnMain)
+	ShardMigrations = sqldb.Embedded("user_shard", migrationFiles, "migrations/shard", sqldb.OnShards)
 )
 
 // Module provides Service, the HTTP routes, the authentication middleware (global) and the

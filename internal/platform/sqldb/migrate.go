@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -28,6 +29,16 @@ type Migrations struct {
 	Module string
 	FS     fs.FS
 	Target Target
+}
+
+// Embedded is a module's migrations in the directory dir of an embedded file system (the
+// //go:embed must stay in the module's own package).
+func Embedded(module string, files embed.FS, dir string, target Target) Migrations {
+	f, err := fs.Sub(files, dir)
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return Migrations{Module: module, FS: f, Target: target}
 }
 
 func sorted(ms []Migrations) []Migrations {
