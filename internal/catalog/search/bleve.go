@@ -332,7 +332,17 @@ func (s *bleveSearcher) Index(ctx context.Context, products ...Product) error {
 	if err != nil {
 		return err
 	}
-	if len(ps) == 0 {
+	return s.write(ctx, ps, nil)
+}
+
+func (s *bleveSearcher) Delete(ctx context.Context, ids ...int64) error {
+	return s.write(ctx, nil, positiveIDs(ids))
+}
+
+// write upserts ps and deletes ids in the live index and, during a rebuild, in the index
+// being built too (see Searcher.Rebuild).
+func (s *bleveSearcher) write(ctx context.Context, ps []Product, ids []int64) error {
+	if len(ps)+len(ids) == 0 {
 		return nil
 	}
 	s.mu.RLock()
@@ -340,38 +350,21 @@ func (s *bleveSearcher) Index(ctx context.Context, products ...Product) error {
 	if s.closed {
 		return ErrClosed
 	}
-	if err := bleveWrite(ctx, s.idx, ps, nil); err != nil {
+	if err := bleveWrite(ctx, s.idx, ps, ids); err != nil {
 		return err
 	}
 	if b := s.building; b != nil {
-		b.writes.touch(productIDs(ps))
-		if err := bleveWrite(context.WithoutCancel(ctx), b.idx, ps, nil); err != nil {
+		b.writes.touch(append(productIDs(ps), ids...))
+		if err := bleveWrite(context.WithoutCancel(ctx), b.idx, ps, ids); err != nil {
 			b.writes.fail(err)
 		}
 	}
 	return nil
 }
 
-func (s *bleveSearcher) Delete(ctx context.Context, ids ...int64) error {
-	ids = slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return id <= 0 })
-	if len(ids) == 0 {
-		return nil
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if err := bleveWrite(ctx, s.idx, nil, ids); err != nil {
-		return err
-	}
-	if b := s.building; b != nil {
-		b.writes.touch(ids)
-		if err := bleveWrite(context.WithoutCancel(ctx), b.idx, nil, ids); err != nil {
-			b.writes.fail(err)
-		}
-	}
-	return nil
+// positiveIDs drops IDs that cannot name a product.
+func positiveIDs(ids []int64) []int64 {
+	return slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return id <= 0 })
 }
 
 func productIDs(ps []Product) []int64 {

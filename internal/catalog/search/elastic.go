@@ -207,7 +207,17 @@ func (s *esSearcher) Index(ctx context.Context, products ...Product) error {
 	if err != nil {
 		return err
 	}
-	if len(ps) == 0 {
+	return s.write(ctx, ps, nil)
+}
+
+func (s *esSearcher) Delete(ctx context.Context, ids ...int64) error {
+	return s.write(ctx, nil, positiveIDs(ids))
+}
+
+// write upserts ps and deletes ids through the alias and, during a rebuild, in the index
+// being built too (see Searcher.Rebuild).
+func (s *esSearcher) write(ctx context.Context, ps []Product, ids []int64) error {
+	if len(ps)+len(ids) == 0 {
 		return nil
 	}
 	s.mu.RLock()
@@ -216,34 +226,12 @@ func (s *esSearcher) Index(ctx context.Context, products ...Product) error {
 		return ErrClosed
 	}
 	// wait_for: return once the change is searchable, without forcing a refresh per call.
-	if err := s.bulk(ctx, s.alias, ps, nil, "wait_for"); err != nil {
+	if err := s.bulk(ctx, s.alias, ps, ids, "wait_for"); err != nil {
 		return err
 	}
 	if b := s.building; b != nil {
-		b.writes.touch(productIDs(ps))
-		if err := s.bulk(context.WithoutCancel(ctx), b.index, ps, nil, ""); err != nil {
-			b.writes.fail(err)
-		}
-	}
-	return nil
-}
-
-func (s *esSearcher) Delete(ctx context.Context, ids ...int64) error {
-	ids = slices.DeleteFunc(slices.Clone(ids), func(id int64) bool { return id <= 0 })
-	if len(ids) == 0 {
-		return nil
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if err := s.bulk(ctx, s.alias, nil, ids, "wait_for"); err != nil {
-		return err
-	}
-	if b := s.building; b != nil {
-		b.writes.touch(ids)
-		if err := s.bulk(context.WithoutCancel(ctx), b.index, nil, ids, ""); err != nil {
+		b.writes.touch(append(productIDs(ps), ids...))
+		if err := s.bulk(context.WithoutCancel(ctx), b.index, ps, ids, ""); err != nil {
 			b.writes.fail(err)
 		}
 	}
