@@ -36,17 +36,8 @@ func (f *fixture) req(method, path string, body any, token string, want int) app
 
 func (f *fixture) shop() shop {
 	f.t.Helper()
-	acc, tk := f.a.NewUser("owner")
-	name := "shop" + strconv.FormatInt(f.a.IDs.Next(0), 10)
-	var app struct{ ID string }
-	f.req("POST", "/api/v1/merchant-applications", map[string]string{"shop_name": name, "company_name": name + " Ltd",
-		"license_no": "91310000" + name, "contact_name": "Li Lei", "contact_phone": "13812345678"}, tk.AccessToken, http.StatusCreated).
-		Decode(f.t, &app)
-	var out struct {
-		MerchantID string `json:"merchant_id"`
-	}
-	f.req("POST", "/api/v1/admin/merchant-applications/"+app.ID+"/approve", nil, f.admin, http.StatusOK).Decode(f.t, &out)
-	return shop{id: out.MerchantID, token: f.a.Login(acc.Email).AccessToken}
+	id, _, tok := f.a.Merchant(f.admin)
+	return shop{id: strconv.FormatInt(id, 10), token: tok}
 }
 
 // product creates a product; onSale submits and approves it.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,23 +18,6 @@ import (
 
 type idBody struct {
 	ID string `json:"id"`
-}
-
-// merchantOf applies for a merchant as a fresh user, approves it as adm and returns the
-// owner's account, a token carrying the merchant, and the merchant ID.
-func merchantOf(t *testing.T, a *apptest.App, adm, shop string) (apptest.Account, string, string) {
-	t.Helper()
-	acc, tk := a.NewUser("owner")
-	var app idBody
-	a.Req(http.MethodPost, "/api/v1/merchant-applications", map[string]string{"shop_name": shop,
-		"company_name": shop + " Ltd", "license_no": "91310000" + shop, "contact_name": "Li Lei",
-		"contact_phone": "13812345678"}, apptest.Bearer(tk.AccessToken)...).Want(t, http.StatusCreated, "").Decode(t, &app)
-	var out struct {
-		MerchantID string `json:"merchant_id"`
-	}
-	a.Req(http.MethodPost, "/api/v1/admin/merchant-applications/"+app.ID+"/approve", nil, apptest.Bearer(adm)...).
-		Want(t, http.StatusOK, "").Decode(t, &out)
-	return acc, a.Login(acc.Email).AccessToken, out.MerchantID
 }
 
 // merchantObjects gives merchant the objects of every kind a merchant route names: a staff
@@ -60,14 +44,10 @@ func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) 
 
 	// A buyer's order of that product.
 	_, buyer := a.NewUser("buyer")
-	var addr idBody
-	a.Req(http.MethodPost, "/api/v1/me/addresses", map[string]string{"name": "Han Meimei", "phone": "13912345678",
-		"province": "Zhejiang", "city": "Hangzhou", "district": "Xihu", "detail": "1 Lake Road"},
-		apptest.Bearer(buyer.AccessToken)...).Want(t, http.StatusCreated, "").Decode(t, &addr)
 	var c struct {
 		Orders []idBody `json:"orders"`
 	}
-	a.Req(http.MethodPost, "/api/v1/orders", map[string]any{"address_id": addr.ID,
+	a.Req(http.MethodPost, "/api/v1/orders", map[string]any{"address_id": a.Address(buyer.AccessToken),
 		"items": []map[string]any{{"sku_id": p.SKUs[0].ID, "quantity": 1}}},
 		append(apptest.Bearer(buyer.AccessToken), "Idempotency-Key", "iso-"+p.ID)...).
 		Want(t, http.StatusCreated, "").Decode(t, &c)
@@ -138,8 +118,9 @@ func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
 	}, apptest.Bearer(adm)...).Want(t, http.StatusOK, "")
 	validBodies["POST /api/v1/merchant/products"].(map[string]any)["category_id"] = cat.ID
 
-	_, ownerA, _ := merchantOf(t, a, adm, fmt.Sprint("alpha", time.Now().UnixNano()))
-	_, ownerB, midB := merchantOf(t, a, adm, fmt.Sprint("bravo", time.Now().UnixNano()))
+	_, _, ownerA := a.Merchant(adm)
+	mid, _, ownerB := a.Merchant(adm)
+	midB := strconv.FormatInt(mid, 10)
 	merchantObjects(t, a, adm, ownerA, cat.ID)
 	objB := merchantObjects(t, a, adm, ownerB, cat.ID)
 	time.Sleep(500 * time.Millisecond) // let the post-commit work (stock init, events) settle

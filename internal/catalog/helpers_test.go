@@ -64,18 +64,8 @@ func (h *harness) req(method, path string, body any, token string) response {
 // owner's token.
 func (h *harness) merchant() (int64, string) {
 	h.t.Helper()
-	acc, tk := h.NewUser("owner")
-	shop := "shop" + strconv.FormatInt(h.IDs.Next(0), 10)
-	var app idBody
-	h.req(http.MethodPost, "/api/v1/merchant-applications", map[string]string{"shop_name": shop,
-		"company_name": shop + " Ltd", "license_no": "91310000" + shop, "contact_name": "Li Lei",
-		"contact_phone": "13812345678"}, tk.AccessToken).Want(h.t, http.StatusCreated, "").Decode(h.t, &app)
-	var out struct {
-		MerchantID string `json:"merchant_id"`
-	}
-	h.req(http.MethodPost, "/api/v1/admin/merchant-applications/"+app.ID+"/approve", nil, h.admin).
-		Want(h.t, http.StatusOK, "").Decode(h.t, &out)
-	return mustInt(h.t, out.MerchantID), h.Login(acc.Email).AccessToken
+	id, _, tok := h.Merchant(h.admin)
+	return id, tok
 }
 
 type idBody struct {

@@ -196,18 +196,8 @@ type idBody struct {
 // merchant is a fresh approved merchant and its owner's token.
 func (h *harness) merchant() (int64, string) {
 	h.t.Helper()
-	acc, tk := h.NewUser("owner")
-	shop := "shop" + strconv.FormatInt(h.IDs.Next(0), 10)
-	var app idBody
-	h.req(http.MethodPost, "/api/v1/merchant-applications", map[string]string{"shop_name": shop,
-		"company_name": shop + " Ltd", "license_no": "91310000" + shop, "contact_name": "Li Lei",
-		"contact_phone": "13812345678"}, tk.AccessToken).Want(h.t, http.StatusCreated, "").Decode(h.t, &app)
-	var out struct {
-		MerchantID string `json:"merchant_id"`
-	}
-	h.req(http.MethodPost, "/api/v1/admin/merchant-applications/"+app.ID+"/approve", nil, h.admin).
-		Want(h.t, http.StatusOK, "").Decode(h.t, &out)
-	return mustInt(h.t, out.MerchantID), h.Login(acc.Email).AccessToken
+	id, _, tok := h.Merchant(h.admin)
+	return id, tok
 }
 
 // sku creates an on-sale product of the merchant with one SKU and returns the SKU ID.
@@ -242,11 +232,7 @@ type buyer struct {
 func (h *harness) buyer() buyer {
 	h.t.Helper()
 	acc, tk := h.NewUser("buyer")
-	var a idBody
-	h.req(http.MethodPost, "/api/v1/me/addresses", map[string]string{"name": "Han Meimei", "phone": "13912345678",
-		"province": "Zhejiang", "city": "Hangzhou", "district": "Xihu", "detail": "1 Lake Road"}, tk.AccessToken).
-		Want(h.t, http.StatusCreated, "").Decode(h.t, &a)
-	return buyer{id: mustInt(h.t, acc.ID), token: tk.AccessToken, address: a.ID}
+	return buyer{id: mustInt(h.t, acc.ID), token: tk.AccessToken, address: h.Address(tk.AccessToken)}
 }
 
 type line struct {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -358,6 +359,42 @@ func (a *App) MerchantUser(prefix string, role user.Role, merchantID int64) (Acc
 		a.T.Fatalf("grant %s on %d: %v", role, merchantID, err)
 	}
 	return acc, a.Login(acc.Email)
+}
+
+// Merchant opens a merchant the way a user does: a fresh account applies over HTTP and the
+// admin (adminToken) approves. It returns the merchant ID and the owner's account and a new
+// token, which carries the merchant.
+func (a *App) Merchant(adminToken string) (merchantID int64, owner Account, ownerToken string) {
+	a.T.Helper()
+	acc, tk := a.NewUser("owner")
+	shop := "shop" + strconv.FormatInt(a.IDs.Next(0), 10)
+	var app struct {
+		ID string `json:"id"`
+	}
+	a.Req(http.MethodPost, "/api/v1/merchant-applications", map[string]string{"shop_name": shop,
+		"company_name": shop + " Ltd", "license_no": "91310000" + shop, "contact_name": "Li Lei",
+		"contact_phone": "13812345678"}, Bearer(tk.AccessToken)...).Want(a.T, http.StatusCreated, "").Decode(a.T, &app)
+	var out struct {
+		MerchantID string `json:"merchant_id"`
+	}
+	a.Req(http.MethodPost, "/api/v1/admin/merchant-applications/"+app.ID+"/approve", nil, Bearer(adminToken)...).
+		Want(a.T, http.StatusOK, "").Decode(a.T, &out)
+	if _, err := fmt.Sscan(out.MerchantID, &merchantID); err != nil {
+		a.T.Fatal(err)
+	}
+	return merchantID, acc, a.Login(acc.Email).AccessToken
+}
+
+// Address adds a shipping address for the token's user and returns its ID.
+func (a *App) Address(token string) string {
+	a.T.Helper()
+	var out struct {
+		ID string `json:"id"`
+	}
+	a.Req(http.MethodPost, "/api/v1/me/addresses", map[string]string{"name": "Han Meimei", "phone": "13912345678",
+		"province": "Zhejiang", "city": "Hangzhou", "district": "Xihu", "detail": "1 Lake Road"}, Bearer(token)...).
+		Want(a.T, http.StatusCreated, "").Decode(a.T, &out)
+	return out.ID
 }
 
 // Events returns the payloads of the events of one type for one aggregate in the main
