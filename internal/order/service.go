@@ -104,26 +104,30 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 	}
 
 	hold := c.ExpiresAt.Add(s.cfg.HoldGrace)
-	var reserved []int64
+	holds := make([]stock.Hold, len(c.Orders))
+	for i, o := range c.Orders {
+		lines := make([]stock.Line, len(o.Items))
+		for j, it := range o.Items {
+			lines[j] = stock.Line{SKUID: it.SKUID, Quantity: it.Quantity}
+		}
+		holds[i] = stock.Hold{OrderID: o.ID, BuyerID: cmd.BuyerID, Lines: lines, ExpiresAt: hold}
+	}
 	release := func() {
 		// The caller's context may be gone; the releases must still happen.
 		rctx := context.WithoutCancel(ctx)
-		for _, id := range reserved {
-			if err := s.stock.Release(rctx, id); err != nil {
-				s.log.Error("order: releasing the reservation of a failed checkout", "order_id", id, "error", err.Error())
+		for _, h := range holds {
+			if err := s.stock.Release(rctx, h.OrderID); err != nil {
+				s.log.Error("order: releasing the reservation of a failed checkout", "order_id", h.OrderID, "error", err.Error())
 			}
 		}
 	}
-	for _, o := range c.Orders {
-		lines := make([]stock.Line, len(o.Items))
-		for i, it := range o.Items {
-			lines[i] = stock.Line{SKUID: it.SKUID, Quantity: it.Quantity}
-		}
-		reserved = append(reserved, o.ID) // released on failure even if Reserve half-succeeded
-		if err := s.stock.Reserve(ctx, stock.Hold{OrderID: o.ID, BuyerID: cmd.BuyerID, Lines: lines, ExpiresAt: hold}); err != nil {
+	// The orders reserve together: all or nothing. After a refusal (a domain error) nothing is
+	// held; after any other error the outcome is unknown, so the holds are released.
+	if err := s.stock.Reserve(ctx, holds...); err != nil {
+		if _, refused := errs.As(err); !refused {
 			release()
-			return Checkout{}, err
 		}
+		return Checkout{}, err
 	}
 	db := s.cl.ForUser(cmd.BuyerID)
 	err = db.WithinTx(ctx, func(ctx context.Context) error {

@@ -119,56 +119,36 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-// Reserve holds the lines for the order: all or nothing. ErrInsufficient names the first
-// SKU short of stock; ErrNotFound an unknown SKU; ErrHoldLimit a buyer over the cap. Calling
-// it again for an order that holds (or bought) exactly these lines changes nothing.
-func (s *service) Reserve(ctx context.Context, h Hold) error {
-	lines, err := normalizeLines(h.Lines)
-	if err != nil {
-		return err
+// Reserve holds the lines of each hold for its order: all or nothing, across the holds too
+// (a checkout's orders reserve together). ErrInsufficient names the first SKU short of stock;
+// ErrNotFound an unknown SKU; ErrHoldLimit a buyer over the cap; after any error none of the
+// holds was made by this call. Calling it again for orders that hold (or bought) exactly
+// these lines changes nothing. Concurrent calls share transactions (reserve_batch.go).
+func (s *service) Reserve(ctx context.Context, holds ...Hold) error {
+	if len(holds) == 0 || len(holds) > MaxLines {
+		return errs.ErrInvalid.WithDetail("stock: 1 to %d holds per call", MaxLines)
 	}
-	if h.OrderID <= 0 || h.BuyerID <= 0 || h.ExpiresAt.IsZero() {
-		return errs.ErrInvalid.WithDetail("stock: order, buyer and expiry are required")
-	}
-	expires := h.ExpiresAt.UTC().Truncate(time.Microsecond)
-	err = s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
-		have, err := s.st.orderReservations(ctx, h.OrderID)
+	r := &reserveRequest{holds: make([]Hold, len(holds)), done: make(chan struct{})}
+	for i, h := range holds {
+		lines, err := normalizeLines(h.Lines)
 		if err != nil {
 			return err
 		}
-		if len(have) > 0 {
-			return sameHold(have, lines)
+		if h.OrderID <= 0 || h.BuyerID <= 0 || h.ExpiresAt.IsZero() {
+			return errs.ErrInvalid.WithDetail("stock: order, buyer and expiry are required")
 		}
-		now := s.clock()
-		for _, l := range lines {
-			if err := s.st.hold(ctx, l.SKUID, l.Quantity, now); err != nil {
-				return err
-			}
-			// The SKU's row lock, taken by hold, serializes this buyer's concurrent
-			// reservations of the SKU, and READ COMMITTED lets this read see the ones that
-			// committed before it: the cap is exact.
-			held, err := s.st.buyerHeld(ctx, h.BuyerID, l.SKUID)
-			if err != nil {
-				return err
-			}
-			if held+l.Quantity > s.cfg.MaxHoldPerBuyer {
-				return ErrHoldLimit.WithDetail("at most %d unpaid units of SKU %d per buyer", s.cfg.MaxHoldPerBuyer, l.SKUID)
-			}
-			r := Reservation{OrderID: h.OrderID, SKUID: l.SKUID, BuyerID: h.BuyerID, Quantity: l.Quantity, ExpiresAt: expires}
-			if err := s.st.insertReservation(ctx, r, now); err != nil {
-				return err
-			}
-			if err := s.levelChanged(ctx, l.SKUID); err != nil {
-				return err
+		for _, o := range r.holds[:i] {
+			if o.OrderID == h.OrderID {
+				return errs.ErrInvalid.WithDetail("stock: order %d appears twice", h.OrderID)
 			}
 		}
-		return nil
-	}, sqldb.ReadCommitted())
-	if sqldb.IsDuplicate(err) {
-		// A concurrent Reserve of the same order committed first: answer as a repeat would.
-		return s.Reserve(ctx, h)
+		r.holds[i] = Hold{OrderID: h.OrderID, BuyerID: h.BuyerID, Lines: lines,
+			ExpiresAt: h.ExpiresAt.UTC().Truncate(time.Microsecond)}
 	}
-	return err
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.reserve(r)
 }
 
 // sameHold answers a repeated Reserve: nil when the order holds or bought exactly lines.

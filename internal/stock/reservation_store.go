@@ -3,6 +3,7 @@ package stock
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -47,18 +48,129 @@ const (
 	reservationColumns = `order_id, sku_id, buyer_id, quantity, returned, status, expires_at`
 	qOrderReservations = `SELECT ` + reservationColumns + ` FROM stock_reservations WHERE order_id = ? ORDER BY sku_id`
 	// Lines in SKU order, the same order every statement takes SKU rows in.
-	qLockOrder = `SELECT ` + reservationColumns + ` FROM stock_reservations WHERE order_id = ? ORDER BY sku_id FOR UPDATE`
-	qBuyerHeld = `SELECT COALESCE(SUM(quantity), 0) FROM stock_reservations
-		WHERE buyer_id = ? AND sku_id = ? AND status = 0`
-	qInsertReservation = `INSERT INTO stock_reservations
-		(order_id, sku_id, buyer_id, quantity, returned, status, expires_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)`
+	qLockOrder      = `SELECT ` + reservationColumns + ` FROM stock_reservations WHERE order_id = ? ORDER BY sku_id FOR UPDATE`
 	qSetReservation = `UPDATE stock_reservations SET status = ?, returned = ?, updated_at = ?
 		WHERE order_id = ? AND sku_id = ?`
 	qExpiredOrders = `SELECT DISTINCT order_id FROM stock_reservations
 		WHERE status = 0 AND expires_at < ? ORDER BY order_id LIMIT ?`
-	qSKUExists = `SELECT COUNT(*) FROM stock_levels WHERE sku_id = ?`
+
+	qReservationsOf = `SELECT ` + reservationColumns + ` FROM stock_reservations WHERE order_id IN (?) ORDER BY order_id, sku_id`
+	// IN lists are read in index order, so the rows are locked in ascending SKU order.
+	qLockLevels = `SELECT ` + levelColumns + ` FROM stock_levels WHERE sku_id IN (?) ORDER BY sku_id FOR UPDATE`
+	qHeldBy     = `SELECT buyer_id, sku_id, SUM(quantity) AS held FROM stock_reservations
+		WHERE buyer_id IN (?) AND sku_id IN (?) AND status = 0 GROUP BY buyer_id, sku_id`
+	qInsertReservations = `INSERT INTO stock_reservations
+		(order_id, sku_id, buyer_id, quantity, returned, status, expires_at, created_at, updated_at) VALUES `
 )
+
+// reservationsOf returns the reservation lines of the orders, by order, in SKU order.
+func (s *store) reservationsOf(ctx context.Context, orderIDs []int64) (map[int64][]Reservation, error) {
+	q, args, err := sqlx.In(qReservationsOf, orderIDs)
+	if err != nil {
+		return nil, err
+	}
+	var rows []reservationRow
+	if err := sqlx.SelectContext(ctx, s.main(ctx), &rows, q, args...); err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]Reservation, len(rows))
+	for _, r := range rows {
+		out[r.OrderID] = append(out[r.OrderID], r.reservation())
+	}
+	return out, nil
+}
+
+// lockLevels locks the SKUs' rows in ascending order and returns them; an unknown SKU has
+// no row.
+func (s *store) lockLevels(ctx context.Context, skuIDs []int64) ([]levelRow, error) {
+	q, args, err := sqlx.In(qLockLevels, skuIDs)
+	if err != nil {
+		return nil, err
+	}
+	var rows []levelRow
+	err = sqlx.SelectContext(ctx, s.main(ctx), &rows, q, args...)
+	return rows, err
+}
+
+// holdMany moves taken[sku] units from available to reserved for every row in one guarded
+// statement; fewer rows changed than given means a counter did not cover its units.
+func (s *store) holdMany(ctx context.Context, rows []levelRow, taken map[int64]int64, now time.Time) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var (
+		by   strings.Builder
+		args []any
+		ids  []any
+	)
+	by.WriteString("CASE sku_id")
+	for _, r := range rows {
+		by.WriteString(" WHEN ? THEN ?")
+		args = append(args, r.SKUID, taken[r.SKUID])
+		ids = append(ids, r.SKUID)
+	}
+	by.WriteString(" END")
+	q := "UPDATE stock_levels SET available = available - " + by.String() +
+		", reserved = reserved + " + by.String() +
+		", version = version + 1, updated_at = ? WHERE sku_id IN (?" + strings.Repeat(", ?", len(rows)-1) +
+		") AND available >= " + by.String()
+	all := make([]any, 0, 3*len(args)+1+len(ids))
+	all = append(all, args...)
+	all = append(all, args...)
+	all = append(all, now)
+	all = append(all, ids...)
+	all = append(all, args...)
+	res, err := s.main(ctx).ExecContext(ctx, q, all...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != int64(len(rows)) {
+		return fmt.Errorf("%w: a batch hold of %d SKUs changed %d", errCorrupt, len(rows), n)
+	}
+	return nil
+}
+
+// heldBy returns the units the buyers hold (unpaid) of the SKUs.
+func (s *store) heldBy(ctx context.Context, buyerIDs, skuIDs []int64) (map[buyerSKU]int64, error) {
+	q, args, err := sqlx.In(qHeldBy, buyerIDs, skuIDs)
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		BuyerID int64 `db:"buyer_id"`
+		SKUID   int64 `db:"sku_id"`
+		Held    int64 `db:"held"`
+	}
+	if err := sqlx.SelectContext(ctx, s.main(ctx), &rows, q, args...); err != nil {
+		return nil, err
+	}
+	out := make(map[buyerSKU]int64, len(rows))
+	for _, r := range rows {
+		out[buyerSKU{r.BuyerID, r.SKUID}] = r.Held
+	}
+	return out, nil
+}
+
+// insertReservations writes held lines, many per statement.
+func (s *store) insertReservations(ctx context.Context, rs []Reservation, now time.Time) error {
+	const perInsert = 500
+	for start := 0; start < len(rs); start += perInsert {
+		chunk := rs[start:min(start+perInsert, len(rs))]
+		q := qInsertReservations + strings.Repeat("(?, ?, ?, ?, 0, 0, ?, ?, ?),", len(chunk))
+		args := make([]any, 0, 7*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.OrderID, r.SKUID, r.BuyerID, r.Quantity, r.ExpiresAt, now, now)
+		}
+		if _, err := s.main(ctx).ExecContext(ctx, strings.TrimSuffix(q, ","), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (s *store) orderReservations(ctx context.Context, orderID int64) ([]Reservation, error) {
 	return s.reservations(ctx, qOrderReservations, orderID)
@@ -81,23 +193,6 @@ func (s *store) reservations(ctx context.Context, q string, orderID int64) ([]Re
 	return out, nil
 }
 
-// hold moves quantity from available to reserved: ErrNotFound for an unknown SKU,
-// ErrInsufficient when available does not cover it.
-func (s *store) hold(ctx context.Context, skuID, quantity int64, now time.Time) error {
-	ok, err := s.tryMove(ctx, skuID, quantity, moveHold, now)
-	if err != nil || ok {
-		return err
-	}
-	var n int
-	if err := sqlx.GetContext(ctx, s.main(ctx), &n, qSKUExists, skuID); err != nil {
-		return err
-	}
-	if n == 0 {
-		return ErrNotFound.WithDetail("SKU %d has no stock level", skuID)
-	}
-	return ErrInsufficient.WithDetail("SKU %d has fewer than %d units available", skuID, quantity)
-}
-
 // move applies m; a guard that fails is ErrInsufficient for a retake (stock sold out since
 // the release) and a corruption error for the others (the counters must cover a line).
 func (s *store) move(ctx context.Context, skuID, quantity int64, m move, now time.Time) error {
@@ -118,17 +213,6 @@ func (s *store) tryMove(ctx context.Context, skuID, quantity int64, m move, now 
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
-}
-
-func (s *store) buyerHeld(ctx context.Context, buyerID, skuID int64) (int64, error) {
-	var n int64
-	err := sqlx.GetContext(ctx, s.main(ctx), &n, qBuyerHeld, buyerID, skuID)
-	return n, err
-}
-
-func (s *store) insertReservation(ctx context.Context, r Reservation, now time.Time) error {
-	_, err := s.main(ctx).ExecContext(ctx, qInsertReservation, r.OrderID, r.SKUID, r.BuyerID, r.Quantity, r.ExpiresAt, now, now)
-	return err
 }
 
 func (s *store) setReservation(ctx context.Context, orderID, skuID int64, st ReservationStatus, returned int64, now time.Time) error {

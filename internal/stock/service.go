@@ -22,6 +22,7 @@ type service struct {
 	cfg    Config
 	m      *metrics
 	now    func() time.Time
+	batch  batcher // queued Reserve calls (reserve_batch.go)
 }
 
 var _ Service = (*service)(nil)

@@ -35,9 +35,9 @@ type Service interface {
 	// and Reserved and Sold equal what the reservations hold and bought.
 	Check(ctx context.Context) (Report, error)
 
-	// Reserve holds stock for an order (reservation.go has the whole story). Idempotent per
-	// order; ErrInsufficient, ErrNotFound, ErrHoldLimit.
-	Reserve(ctx context.Context, h Hold) error
+	// Reserve holds stock for orders, all or nothing (reservation.go has the whole story).
+	// Idempotent per order; ErrInsufficient, ErrNotFound, ErrHoldLimit.
+	Reserve(ctx context.Context, holds ...Hold) error
 	// Release gives an order's held units back (cancel, timeout); idempotent.
 	Release(ctx context.Context, orderID int64) error
 	// Confirm turns an order's held units into sold ones (paid); idempotent. A line

@@ -10,17 +10,29 @@ import (
 )
 
 type metrics struct {
-	expired prometheus.Counter
+	expired   prometheus.Counter
+	batchSize prometheus.Histogram
+	batchTime prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{expired: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mall_stock_reservations_expired_total",
 		Help: "Reservation lines released by the sweeper because their order was not paid in time.",
+	}), batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "mall_stock_reserve_batch_requests",
+		Help:    "Reserve calls committed together in one transaction (reserve_batch.go).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	}), batchTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "mall_stock_reserve_batch_seconds",
+		Help:    "Time to commit one batch of Reserve calls (reserve_batch.go).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
 	})}
 	if reg != nil {
-		if err := reg.Register(m.expired); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{m.expired, m.batchSize, m.batchTime} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil

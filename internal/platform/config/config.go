@@ -62,6 +62,8 @@ type HTTP struct {
 	BodyLimit         string        `mapstructure:"body_limit"`
 	CORSOrigins       []string      `mapstructure:"cors_origins"`
 	TrustedProxies    []string      `mapstructure:"trusted_proxies"`
+	// DebugAddr serves net/http/pprof on a listener of its own; empty = off.
+	DebugAddr string `mapstructure:"debug_addr"`
 }
 
 type DB struct {
@@ -332,6 +334,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "must be host:port, got %q", c.HTTP.Addr)
+	}
+	if c.HTTP.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.DebugAddr); err != nil {
+			bad("http.debug_addr", "must be host:port or empty, got %q", c.HTTP.DebugAddr)
+		}
 	}
 	if _, err := ParseBytes(c.HTTP.BodyLimit); err != nil {
 		bad("http.body_limit", "%v", err)

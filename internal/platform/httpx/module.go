@@ -21,7 +21,7 @@ import (
 // (AsRouteMiddleware).
 var Module = fx.Module("httpx",
 	fx.Provide(New),
-	fx.Invoke(run),
+	fx.Invoke(run, runDebug),
 )
 
 // Params is what New takes from the fx graph.

@@ -58,7 +58,13 @@ func Open(ctx context.Context, c config.DB) (*Cluster, error) {
 }
 
 // NormalizeDSN forces the session settings Mall relies on: UTC times parsed into time.Time,
-// utf8mb4, and a UTC session time zone.
+// utf8mb4, a UTC session time zone, and client-side parameter interpolation.
+//
+// Interpolation: without it every statement with arguments is a server-side prepared
+// statement, two round trips (prepare, execute) where one does; inside a transaction that
+// holds a hot row's lock, round trips are what the lock waits on. The driver escapes the
+// arguments itself (safe for utf8mb4, the only character set Mall uses; it refuses the
+// multibyte sets where it would not be), so SQL stays parameterized in the code.
 func NormalizeDSN(dsn string) (string, error) {
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -67,6 +73,7 @@ func NormalizeDSN(dsn string) (string, error) {
 	mc.ParseTime = true
 	mc.Loc = time.UTC
 	mc.Collation = "utf8mb4_unicode_ci"
+	mc.InterpolateParams = true
 	if mc.Params == nil {
 		mc.Params = map[string]string{}
 	}
