@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/kafkax"
 	"github.com/mallhq/mall/internal/stock"
 )
@@ -14,7 +15,7 @@ import (
 const StockGroup = "mall.order.stock"
 
 // newStockHandler: order.paid -> stock.Confirm, order.cancelled -> stock.Release,
-// order.refunded -> stock.Return(everything). The inbox (on db.main) records each event
+// order.refunded -> stock.Return(everything); order.payment_mismatch -> refund the money. The inbox (on db.main) records each event
 // once; the stock calls are idempotent per order, so a crash anywhere converges on
 // redelivery.
 func newStockHandler(s *service) kafkax.Handler {
@@ -31,6 +32,13 @@ func (detached) Value(any) any { return nil }
 func (s *service) handleStockEvent(ctx context.Context, ev kafkax.Envelope) error {
 	switch ev.Type {
 	case EventPaid, EventCancelled, EventRefunded:
+	case EventPaymentMismatch:
+		var p PaymentEvent
+		if err := json.Unmarshal(ev.Payload, &p); err != nil || p.PaymentID <= 0 {
+			s.log.Error("order: undecodable payment event skipped", "event_id", ev.ID, "type", ev.Type)
+			return nil
+		}
+		return s.refundMismatch(detached{ctx}, p)
 	default:
 		return nil
 	}
@@ -64,6 +72,37 @@ func (s *service) handleStockEvent(ctx context.Context, ev kafkax.Envelope) erro
 		return err
 	}
 	return nil
+}
+
+// refundMismatch is the compensation for a payment whose gateway took another amount than
+// we asked (order.payment_mismatch; the payment is failed and pays for nothing): whatever
+// the gateway says it holds for the payment is given back. The gateway's own record (Query)
+// decides, not the notification: a payment the gateway does not hold as succeeded has nothing
+// to refund. The refund ID is the payment's ID (IDs never repeat across kinds), so a
+// redelivery refunds once at the gateway.
+func (s *service) refundMismatch(ctx context.Context, ev PaymentEvent) error {
+	prov, ok := s.providers[ev.Provider]
+	if !ok {
+		return ErrGatewayFailed.WithDetail("payment provider %q is not configured", ev.Provider)
+	}
+	st, err := prov.Query(ctx, ev.PaymentID)
+	if err != nil {
+		return fmt.Errorf("order: query mismatched payment %d: %w", ev.PaymentID, err)
+	}
+	if st.Status != payment.StatusSucceeded || st.Amount <= 0 {
+		s.log.Warn("order: mismatched payment holds no money at the gateway; nothing to refund",
+			"payment_id", ev.PaymentID, "gateway_status", string(st.Status))
+		return nil
+	}
+	res, err := prov.Refund(ctx, payment.RefundRequest{PaymentID: ev.PaymentID, RefundID: ev.PaymentID,
+		Amount: st.Amount, Reason: "payment amount did not match the order"})
+	if err != nil {
+		return fmt.Errorf("order: refund mismatched payment %d: %w", ev.PaymentID, err)
+	}
+	s.m.mismatchRefunded.Inc()
+	s.log.Warn("order: refunded a payment whose amount did not match", "payment_id", ev.PaymentID,
+		"refunded", res.Refunded, "checkout_id", ev.CheckoutID)
+	return s.st.addRefunded(ctx, s.cl.ForID(ev.PaymentID), ev.PaymentID, res.Refunded, s.clock())
 }
 
 // refundStockLost handles a paid order whose stock was gone when the payment arrived

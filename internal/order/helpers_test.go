@@ -135,6 +135,7 @@ type harness struct {
 	stock    stock.Service
 	orders   order.Service
 	provider *testProvider
+	gateways gateways // newAppHarness: the application's own payment gateways
 	category int64
 }
 
@@ -157,6 +158,24 @@ func newHarness(t testing.TB, cfg order.Config, extra ...fx.Option) *harness {
 	return h
 }
 
+// gateways are the payment providers of the application.
+type gateways struct {
+	fx.In
+	All []payment.Provider `group:"payment_providers"`
+}
+
+// sandbox is the application's own sandbox gateway (newAppHarness).
+func (h *harness) sandbox() *payment.Sandbox {
+	h.t.Helper()
+	for _, p := range h.gateways.All {
+		if sb, ok := p.(*payment.Sandbox); ok {
+			return sb
+		}
+	}
+	h.t.Fatal("the application has no sandbox gateway")
+	return nil
+}
+
 // newAppHarness runs the whole application as `mall serve` wires it, gateways included
 // (the real sandbox from payments.sandbox.*), with product review off.
 func newAppHarness(t testing.TB) *harness {
@@ -164,7 +183,7 @@ func newAppHarness(t testing.TB) *harness {
 	h := &harness{t: t}
 	cfg := apptest.Config(t)
 	cfg.Catalog.ReviewRequired = false
-	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.catalog, &h.stock, &h.orders}})
+	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.catalog, &h.stock, &h.orders, &h.gateways}})
 	h.setUp()
 	return h
 }

@@ -140,6 +140,7 @@ type metrics struct {
 	timedOut         prometheus.Counter
 	badNotifications prometheus.Counter
 	paymentMismatch  prometheus.Counter
+	mismatchRefunded prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -153,10 +154,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		badNotifications: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_bad_payment_notifications_total",
 			Help: "Payment notifications refused (signature, unknown payment, amount)."}),
 		paymentMismatch: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_payment_amount_mismatch_total",
-			Help: "Signed success notifications stating another amount than the payment's (need reconciliation)."}),
+			Help: "Signed success notifications stating another amount than the payment's (refunded automatically)."}),
+		mismatchRefunded: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_payment_mismatch_refunds_total",
+			Help: "Payments with a mismatched amount whose money was given back through the gateway."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stockLost, m.paidAfterCancel, m.timedOut, m.badNotifications, m.paymentMismatch} {
+		for _, c := range []prometheus.Collector{m.stockLost, m.paidAfterCancel, m.timedOut, m.badNotifications, m.paymentMismatch, m.mismatchRefunded} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -127,7 +127,9 @@ const maxNotifyID = 128
 //
 // A signed success notification stating another amount than the payment's is never a
 // success: it is recorded (dedup row, payment pending -> failed, order.payment_mismatch,
-// metric, error log) in the same transaction and answered 400, every time it is delivered.
+// metric, error log) in the same transaction and answered 400, every time it is delivered;
+// the stock consumer then refunds whatever the gateway's own record holds for the payment
+// (refundMismatch).
 func (s *service) HandleNotification(ctx context.Context, provider string, form url.Values) (string, error) {
 	prov, ok := s.providers[provider]
 	if !ok {
