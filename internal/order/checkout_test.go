@@ -64,6 +64,30 @@ func TestCheckoutTwoMerchants(t *testing.T) {
 		t.Errorf("checkouts: %d %v", n, err)
 	}
 
+	// The crash case: the checkout committed but the process died before the idempotency
+	// middleware stored its response, and the key's lock lapsed (its row is gone here). The
+	// retry runs the handler again and finds the checkout by its key: the same checkout,
+	// nothing reserved twice. The same key with other lines is a reuse.
+	forgetKey := func() {
+		if _, err := h.Cluster.Main().ExecContext(context.Background(),
+			`DELETE FROM platform_idempotency_keys WHERE user_id = ? AND idem_key = ?`, b.id, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forgetKey()
+	var retried checkoutBody
+	h.req(http.MethodPost, "/api/v1/orders", body, b.token, "Idempotency-Key", key).
+		Want(t, http.StatusCreated, "").Decode(t, &retried)
+	if retried.CheckoutID != c.CheckoutID || len(retried.Orders) != 2 || retried.TotalAmount != c.TotalAmount {
+		t.Errorf("retry after a lost response gave %+v, want checkout %s", retried, c.CheckoutID)
+	}
+	if l := h.level(a1); l.Reserved != 2 {
+		t.Errorf("a1 after the retry %+v", l)
+	}
+	forgetKey()
+	h.req(http.MethodPost, "/api/v1/orders", placeBody(b, line{a1, 1}), b.token, "Idempotency-Key", key).
+		Want(t, http.StatusUnprocessableEntity, "idempotency.key_reused")
+
 	// The buyer reads the order back; the list has both.
 	o := h.getOrder(b, c.Orders[0].ID)
 	if len(o.Items) == 0 || o.Items[0].Price == 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/authn"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/idempotency"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -321,7 +322,8 @@ func (h *handler) place(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	cmd := PlaceOrder{BuyerID: authn.UserID(ctx), AddressID: in.AddressID.Int64()}
+	cmd := PlaceOrder{BuyerID: authn.UserID(ctx), AddressID: in.AddressID.Int64(),
+		IdempotencyKey: c.Request().Header.Get(idempotency.HeaderKey)}
 	for _, it := range in.Items {
 		cmd.Items = append(cmd.Items, LineInput{SKUID: it.SKUID.Int64(), Quantity: it.Quantity})
 	}

@@ -87,6 +87,9 @@ type PlaceOrder struct {
 	BuyerID   int64
 	AddressID int64
 	Items     []LineInput
+	// IdempotencyKey (the request's Idempotency-Key) is stored with the checkout: placing
+	// again with a key the buyer already placed a checkout with returns that checkout.
+	IdempotencyKey string
 }
 
 // LineInput is one SKU and quantity of a checkout.

@@ -62,6 +62,13 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		}
 		ids = append(ids, it.SKUID)
 	}
+	db := s.cl.ForUser(cmd.BuyerID)
+	if cmd.IdempotencyKey != "" {
+		// Placed before with this key (the response was lost): that checkout is the answer.
+		if c, found, err := s.st.checkoutByKey(ctx, db, cmd.BuyerID, cmd.IdempotencyKey); err != nil || found {
+			return sameCheckout(c, cmd, err)
+		}
+	}
 	addr, err := s.users.Address(ctx, cmd.BuyerID, cmd.AddressID)
 	if err != nil {
 		return Checkout{}, err
@@ -129,9 +136,8 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		}
 		return Checkout{}, err
 	}
-	db := s.cl.ForUser(cmd.BuyerID)
 	err = db.WithinTx(ctx, func(ctx context.Context) error {
-		if err := s.st.insertCheckout(ctx, db, c); err != nil {
+		if err := s.st.insertCheckout(ctx, db, c, cmd.IdempotencyKey); err != nil {
 			return err
 		}
 		events := make([]outbox.Event, 0, len(c.Orders))
@@ -145,7 +151,38 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 	})
 	if err != nil {
 		release()
+		if cmd.IdempotencyKey != "" && sqldb.IsDuplicate(err) {
+			// A concurrent request with the key (one that outlived its key lock) won.
+			if prev, found, err := s.st.checkoutByKey(ctx, db, cmd.BuyerID, cmd.IdempotencyKey); err != nil || found {
+				return sameCheckout(prev, cmd, err)
+			}
+		}
 		return Checkout{}, fmt.Errorf("order: place: %w", err)
+	}
+	return c, nil
+}
+
+// sameCheckout answers a Place whose key found checkout c: c when it was placed with the
+// same lines, else the key was reused for another request (422).
+func sameCheckout(c Checkout, cmd PlaceOrder, err error) (Checkout, error) {
+	if err != nil {
+		return Checkout{}, err
+	}
+	want := map[int64]int64{}
+	for _, it := range cmd.Items {
+		want[it.SKUID] = it.Quantity
+	}
+	n := 0
+	for _, o := range c.Orders {
+		for _, it := range o.Items {
+			n++
+			if want[it.SKUID] != it.Quantity {
+				return Checkout{}, errs.ErrIdempotencyReused.WithDetail("the key placed checkout %d with other lines", c.ID)
+			}
+		}
+	}
+	if n != len(want) {
+		return Checkout{}, errs.ErrIdempotencyReused.WithDetail("the key placed checkout %d with other lines", c.ID)
 	}
 	return c, nil
 }

@@ -66,11 +66,41 @@ func toOrders(rows []orderRow) ([]Order, error) {
 	return out, nil
 }
 
-func (st *store) insertCheckout(ctx context.Context, db *sqldb.DB, c Checkout) error {
+func (st *store) insertCheckout(ctx context.Context, db *sqldb.DB, c Checkout, key string) error {
+	var k any
+	if key != "" {
+		k = key
+	}
 	_, err := sqldb.Ext(ctx, db).ExecContext(ctx, `INSERT INTO order_checkouts
-		(id, buyer_id, total_amount, currency, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.ID, c.BuyerID, c.TotalAmount, c.Currency, c.ExpiresAt, c.CreatedAt)
+		(id, buyer_id, total_amount, currency, expires_at, created_at, idem_key) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.BuyerID, c.TotalAmount, c.Currency, c.ExpiresAt, c.CreatedAt, k)
 	return err
+}
+
+// checkoutByKey returns the buyer's checkout placed with the idempotency key, with its
+// orders and their items; found is false when there is none.
+func (st *store) checkoutByKey(ctx context.Context, db *sqldb.DB, buyerID int64, key string) (c Checkout, found bool, err error) {
+	var row struct {
+		ID          int64     `db:"id"`
+		TotalAmount int64     `db:"total_amount"`
+		Currency    string    `db:"currency"`
+		ExpiresAt   time.Time `db:"expires_at"`
+		CreatedAt   time.Time `db:"created_at"`
+	}
+	err = sqlx.GetContext(ctx, sqldb.Ext(ctx, db), &row, `SELECT id, total_amount, currency, expires_at, created_at
+		FROM order_checkouts WHERE buyer_id = ? AND idem_key = ?`, buyerID, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkout{}, false, nil
+	}
+	if err != nil {
+		return Checkout{}, false, err
+	}
+	c = Checkout{ID: row.ID, BuyerID: buyerID, TotalAmount: row.TotalAmount, Currency: row.Currency,
+		ExpiresAt: row.ExpiresAt, CreatedAt: row.CreatedAt}
+	if c.Orders, err = st.checkoutOrders(ctx, db, c.ID, false); err != nil {
+		return Checkout{}, false, err
+	}
+	return c, true, st.fillItems(ctx, db, c.Orders)
 }
 
 func (st *store) insertOrder(ctx context.Context, db *sqldb.DB, o Order) error {
