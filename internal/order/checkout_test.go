@@ -65,28 +65,43 @@ func TestCheckoutTwoMerchants(t *testing.T) {
 	}
 
 	// The crash case: the checkout committed but the process died before the idempotency
-	// middleware stored its response, and the key's lock lapsed (its row is gone here). The
-	// retry runs the handler again and finds the checkout by its key: the same checkout,
-	// nothing reserved twice. The same key with other lines is a reuse.
-	forgetKey := func() {
-		if _, err := h.Cluster.Main().ExecContext(context.Background(),
+	// middleware stored its response. (a) The key is left in flight past its lock: the retry
+	// takes it over (idempotency.Resumed) and Place finds the checkout by its key. (b) The key
+	// row is gone: the retry runs as new, and the checkout's unique key turns its insert into
+	// the same answer. Either way: the same checkout, nothing reserved twice; the same key
+	// with other lines is a reuse.
+	db := h.Cluster.Main()
+	died := func() {
+		if _, err := db.ExecContext(context.Background(), `UPDATE platform_idempotency_keys SET state = 0,
+			lock_token = X'00', response_status = NULL, response_headers = NULL, response_body = NULL,
+			locked_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE user_id = ? AND idem_key = ?`, b.id, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forget := func() {
+		if _, err := db.ExecContext(context.Background(),
 			`DELETE FROM platform_idempotency_keys WHERE user_id = ? AND idem_key = ?`, b.id, key); err != nil {
 			t.Fatal(err)
 		}
 	}
-	forgetKey()
-	var retried checkoutBody
-	h.req(http.MethodPost, "/api/v1/orders", body, b.token, "Idempotency-Key", key).
-		Want(t, http.StatusCreated, "").Decode(t, &retried)
-	if retried.CheckoutID != c.CheckoutID || len(retried.Orders) != 2 || retried.TotalAmount != c.TotalAmount {
-		t.Errorf("retry after a lost response gave %+v, want checkout %s", retried, c.CheckoutID)
+	for _, lose := range []func(){died, forget} {
+		lose()
+		var retried checkoutBody
+		h.req(http.MethodPost, "/api/v1/orders", body, b.token, "Idempotency-Key", key).
+			Want(t, http.StatusCreated, "").Decode(t, &retried)
+		if retried.CheckoutID != c.CheckoutID || len(retried.Orders) != 2 || retried.TotalAmount != c.TotalAmount {
+			t.Errorf("retry after a lost response gave %+v, want checkout %s", retried, c.CheckoutID)
+		}
+		if l := h.level(a1); l.Reserved != 2 {
+			t.Errorf("a1 after the retry %+v", l)
+		}
 	}
-	if l := h.level(a1); l.Reserved != 2 {
-		t.Errorf("a1 after the retry %+v", l)
-	}
-	forgetKey()
+	forget()
 	h.req(http.MethodPost, "/api/v1/orders", placeBody(b, line{a1, 1}), b.token, "Idempotency-Key", key).
 		Want(t, http.StatusUnprocessableEntity, "idempotency.key_reused")
+	if l := h.level(a1); l.Reserved != 2 {
+		t.Errorf("a1 after a reused key %+v", l)
+	}
 
 	// The buyer reads the order back; the list has both.
 	o := h.getOrder(b, c.Orders[0].ID)

@@ -323,7 +323,7 @@ func (h *handler) place(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	cmd := PlaceOrder{BuyerID: authn.UserID(ctx), AddressID: in.AddressID.Int64(),
-		IdempotencyKey: c.Request().Header.Get(idempotency.HeaderKey)}
+		IdempotencyKey: c.Request().Header.Get(idempotency.HeaderKey), Resumed: idempotency.Resumed(ctx)}
 	for _, it := range in.Items {
 		cmd.Items = append(cmd.Items, LineInput{SKUID: it.SKUID.Int64(), Quantity: it.Quantity})
 	}

@@ -87,9 +87,12 @@ type PlaceOrder struct {
 	BuyerID   int64
 	AddressID int64
 	Items     []LineInput
-	// IdempotencyKey (the request's Idempotency-Key) is stored with the checkout: placing
-	// again with a key the buyer already placed a checkout with returns that checkout.
+	// IdempotencyKey (the request's Idempotency-Key) is stored with the checkout, uniquely
+	// per buyer. With Resumed (idempotency.Resumed: an earlier request with the key may have
+	// placed a checkout and died before its response was stored) Place first looks for that
+	// checkout and returns it.
 	IdempotencyKey string
+	Resumed        bool
 }
 
 // LineInput is one SKU and quantity of a checkout.

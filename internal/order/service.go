@@ -63,7 +63,7 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		ids = append(ids, it.SKUID)
 	}
 	db := s.cl.ForUser(cmd.BuyerID)
-	if cmd.IdempotencyKey != "" {
+	if cmd.IdempotencyKey != "" && cmd.Resumed {
 		// Placed before with this key (the response was lost): that checkout is the answer.
 		if c, found, err := s.st.checkoutByKey(ctx, db, cmd.BuyerID, cmd.IdempotencyKey); err != nil || found {
 			return sameCheckout(c, cmd, err)

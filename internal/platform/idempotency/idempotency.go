@@ -121,6 +121,18 @@ func (g *Guard) ForRoute(r httpx.Route) echo.MiddlewareFunc {
 	return g.Middleware()
 }
 
+type resumedKey struct{}
+
+// Resumed reports whether the request took its Idempotency-Key over from an earlier request
+// with the key that never finished (the process died, or it outlived the lock timeout). Only
+// then can effects of an earlier attempt exist: a handler whose effects are not atomic with
+// the stored response (a checkout committed before the response was stored) looks for them
+// first. A fresh key is false: nothing with this key has run.
+func Resumed(ctx context.Context) bool {
+	v, _ := ctx.Value(resumedKey{}).(bool)
+	return v
+}
+
 // Middleware enforces Idempotency-Key on the routes it is applied to. It runs after
 // authentication (keys are scoped by authn.UserID, 0 for anonymous callers).
 func (g *Guard) Middleware() echo.MiddlewareFunc {
@@ -146,6 +158,9 @@ func (g *Guard) serve(c echo.Context, next echo.HandlerFunc) error {
 	}
 	if stored != nil {
 		return replay(c, stored)
+	}
+	if lk.resumed {
+		c.SetRequest(req.WithContext(context.WithValue(ctx, resumedKey{}, true)))
 	}
 	return g.run(c, next, lk)
 }

@@ -429,6 +429,7 @@ func TestClientErrorIsStoredAndReplayed(t *testing.T) {
 
 func TestExpiredLockIsTakenOverByExactlyOne(t *testing.T) {
 	var calls atomic.Int64
+	var resumed [3]atomic.Bool // per execution: did the handler see Resumed?
 	crashed, winnerIn := make(chan struct{}), make(chan struct{})
 	releaseCrashed, releaseWinner := make(chan struct{}), make(chan struct{})
 	unblockCrashed := sync.OnceFunc(func() { close(releaseCrashed) })
@@ -437,6 +438,9 @@ func TestExpiredLockIsTakenOverByExactlyOne(t *testing.T) {
 	defer unblockWinner()
 	s := newServer(t, config.Idempotency{LockTimeout: time.Hour}, func(c echo.Context) error {
 		n := calls.Add(1)
+		if n < int64(len(resumed)) {
+			resumed[n].Store(Resumed(c.Request().Context()))
+		}
 		switch n {
 		case 1: // the "crashed" process: hangs past its lock
 			close(crashed)
@@ -486,6 +490,10 @@ func TestExpiredLockIsTakenOverByExactlyOne(t *testing.T) {
 	}
 	if got := calls.Load(); got != 2 {
 		t.Fatalf("handler ran %d times, want 2 (the crashed one and one taker)", got)
+	}
+	// The first ran on a fresh key; the taker is told an earlier attempt may have had effects.
+	if resumed[1].Load() || !resumed[2].Load() {
+		t.Fatalf("Resumed: first %v, taker %v; want false, true", resumed[1].Load(), resumed[2].Load())
 	}
 	unblockWinner()
 	wg.Wait()

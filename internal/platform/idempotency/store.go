@@ -71,6 +71,9 @@ type lock struct {
 	user  int64
 	key   string
 	token []byte
+	// resumed: the key was taken over from an earlier request that held it and never
+	// finished (it died, or outlived its lock), so its effects may exist.
+	resumed bool
 }
 
 type storedResponse struct {
@@ -148,6 +151,7 @@ func (s *store) acquire(ctx context.Context, user int64, key string, hash []byte
 			return lock{}, nil, fmt.Errorf("idempotency: take over key: %w", err)
 		}
 		if took {
+			lk.resumed = true
 			return lk, nil, nil
 		}
 		// Someone else took it over or finished first: look again.
