@@ -28,15 +28,49 @@ const (
 	orderStock = 100_000_000
 )
 
-// orderFixture is what both order rows share: the two SKUs and the buyers.
+// orderFixture is what the order rows share: the two hot SKUs, the SKUs the spread row picks
+// from (orderSpreadSKUs per merchant, the hot one first) and the buyers.
 type orderFixture struct {
 	SKUs   [2]string
+	Spread [2][]string
 	Buyers []orderBuyer
 }
 
 type orderBuyer struct {
-	Auth string // "Bearer ..."
-	Body []byte // the order: both SKUs, one unit each, to this buyer's address
+	Auth    string // "Bearer ..."
+	Address string // the buyer's address ID
+	Body    []byte // the order: both hot SKUs, one unit each, to this buyer's address
+}
+
+// orderSpreadSKUs is how many SKUs of each merchant the spread row picks from.
+const orderSpreadSKUs = 50
+
+// orderSpread is the Setup of the spread row: like orderCreate, but each order takes one
+// unit of a random SKU of each merchant (of orderSpreadSKUs each), so orders rarely meet on
+// a SKU row: the checkout path without a hot row.
+func orderSpread(ctx context.Context, env *Env) (Next, error) {
+	v, err := env.Once("order fixture", func() (any, error) { return newOrderFixture(ctx, env) })
+	if err != nil {
+		return nil, err
+	}
+	fx := v.(*orderFixture)
+	run := time.Now().UnixNano()
+	var n atomic.Int64
+	return func(w int, i int64) Request {
+		k := n.Add(1) - 1
+		b := fx.Buyers[k%int64(len(fx.Buyers))]
+		a, c := fx.Spread[0], fx.Spread[1]
+		// A cheap deterministic spread (no shared RNG between workers).
+		x := uint64(k)*0x9E3779B97F4A7C15 + uint64(w)
+		body := fmt.Appendf(nil, `{"items":[{"sku_id":%q,"quantity":1},{"sku_id":%q,"quantity":1}],"address_id":%q}`,
+			a[x%uint64(len(a))], c[(x>>32)%uint64(len(c))], b.Address)
+		h := http.Header{
+			"Authorization":   {b.Auth},
+			"Content-Type":    {"application/json"},
+			"Idempotency-Key": {fmt.Sprintf("bench-s%x-%d-%d", run, w, i)},
+		}
+		return Request{Method: http.MethodPost, Path: "/api/v1/orders", Header: h, Body: body}
+	}, nil
 }
 
 // orderCreate is the Setup of the order rows: the fixture (made once), then a generator that
@@ -65,11 +99,11 @@ func orderCreate(ctx context.Context, env *Env) (Next, error) {
 func newOrderFixture(ctx context.Context, env *Env) (*orderFixture, error) {
 	fx := &orderFixture{}
 	for i, email := range seedOwners {
-		sku, err := ownerSKU(ctx, env, email)
+		skus, err := ownerSKUs(ctx, env, email, orderSpreadSKUs)
 		if err != nil {
 			return nil, err
 		}
-		fx.SKUs[i] = sku
+		fx.SKUs[i], fx.Spread[i] = skus[0], skus
 	}
 	buyers, err := orderBuyerPool(ctx, env, fx.SKUs)
 	if err != nil {
@@ -87,15 +121,15 @@ func newOrderFixture(ctx context.Context, env *Env) (*orderFixture, error) {
 	return fx, nil
 }
 
-// ownerSKU logs in as a seeded merchant owner, takes the first SKU of its newest on-sale
-// product and sets that SKU's available stock to orderStock.
-func ownerSKU(ctx context.Context, env *Env, email string) (string, error) {
+// ownerSKUs logs in as a seeded merchant owner, takes the first SKU of each of its n newest
+// on-sale products and sets each one's available stock to orderStock.
+func ownerSKUs(ctx context.Context, env *Env, email string, n int) ([]string, error) {
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
 	creds := map[string]string{"email": email, "password": env.SeedPassword}
 	if err := env.Call(ctx, http.MethodPost, env.MallURL+"/api/v1/auth/login", nil, creds, &tok); err != nil {
-		return "", fmt.Errorf("log in as the seeded %s (is the server seeded with `mall seed`, -seed-password?): %w", email, err)
+		return nil, fmt.Errorf("log in as the seeded %s (is the server seeded with `mall seed`, -seed-password?): %w", email, err)
 	}
 	h := http.Header{"Authorization": {"Bearer " + tok.AccessToken}}
 	var list struct {
@@ -103,29 +137,36 @@ func ownerSKU(ctx context.Context, env *Env, email string) (string, error) {
 			ID string `json:"id"`
 		} `json:"items"`
 	}
-	if err := env.Call(ctx, http.MethodGet, env.MallURL+"/api/v1/merchant/products?status=on_sale&limit=1", h, nil, &list); err != nil {
-		return "", err
+	if err := env.Call(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/merchant/products?status=on_sale&limit=%d", env.MallURL, n), h, nil, &list); err != nil {
+		return nil, err
 	}
 	if len(list.Items) == 0 {
-		return "", fmt.Errorf("%s's merchant has no product on sale (run `mall seed`)", email)
+		return nil, fmt.Errorf("%s's merchant has no product on sale (run `mall seed`)", email)
 	}
-	var p struct {
-		SKUs []struct {
-			ID string `json:"id"`
-		} `json:"skus"`
+	var skus []string
+	for _, it := range list.Items {
+		var p struct {
+			SKUs []struct {
+				ID string `json:"id"`
+			} `json:"skus"`
+		}
+		if err := env.Call(ctx, http.MethodGet, env.MallURL+"/api/v1/merchant/products/"+it.ID, h, nil, &p); err != nil {
+			return nil, err
+		}
+		if len(p.SKUs) == 0 {
+			continue
+		}
+		sku := p.SKUs[0].ID
+		if err := env.Call(ctx, http.MethodPut, env.MallURL+"/api/v1/merchant/skus/"+sku+"/stock", h,
+			map[string]int64{"available": orderStock}, nil); err != nil {
+			return nil, fmt.Errorf("set the stock of SKU %s: %w", sku, err)
+		}
+		skus = append(skus, sku)
 	}
-	if err := env.Call(ctx, http.MethodGet, env.MallURL+"/api/v1/merchant/products/"+list.Items[0].ID, h, nil, &p); err != nil {
-		return "", err
+	if len(skus) == 0 {
+		return nil, fmt.Errorf("%s's products have no SKUs", email)
 	}
-	if len(p.SKUs) == 0 {
-		return "", fmt.Errorf("product %s has no SKUs", list.Items[0].ID)
-	}
-	sku := p.SKUs[0].ID
-	if err := env.Call(ctx, http.MethodPut, env.MallURL+"/api/v1/merchant/skus/"+sku+"/stock", h,
-		map[string]int64{"available": orderStock}, nil); err != nil {
-		return "", fmt.Errorf("set the stock of SKU %s: %w", sku, err)
-	}
-	return sku, nil
+	return skus, nil
 }
 
 // orderBuyerPool registers orderBuyers buyers in parallel, logs each in and gives it an
@@ -200,7 +241,7 @@ func newOrderBuyer(ctx context.Context, env *Env, email string, skus [2]string) 
 	if err != nil {
 		return orderBuyer{}, err
 	}
-	return orderBuyer{Auth: "Bearer " + tok, Body: body}, nil
+	return orderBuyer{Auth: "Bearer " + tok, Address: a.ID, Body: body}, nil
 }
 
 // atLeastRate is the goal "at least r successful requests per second".

@@ -134,6 +134,13 @@ var scenarios = []Scenario{
 		Rate:   300,
 		Goal:   p99AtMost(100 * time.Millisecond),
 	},
+	{
+		// Orders of random SKUs (50 of each merchant) instead of the same two: the checkout
+		// path without a hot SKU row, for comparison with the rows above.
+		Name:   "POST /api/v1/orders (2 lines, 2 merchants, SKUs spread)",
+		Target: TargetMall,
+		Setup:  orderSpread,
+	},
 }
 
 // atLeastBaseline is the goal "rate >= f x the baseline's".
