@@ -19,7 +19,8 @@ const StockGroup = "mall.order.stock"
 // once; the stock calls are idempotent per order, so a crash anywhere converges on
 // redelivery.
 func newStockHandler(s *service) kafkax.Handler {
-	return kafkax.Handler{Group: StockGroup, Topics: []string{Topic}, Handle: s.handleStockEvent}
+	return kafkax.Handler{Group: StockGroup, Topics: []string{Topic}, Handle: s.handleStockEvent,
+		Types: []string{EventPaid, EventCancelled, EventRefunded, EventPaymentMismatch}}
 }
 
 // detached drops the context's values (the inbox transaction on db.main) but keeps its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,11 @@ type Handler struct {
 	// once per event and group; it may run again if it returns an error or the
 	// transaction hits a deadlock, so it must have no effects outside the transaction.
 	Handle func(ctx context.Context, ev Envelope) error
+	// Types, when not empty, are the event types Handle acts on. Any other event is passed
+	// over without Handle and without an inbox transaction: it has no effect, so there is
+	// nothing to deduplicate (mall_kafka_consumer_ignored_total counts them). A handler
+	// that reacts to a few types of a busy topic saves a database commit per other event.
+	Types []string
 }
 
 // AsHandler annotates a constructor returning a Handler for the "kafka_handlers" group.
@@ -47,6 +53,7 @@ type ConsumerMetrics struct {
 	duplicates  *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	undecodable *prometheus.CounterVec
+	ignored     *prometheus.CounterVec
 }
 
 // NewConsumerMetrics registers the runner's metrics with reg.
@@ -64,6 +71,9 @@ func NewConsumerMetrics(reg prometheus.Registerer) (*ConsumerMetrics, error) {
 		undecodable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mall_kafka_consumer_undecodable_total", Help: "Records skipped because their value is not an envelope.",
 		}, []string{"group"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mall_kafka_consumer_ignored_total", Help: "Events passed over because the group does not handle their type.",
+		}, []string{"group"}),
 	}
 	var err error
 	m.applied, err = metrics.Register(reg, m.applied)
@@ -75,6 +85,9 @@ func NewConsumerMetrics(reg prometheus.Registerer) (*ConsumerMetrics, error) {
 	}
 	if err == nil {
 		m.undecodable, err = metrics.Register(reg, m.undecodable)
+	}
+	if err == nil {
+		m.ignored, err = metrics.Register(reg, m.ignored)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kafkax: metrics: %w", err)
@@ -318,6 +331,10 @@ func (c *consumer) applyRecord(rec *kgo.Record) bool {
 		c.r.m.undecodable.WithLabelValues(group).Inc()
 		c.r.log.Error("kafka record skipped: undecodable envelope", "group", group, "topic", rec.Topic,
 			"partition", rec.Partition, "offset", rec.Offset, "error", err)
+		return true
+	}
+	if len(c.h.Types) > 0 && !slices.Contains(c.h.Types, ev.Type) {
+		c.r.m.ignored.WithLabelValues(group).Inc()
 		return true
 	}
 	for attempt := 1; ; attempt++ {

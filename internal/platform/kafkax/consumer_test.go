@@ -278,3 +278,54 @@ func TestRunnerRebalanceLosesNothing(t *testing.T) {
 		metric(t, regB, "mall_kafka_consumer_applied_total", labels),
 		metric(t, regA, "mall_kafka_consumer_duplicates_total", labels)+metric(t, regB, "mall_kafka_consumer_duplicates_total", labels))
 }
+
+// TestRunnerPassesOverOtherTypes: with Handler.Types set, events of other types neither run
+// Handle nor write the inbox; the handled ones are applied as usual.
+func TestRunnerPassesOverOtherTypes(t *testing.T) {
+	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
+	db := cl.Main()
+	if _, err := db.Exec(appliedTable); err != nil {
+		t.Fatal(err)
+	}
+	b := kafkaxtest.Broker(t, 3)
+	topic := kafkax.Topic("typestest")
+	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	client := newClient(t, b)
+	const handled, others = 12, 7
+	produceEvents(t, client, topic, handled, 5) // type test.happened
+	var recs []*kgo.Record
+	for i := range others {
+		ev, err := kafkax.NewEnvelope("test.other", fmt.Sprintf("agg-%d", i), payload{N: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(ev)
+		recs = append(recs, kafkax.NewRecord(topic, ev.AggregateID, ev.Type, ev.ID, raw))
+	}
+	if err := client.ProduceSync(ctxTimeout(t, 5*time.Second), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	const group = "mall.test.types"
+	h := &appliedHandler{db: db}
+	reg := prometheus.NewRegistry()
+	startRunner(t, b, kafkax.Handler{Group: group, Topics: []string{topic}, DB: db, Handle: h.handle,
+		Types: []string{"test.happened"}}, reg)
+	labels := map[string]string{"group": group}
+	eventually(t, 20*time.Second, "every event consumed", func() bool {
+		return metric(t, reg, "mall_kafka_consumer_applied_total", labels) == handled &&
+			metric(t, reg, "mall_kafka_consumer_ignored_total", labels) == others
+	})
+	if got := h.calls.Load(); got != handled {
+		t.Errorf("Handle ran %d times, want %d", got, handled)
+	}
+	var inbox int
+	if err := db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM platform_inbox WHERE consumer = ?`, group).Scan(&inbox); err != nil {
+		t.Fatal(err)
+	}
+	if inbox != handled {
+		t.Errorf("%d inbox rows, want %d (none for passed-over events)", inbox, handled)
+	}
+}
