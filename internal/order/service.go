@@ -140,11 +140,11 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		if err := s.st.insertCheckout(ctx, db, c, cmd.IdempotencyKey); err != nil {
 			return err
 		}
+		if err := s.st.insertOrders(ctx, db, c.Orders); err != nil {
+			return err
+		}
 		events := make([]outbox.Event, 0, len(c.Orders))
 		for _, o := range c.Orders {
-			if err := s.st.insertOrder(ctx, db, o); err != nil {
-				return err
-			}
 			events = append(events, s.event(EventCreated, o, true))
 		}
 		return s.outbox.Add(ctx, events...)

@@ -104,31 +104,51 @@ func (st *store) checkoutByKey(ctx context.Context, db *sqldb.DB, buyerID int64,
 }
 
 func (st *store) insertOrder(ctx context.Context, db *sqldb.DB, o Order) error {
-	addr, err := json.Marshal(o.Address)
-	if err != nil {
-		return err
+	return st.insertOrders(ctx, db, []Order{o})
+}
+
+// insertOrders writes orders and their items: one statement for the orders, one for the
+// items (round trips are what a checkout's transaction waits on).
+func (st *store) insertOrders(ctx context.Context, db *sqldb.DB, orders []Order) error {
+	const orderCols = 11
+	const itemCols = 9
+	oargs := make([]any, 0, orderCols*len(orders))
+	var iargs []any
+	for _, o := range orders {
+		addr, err := json.Marshal(o.Address)
+		if err != nil {
+			return err
+		}
+		oargs = append(oargs, o.ID, o.CreatedAt, o.CheckoutID, o.BuyerID, o.MerchantID, o.Status, o.TotalAmount,
+			o.Currency, string(addr), o.ExpiresAt, o.UpdatedAt)
+		for _, it := range o.Items {
+			attrs, err := json.Marshal(nonNil(it.Attrs))
+			if err != nil {
+				return err
+			}
+			iargs = append(iargs, o.ID, it.SKUID, o.CreatedAt, it.ProductID, it.MerchantID, it.Title, string(attrs),
+				it.Price, it.Quantity)
+		}
 	}
 	ext := sqldb.Ext(ctx, db)
 	if _, err := ext.ExecContext(ctx, `INSERT INTO order_orders
 		(id, created_at, checkout_id, buyer_id, merchant_id, status, total_amount, currency, address, expires_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		o.ID, o.CreatedAt, o.CheckoutID, o.BuyerID, o.MerchantID, o.Status, o.TotalAmount, o.Currency, string(addr),
-		o.ExpiresAt, o.UpdatedAt); err != nil {
+		VALUES `+rowsOf(orderCols, len(orders)), oargs...); err != nil {
 		return err
 	}
-	for _, it := range o.Items {
-		attrs, err := json.Marshal(nonNil(it.Attrs))
-		if err != nil {
-			return err
-		}
-		if _, err := ext.ExecContext(ctx, `INSERT INTO order_items
-			(order_id, sku_id, created_at, product_id, merchant_id, title, attrs, price, quantity)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			o.ID, it.SKUID, o.CreatedAt, it.ProductID, it.MerchantID, it.Title, string(attrs), it.Price, it.Quantity); err != nil {
-			return err
-		}
+	if len(iargs) == 0 {
+		return nil
 	}
-	return nil
+	_, err := ext.ExecContext(ctx, `INSERT INTO order_items
+		(order_id, sku_id, created_at, product_id, merchant_id, title, attrs, price, quantity)
+		VALUES `+rowsOf(itemCols, len(iargs)/itemCols), iargs...)
+	return err
+}
+
+// rowsOf is the VALUES list of n rows of cols placeholders each.
+func rowsOf(cols, n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
 func nonNil(m map[string]string) map[string]string {
