@@ -37,7 +37,8 @@ func (c *conn) enqueue(frame []byte) {
 		c.queue = nil
 		c.mu.Unlock()
 		c.hub.m.slowDrops.Inc()
-		go c.close(websocket.StatusPolicyViolation, "too slow: messages were not read in time")
+		// Not here: the caller may hold the hub's lock.
+		go c.drop(websocket.StatusPolicyViolation, "too slow: messages were not read in time")
 		return
 	}
 	c.queue = append(c.queue, frame)
@@ -105,7 +106,7 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// fail marks c dead (counting it once) and closes it.
+// fail marks c dead (counting it once) and drops it.
 func (c *conn) fail(count func(), code websocket.StatusCode, reason string) {
 	c.mu.Lock()
 	first := !c.dead
@@ -116,10 +117,19 @@ func (c *conn) fail(count func(), code websocket.StatusCode, reason string) {
 	if first {
 		count()
 	}
+	c.drop(code, reason)
+}
+
+// drop takes a failed connection out of its room at once (presence, fan-out), then closes
+// it. The close handshake of a client that does not read can take coder/websocket's
+// 5+5 s; the room does not wait for it.
+func (c *conn) drop(code websocket.StatusCode, reason string) {
+	c.hub.leave(c, true)
 	c.close(code, reason)
 }
 
-// close closes the WebSocket once; the reader then returns and leaves the room.
+// close closes the WebSocket once (with the close handshake); the reader then returns and
+// leaves the room.
 func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.closeOne.Do(func() {
 		c.mu.Lock()

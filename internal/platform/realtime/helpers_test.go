@@ -3,10 +3,13 @@ package realtime_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +39,8 @@ type replica struct {
 	Hub *realtime.Hub
 	Reg *prometheus.Registry
 	URL string // ws://host
+	// closeErrOK: the test broke this replica's Redis on purpose.
+	closeErrOK bool
 }
 
 // newReplica starts a hub on rdb and an HTTP server whose GET /ws/:room joins room.
@@ -73,15 +78,16 @@ func newReplica(t *testing.T, cfg realtime.Config, rdb redis.UniversalClient,
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e)
+	rep := &replica{Hub: h, Reg: reg, URL: "ws" + strings.TrimPrefix(srv.URL, "http")}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := h.Close(ctx); err != nil {
+		if err := h.Close(ctx); err != nil && !rep.closeErrOK {
 			t.Errorf("close hub: %v", err)
 		}
 		srv.Close()
 	})
-	return &replica{Hub: h, Reg: reg, URL: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	return rep
 }
 
 // dial connects to room on r; the connection is closed when the test ends.
@@ -140,4 +146,41 @@ func waitViewers(t testing.TB, h *realtime.Hub, room string, want int64) {
 
 func redisClient(t testing.TB) (*redis.Client, string) {
 	return redisxtest.Client(t), redisxtest.Prefix(t)
+}
+
+// smallBufferClient dials with a 4 KiB socket receive buffer.
+func smallBufferClient() *http.Client {
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// wantProblem checks a refused handshake's problem+json answer.
+func wantProblem(t testing.TB, resp *http.Response, status int, code string) {
+	t.Helper()
+	if resp == nil {
+		t.Fatalf("no HTTP response, want %d %s", status, code)
+	}
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d", resp.StatusCode, status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Fatalf("content type %q, want problem+json", ct)
+	}
+	var p struct {
+		Code string `json:"code"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatalf("decode problem: %v", err)
+	}
+	if p.Code != code {
+		t.Fatalf("problem code %q, want %q", p.Code, code)
+	}
 }

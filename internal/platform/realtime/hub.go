@@ -153,18 +153,23 @@ func (h *Hub) Close(ctx context.Context) error {
 	started := h.started
 	h.mu.Unlock()
 
+	// Close frames go out concurrently: a client that does not answer holds its goroutine
+	// for coder/websocket's close handshake timeout (5 s), so in series a few silent
+	// clients would stall the shutdown. Past ctx the rest is left to finish on its own.
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
 	for _, c := range conns {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
 			c.close(websocket.StatusGoingAway, "server shutting down")
 		}()
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	if !started {
 		return nil
 	}
