@@ -248,19 +248,24 @@ var errNoToken = errors.New("no token")
 // into the Authorization header, where the authentication middleware verifies it like any
 // other bearer token, and drops it from the URL so it reaches no log.
 func liftToken(req *http.Request) error {
-	if !isUpgrade(req) || req.Header.Get(echo.HeaderAuthorization) != "" {
+	if !isUpgrade(req) {
 		return errNoToken
 	}
-	tok, ok := protocolToken(req)
-	if !ok {
-		q := req.URL.Query()
-		tok = q.Get(TokenParam)
-		if tok == "" {
-			return errNoToken
-		}
+	q := req.URL.Query()
+	tok := q.Get(TokenParam)
+	if q.Has(TokenParam) {
 		q.Del(TokenParam)
 		req.URL.RawQuery = q.Encode()
 		req.RequestURI = req.URL.RequestURI()
+	}
+	if req.Header.Get(echo.HeaderAuthorization) != "" {
+		return errNoToken
+	}
+	if p, ok := protocolToken(req); ok {
+		tok = p
+	}
+	if tok == "" {
+		return errNoToken
 	}
 	req.Header.Set(echo.HeaderAuthorization, "Bearer "+tok)
 	return nil
