@@ -96,12 +96,20 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		}
 		upgraded = true
 		ws.SetReadLimit(h.cfg.MaxMessageBytes)
-		h.serve(req.Context(), &conn{hub: h, ws: ws, room: r, who: who}, welcome, rm.OnMessage)
+		// The connection outlives the request: a goroutine of its own serves it, and the
+		// request's goroutine returns, so its stack (grown through the middleware chain), the
+		// echo context and the request's span are not held for the connection's lifetime.
+		ctx := context.Background()
+		if p, ok := authn.From(req.Context()); ok {
+			ctx = authn.With(ctx, p)
+		}
+		go h.serve(ctx, &conn{hub: h, ws: ws, room: r, who: who}, welcome, rm.OnMessage)
 		return nil
 	}
 }
 
-// serve runs one upgraded connection until it closes.
+// serve runs one upgraded connection until it closes. ctx carries the caller's principal
+// (authn) and no deadline: the connection ends by closing.
 func (h *Hub) serve(ctx context.Context, c *conn, welcome [][]byte, onMessage func(context.Context, Identity, []byte) error) {
 	defer h.release()
 	// Welcome frames go into the queue before the connection joins the room, so they
