@@ -570,3 +570,30 @@ func TestOpenErrorRefusesBeforeUpgrade(t *testing.T) {
 		t.Fatalf("%s = %v after a refused open, want 0", realtime.MetricConnections, n)
 	}
 }
+
+// TestStuckWriteDropped: with a queue too long to fill, a client that stops reading is
+// dropped by the write timeout instead.
+func TestStuckWriteDropped(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.SendQueue = 100000
+	cfg.WriteTimeout = time.Second
+	cfg.PingInterval = time.Hour
+	r := newReplica(t, cfg, rdb, nil)
+	dial(t, r, "live:1", &websocket.DialOptions{HTTPClient: smallBufferClient()})
+	waitViewers(t, r.Hub, "live:1", 1)
+	pad := strings.Repeat("x", 16<<10)
+	for i := range 2000 {
+		if err := r.Hub.Publish(context.Background(), "live:1", map[string]any{"n": i, "pad": pad}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := metrics.Value(r.Reg, realtime.MetricDrops, map[string]string{"reason": "write_failed"}); n == 1 {
+			waitViewers(t, r.Hub, "live:1", 0)
+			return
+		}
+		if i%50 == 49 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	t.Fatal("a client whose writes block was not dropped")
+}
