@@ -79,11 +79,8 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 			welcome = append(welcome, b)
 		}
 
-		// net/http's read and write deadlines would outlive the hijack and cut the
-		// connection after http.read_timeout.
-		rc := http.NewResponseController(c.Response())
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
+		// net/http clears the server's read and write deadlines on hijack, so
+		// http.read_timeout/write_timeout do not cut the connection (TestOutlivesHTTPTimeouts).
 		opts := &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins}
 		if _, ok := protocolToken(req); ok {
 			opts.Subprotocols = []string{"bearer"}

@@ -597,3 +597,35 @@ func TestStuckWriteDropped(t *testing.T) {
 	}
 	t.Fatal("a client whose writes block was not dropped")
 }
+
+// TestOutlivesHTTPTimeouts: the server's read and write timeouts (1 s in these tests) do not
+// cut an upgraded connection.
+func TestOutlivesHTTPTimeouts(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	got := make(chan string, 1)
+	r := newReplica(t, testConfig(prefix), rdb, func(_ echo.Context, _ realtime.Identity, rm *realtime.Room) error {
+		rm.OnMessage = func(_ context.Context, _ realtime.Identity, data []byte) error {
+			got <- string(data)
+			return nil
+		}
+		return nil
+	})
+	c := dial(t, r, "live:1", nil)
+	time.Sleep(2500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "still here" {
+		t.Fatalf("got %q", m)
+	}
+	if err := r.Hub.Publish(ctx, "live:1", numbered{Type: "late", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var m numbered
+	readJSON(t, c, &m)
+	if m.Type != "late" {
+		t.Fatalf("got %+v", m)
+	}
+}
