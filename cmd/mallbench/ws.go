@@ -52,17 +52,31 @@ func wsServerCmd(args []string) error {
 		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() // DefaultServeMux: net/http/pprof
 	}
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, closeServer, err := startWSServer(*addr, config.Redis{Addr: *redisAddr, DB: *redisDB, PoolSize: 50}, log)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-srv.Done():
+	}
+	return closeServer()
+}
+
+// startWSServer starts the ws server on addr; closeServer stops it.
+func startWSServer(addr string, rc config.Redis, log *slog.Logger) (srv *httpx.Server, closeServer func() error, err error) {
 	appCfg, err := config.Load("")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	appCfg.HTTP.Addr = *addr
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rdb, err := redisx.New(config.Redis{Addr: *redisAddr, DB: *redisDB, PoolSize: 50})
+	appCfg.HTTP.Addr = addr
+	rdb, err := redisx.New(rc)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer rdb.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := realtime.ConfigFrom(appCfg.Realtime)
@@ -70,36 +84,38 @@ func wsServerCmd(args []string) error {
 	cfg.MaxConnections, cfg.MaxRoomConnections = 100000, 100000
 	hub, err := realtime.NewHub(cfg, rdb, reg, log)
 	if err != nil {
-		return err
+		rdb.Close()
+		return nil, nil, err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := hub.Start(ctx); err != nil {
-		return err
+	if err := hub.Start(context.Background()); err != nil {
+		rdb.Close()
+		return nil, nil, err
 	}
 	open := func(c echo.Context, _ realtime.Identity) (realtime.Room, error) {
 		return realtime.Room{Name: "bench:" + c.Param("room")}, nil
 	}
-	srv, err := httpx.NewServer(httpx.ServerConfig{
+	srv, err = httpx.NewServer(httpx.ServerConfig{
 		HTTP: appCfg.HTTP, Logger: log, Registerer: reg, Gatherer: reg,
 		Routes: []httpx.Route{
 			{Method: http.MethodGet, Path: "/ws/bench/:room", Summary: "bench room", Handler: hub.Handler(open)},
 			{Method: http.MethodPost, Path: "/debug/memory", Summary: "GC, then memory figures", Handler: memoryHandler},
 		},
 	})
+	if err == nil {
+		err = srv.Start()
+	}
 	if err != nil {
+		_ = hub.Close(context.Background())
+		rdb.Close()
+		return nil, nil, err
+	}
+	return srv, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := errors.Join(srv.Shutdown(ctx), hub.Close(ctx), srv.Err())
+		rdb.Close()
 		return err
-	}
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-srv.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(srv.Shutdown(sctx), hub.Close(sctx), srv.Err())
+	}, nil
 }
 
 // memStats is the server's memory after a full GC.
