@@ -2,12 +2,15 @@ package realtime
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 )
+
+const reasonWriteFailed = "write failed"
 
 // conn is one client connection. Its reader is the HTTP handler's goroutine; a writer
 // goroutine exists only while frames (or a ping) are waiting, so an idle connection costs
@@ -107,7 +110,7 @@ func (c *conn) writeLoop() {
 		err := c.ws.Write(context.Background(), websocket.MessageText, frame)
 		c.writeStart.Store(0)
 		if err != nil {
-			c.fail(func() { c.hub.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, "write failed")
+			c.fail(func() { c.hub.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, reasonWriteFailed)
 			return
 		}
 		c.hub.m.out.Inc()
@@ -138,6 +141,12 @@ func (c *conn) fail(count func(), code websocket.StatusCode, reason string) {
 // it. The close handshake of a client that does not read can take coder/websocket's
 // 5+5 s; the room does not wait for it.
 func (c *conn) drop(code websocket.StatusCode, reason string) {
+	lvl := slog.LevelInfo
+	if reason == reasonWriteFailed { // usually the client just went away mid-write
+		lvl = slog.LevelDebug
+	}
+	c.hub.log.Log(context.Background(), lvl, "realtime: connection dropped",
+		"room", c.room.name, "reason", reason, "user_id", c.who.UserID)
 	c.hub.leave(c, true)
 	c.close(code, reason)
 }

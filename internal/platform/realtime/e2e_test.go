@@ -108,7 +108,9 @@ func TestTwoAppReplicas(t *testing.T) {
 	start := func() replicaApp {
 		var hub *realtime.Hub
 		open := func(echo.Context, realtime.Identity) (realtime.Room, error) { return realtime.Room{Name: room}, nil }
-		a := apptest.New(t, apptest.Options{
+		cfg := apptest.Config(t)
+		cfg.Realtime.SendQueue = 4096 // about order, not slow clients: they read after the burst
+		a := apptest.Start(t, cfg, apptest.Options{
 			Routes: []httpx.Route{{Method: http.MethodGet, Path: "/ws/test", Summary: "test WebSocket",
 				Handler: func(c echo.Context) error { return hub.Handler(open)(c) }}},
 			Populate: []any{&hub},

@@ -81,7 +81,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes:    4096,
 		MaxConnections:     20000,
 		MaxRoomConnections: 10000,
-		SendQueue:          64,
+		SendQueue:          256,
 		WriteTimeout:       10 * time.Second,
 		PingInterval:       30 * time.Second,
 		PongTimeout:        10 * time.Second,
