@@ -240,6 +240,8 @@ func (h *Hub) dispatch(msgs <-chan any) {
 			if r := h.rooms[name]; r != nil {
 				select {
 				case <-r.ready:
+					// A re-subscription: Redis came back, maybe without our presence.
+					h.markDirty(name)
 				default:
 					close(r.ready)
 				}

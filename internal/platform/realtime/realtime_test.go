@@ -13,9 +13,11 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/metrics"
 	"github.com/mallhq/mall/internal/platform/realtime"
+	"github.com/mallhq/mall/internal/platform/redisx"
 	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
 )
 
@@ -627,5 +629,62 @@ func TestOutlivesHTTPTimeouts(t *testing.T) {
 	readJSON(t, c, &m)
 	if m.Type != "late" {
 		t.Fatalf("got %+v", m)
+	}
+}
+
+// TestRedisRestartHeals: Redis restarts (losing every subscription and presence hash); the
+// hub re-subscribes by itself, later messages arrive again and presence is rewritten. What
+// was published during the outage is lost (at most once).
+func TestRedisRestartHeals(t *testing.T) {
+	srv := redisxtest.StartServer(t)
+	rdb, err := redisx.New(config.Redis{Addr: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	r := newReplica(t, testConfig("rt:"), rdb, nil)
+	c := dial(t, r, "live:1", nil)
+	waitViewers(t, r.Hub, "live:1", 1)
+
+	srv.Stop()
+	srv.Start(t)
+
+	received := make(chan numbered, 100)
+	go func() {
+		for {
+			var m numbered
+			if err := readCtx(context.Background(), c, &m); err != nil {
+				return
+			}
+			received <- m
+		}
+	}()
+	deadline := time.After(60 * time.Second)
+	for n := 0; ; n++ {
+		// Publish fails while Redis is down or the client reconnects; keep trying.
+		_ = r.Hub.Publish(context.Background(), "live:1", numbered{Type: "after-restart", N: n})
+		select {
+		case m := <-received:
+			if m.Type != "after-restart" {
+				t.Fatalf("got %+v", m)
+			}
+			for i := 0; ; i++ {
+				n, _ := rdb.HLen(context.Background(), "rt:rt:presence:live:1").Result()
+				if n == 1 {
+					break
+				}
+				if i == 100 {
+					t.Fatalf("presence hash has %d fields 10 s after the restart, want 1 (rewritten)", n)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if subs, _ := metrics.Value(r.Reg, realtime.MetricSubscriptions, nil); subs < 2 {
+				t.Fatalf("%s = %v, want a re-subscription", realtime.MetricSubscriptions, subs)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no message reached the client within 60 s of the Redis restart")
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
