@@ -16,7 +16,9 @@ const reasonWriteFailed = "write failed"
 // goroutine exists only while frames (or a ping) are waiting, so an idle connection costs
 // one goroutine.
 type conn struct {
-	hub  *Hub
+	hub *Hub
+	// ws is set once, under mu, by attach (nil until the upgrade); the writer and reader
+	// start after that.
 	ws   *websocket.Conn
 	room *room
 	who  Identity
@@ -65,10 +67,25 @@ func (c *conn) requestPing() {
 }
 
 func (c *conn) startWriterLocked() {
-	if !c.writing {
+	if !c.writing && c.ws != nil {
 		c.writing = true
 		go c.writeLoop()
 	}
+}
+
+// attach gives c its upgraded WebSocket and starts writing what queued up while it joined;
+// false when c was dropped meanwhile.
+func (c *conn) attach(ws *websocket.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return false
+	}
+	c.ws = ws
+	if len(c.queue) > 0 || c.pingDue {
+		c.startWriterLocked()
+	}
+	return true
 }
 
 func (c *conn) writeLoop() {
@@ -152,13 +169,15 @@ func (c *conn) drop(code websocket.StatusCode, reason string) {
 }
 
 // close closes the WebSocket once (with the close handshake); the reader then returns and
-// leaves the room.
+// leaves the room. Before the upgrade it only marks c dead (the handler then refuses it).
 func (c *conn) close(code websocket.StatusCode, reason string) {
-	c.closeOne.Do(func() {
-		c.mu.Lock()
-		c.dead = true
-		c.queue = nil
-		c.mu.Unlock()
-		_ = c.ws.Close(code, reason)
-	})
+	c.mu.Lock()
+	c.dead = true
+	c.queue = nil
+	ws := c.ws
+	c.mu.Unlock()
+	if ws == nil {
+		return
+	}
+	c.closeOne.Do(func() { _ = ws.Close(code, reason) })
 }
