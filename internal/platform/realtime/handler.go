@@ -132,13 +132,17 @@ func (h *Hub) serve(ctx context.Context, c *conn, onMessage func(context.Context
 	defer h.release()
 	defer h.leave(c, true)
 	for {
-		_, data, err := c.ws.Read(ctx)
+		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
 			c.close(websocket.StatusNormalClosure, "")
 			return
 		}
 		h.m.in.Inc()
 		if onMessage == nil {
+			continue
+		}
+		if typ != websocket.MessageText {
+			c.enqueue(h.errorFrame(errTextOnly))
 			continue
 		}
 		if err := onMessage(ctx, c.who, data); err != nil {

@@ -40,6 +40,7 @@ var (
 	ErrRoomFull      = errs.New(errs.Unavailable, "realtime.room_full")
 	ErrNotWebSocket  = errs.New(errs.Invalid, "realtime.websocket_required")
 	ErrInvalidToken  = errs.New(errs.Unauthenticated, "auth.invalid_token")
+	errTextOnly      = errs.New(errs.Invalid, "realtime.text_only").WithDetail("send JSON in text frames")
 	errBadRoom       = errors.New("realtime: room name must be 1..200 bytes")
 )
 

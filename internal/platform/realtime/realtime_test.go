@@ -485,7 +485,15 @@ func TestOnMessageErrorGoesToSender(t *testing.T) {
 			t.Fatalf("%s: got %+v", tt.give, got)
 		}
 	}
-	// Still open, and the error went to the sender only.
+	if err := c.Write(ctx, websocket.MessageBinary, []byte("spam")); err != nil {
+		t.Fatal(err)
+	}
+	var bin struct{ Type, Code string }
+	readJSON(t, c, &bin)
+	if bin.Type != "error" || bin.Code != "realtime.text_only" {
+		t.Fatalf("binary frame: got %+v", bin)
+	}
+	// Still open, and the errors went to the sender only.
 	if err := r.Hub.Publish(ctx, "live:1", numbered{Type: "after", N: 1}); err != nil {
 		t.Fatal(err)
 	}
