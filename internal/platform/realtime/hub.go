@@ -330,6 +330,9 @@ func (h *Hub) join(c *conn) (<-chan struct{}, error) {
 		// Under h.mu so SUBSCRIBE and UNSUBSCRIBE of one channel reach Redis in the order
 		// the room opened and closed here.
 		if err := h.ps.Subscribe(context.Background(), h.chanPrefix+r.name); err != nil {
+			// go-redis remembers the channel even when the command failed (to re-subscribe
+			// after reconnecting); forget it, the room is not open here.
+			_ = h.ps.Unsubscribe(context.Background(), h.chanPrefix+r.name)
 			delete(r.conns, c)
 			h.dropIfEmpty(r)
 			return nil, fmt.Errorf("realtime: subscribe %s: %w", r.name, err)

@@ -708,3 +708,28 @@ func TestRedisRestartHeals(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisDownRefuses: without Redis a room cannot be subscribed; the handshake is refused
+// with 503 instead of a connection that would never receive anything.
+func TestRedisDownRefuses(t *testing.T) {
+	srv := redisxtest.StartServer(t)
+	rdb, err := redisx.New(config.Redis{Addr: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	r := newReplica(t, testConfig("rt:"), rdb, nil)
+	r.closeErrOK = true
+	srv.Stop()
+	_, resp, err := dialErr(r, "live:1", nil)
+	if err == nil {
+		t.Fatal("accepted without Redis")
+	}
+	wantProblem(t, resp, http.StatusServiceUnavailable, "service.unavailable")
+	if n, _ := metrics.Value(r.Reg, realtime.MetricConnections, nil); n != 0 {
+		t.Fatalf("%s = %v after the refusal, want 0", realtime.MetricConnections, n)
+	}
+	// Redis back: the room opens.
+	srv.Start(t)
+	dial(t, r, "live:1", nil)
+}
