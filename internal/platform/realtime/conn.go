@@ -12,9 +12,9 @@ import (
 
 const reasonWriteFailed = "write failed"
 
-// conn is one client connection. Its reader is the HTTP handler's goroutine; a writer
-// goroutine exists only while frames (or a ping) are waiting, so an idle connection costs
-// one goroutine.
+// conn is one client connection. Its reader is a goroutine of its own (Hub.serve; the
+// request's goroutine has returned); a writer goroutine exists only while frames (or a
+// ping) are waiting, so an idle connection costs one goroutine.
 type conn struct {
 	hub *Hub
 	// ws is set once, under mu, by attach (nil until the upgrade); the writer and reader
