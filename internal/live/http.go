@@ -128,7 +128,7 @@ func (h *handler) Routes() []httpx.Route {
 		path, summary string
 		fn            echo.HandlerFunc
 	}{
-		{"/internal/rtmp/on_publish", "nginx-rtmp on_publish: 3xx renames the stream to room-<id> (allowed), 403 refuses", h.onPublish},
+		{"/internal/rtmp/on_publish", "nginx-rtmp on_publish: 3xx relays the stream to the HLS application as room-<id> (allowed), 403 refuses", h.onPublish},
 		{"/internal/rtmp/on_update", "nginx-rtmp on_update: 2xx keeps the stream, 403 cuts it (room ended or banned)", h.onUpdate},
 		{"/internal/rtmp/on_publish_done", "nginx-rtmp on_publish_done: the publisher's room ends", h.onPublishDone},
 	} {
@@ -353,9 +353,12 @@ func (h *handler) onPublish(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// nginx-rtmp renames the stream to a 3xx answer's Location (a name, not rtmp://...),
-	// so HLS is written and served as room-<id>, never under the key.
-	c.Response().Header().Set(echo.HeaderLocation, PlaybackName(r.ID))
+	// A 3xx whose Location is an rtmp:// URL makes nginx-rtmp relay the stream there: to
+	// the ingest's own HLS application under the room's public name, so the playlist is
+	// room-<id>.m3u8 and never named after the key. (A plain-name Location would rename
+	// the stream only for modules after the notify module; Debian's HLS runs before it and
+	// would write <key>.m3u8.)
+	c.Response().Header().Set(echo.HeaderLocation, h.cfg.HLSPushURL+"/"+PlaybackName(r.ID))
 	return c.String(http.StatusFound, "live\n")
 }
 

@@ -40,7 +40,9 @@ type Config struct {
 	// App is the RTMP application publishers must use: RTMPURL's last path segment.
 	App string
 	// HLSURL is the public playback base.
-	HLSURL          string
+	HLSURL string
+	// HLSPushURL is the ingest's own HLS application (rtmp://127.0.0.1:1935/hls).
+	HLSPushURL      string
 	ChatMaxRunes    int
 	ChatPerMinute   int
 	ChatBurst       int
@@ -63,6 +65,7 @@ func ConfigFrom(c config.Live) (*Config, error) {
 		return nil, fmt.Errorf("live.rtmp_url: %q names no application (rtmp://host:port/live)", c.RTMPURL)
 	}
 	return &Config{RTMPSecret: c.RTMPSecret, RTMPURL: strings.TrimRight(c.RTMPURL, "/"), App: app, HLSURL: c.HLSURL,
+		HLSPushURL: strings.TrimRight(c.HLSPushURL, "/"),
 		ChatMaxRunes: c.ChatMaxRunes, ChatPerMinute: c.ChatPerMinute, ChatBurst: c.ChatBurst,
 		ViewersInterval: c.ViewersInterval}, nil
 }

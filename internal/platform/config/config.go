@@ -232,6 +232,9 @@ type Live struct {
 	RTMPURL string `mapstructure:"rtmp_url"`
 	// HLSURL is the public playback base; a room plays at HLSURL/room-<id>.m3u8.
 	HLSURL string `mapstructure:"hls_url"`
+	// HLSPushURL is where an ingest nginx reaches its own HLS application: on_publish
+	// answers a redirect to HLSPushURL/room-<id>, and nginx-rtmp relays the stream there.
+	HLSPushURL string `mapstructure:"hls_push_url"`
 	// ChatMaxRunes bounds one chat message (before HTML is stripped).
 	ChatMaxRunes int `mapstructure:"chat_max_runes"`
 	// ChatPerMinute and ChatBurst are each user's chat rate limit (GCRA, per user).
@@ -470,6 +473,9 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Live.RTMPURL, "rtmp://") {
 		bad("live.rtmp_url", "must be an rtmp:// URL, got %q", c.Live.RTMPURL)
+	}
+	if !strings.HasPrefix(c.Live.HLSPushURL, "rtmp://") {
+		bad("live.hls_push_url", "must be an rtmp:// URL, got %q", c.Live.HLSPushURL)
 	}
 	if !strings.HasPrefix(c.Live.HLSURL, "http://") && !strings.HasPrefix(c.Live.HLSURL, "https://") {
 		bad("live.hls_url", "must be an http(s):// URL, got %q", c.Live.HLSURL)
