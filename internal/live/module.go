@@ -65,7 +65,7 @@ func ConfigFrom(c config.Live) (*Config, error) {
 		return nil, fmt.Errorf("live.rtmp_url: %q names no application (rtmp://host:port/live)", c.RTMPURL)
 	}
 	return &Config{RTMPSecret: c.RTMPSecret, RTMPURL: strings.TrimRight(c.RTMPURL, "/"), App: app, HLSURL: c.HLSURL,
-		HLSPushURL: strings.TrimRight(c.HLSPushURL, "/"),
+		HLSPushURL:   strings.TrimRight(c.HLSPushURL, "/"),
 		ChatMaxRunes: c.ChatMaxRunes, ChatPerMinute: c.ChatPerMinute, ChatBurst: c.ChatBurst,
 		ViewersInterval: c.ViewersInterval}, nil
 }
