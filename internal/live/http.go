@@ -7,19 +7,29 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/user"
 )
 
 type handler struct {
 	svc Service
 	cfg *Config
+	hub *realtime.Hub // nil: no WebSocket route (REST-only tests)
 }
 
-func newHandler(s Service, cfg *Config) httpx.Routes { return &handler{svc: s, cfg: cfg} }
+type handlerParams struct {
+	fx.In
+	Svc Service
+	Cfg *Config
+	Hub *realtime.Hub `optional:"true"`
+}
+
+func newHandler(p handlerParams) httpx.Routes { return &handler{svc: p.Svc, cfg: p.Cfg, hub: p.Hub} }
 
 // RTMPClass is the rate-limit class of nginx-rtmp's notifications: one nginx calls for
 // every publisher from one address, so the per-IP default would throttle a busy ingest.
@@ -135,6 +145,9 @@ func (h *handler) Routes() []httpx.Route {
 		routes = append(routes, httpx.Route{Method: http.MethodPost, Path: n.path, Handler: n.fn, Summary: n.summary,
 			Tags: []string{"internal"}, RateLimit: RTMPClass, Produces: "text/plain",
 			Middleware: []echo.MiddlewareFunc{h.requireSecret}})
+	}
+	if h.hub != nil {
+		routes = append(routes, h.wsRoute())
 	}
 	return routes
 }

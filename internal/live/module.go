@@ -21,6 +21,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -76,6 +77,8 @@ var Module = fx.Module("live",
 	fx.Provide(
 		func(c config.Config) (*Config, error) { return ConfigFrom(c.Live) },
 		New,
+		// The application's hub is the rooms' broadcaster.
+		func(h *realtime.Hub) Broadcaster { return h },
 		httpx.AsRoutes(newHandler),
 		fx.Annotate(chatClass, fx.ResultTags(`group:"ratelimit.classes"`)),
 		fx.Annotate(rtmpClass, fx.ResultTags(`group:"ratelimit.classes"`)),
