@@ -30,7 +30,7 @@ type roomBody struct {
 
 // env is a running application with an admin, a merchant (owner token) and a category.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	a        *apptest.App
 	admin    string
 	merchant int64
@@ -42,7 +42,7 @@ const testSecret = "test-rtmp-secret-0123456789"
 
 // testConfig is apptest's configuration with the live keys for a private nginx on rtmpAddr
 // and httpAddr (host:port), and a short viewer interval.
-func testConfig(t *testing.T, rtmpAddr, httpAddr string) config.Config {
+func testConfig(t testing.TB, rtmpAddr, httpAddr string) config.Config {
 	cfg := apptest.Config(t)
 	cfg.Live.HLSPushURL = "rtmp://" + rtmpAddr + "/hls"
 	cfg.Live.RTMPSecret = testSecret
@@ -52,7 +52,7 @@ func testConfig(t *testing.T, rtmpAddr, httpAddr string) config.Config {
 	return cfg
 }
 
-func newEnvWith(t *testing.T, cfg config.Config) *env {
+func newEnvWith(t testing.TB, cfg config.Config) *env {
 	t.Helper()
 	a := apptest.Start(t, cfg, apptest.Options{})
 	_, adm := a.Admin()
@@ -68,7 +68,7 @@ func newEnvWith(t *testing.T, cfg config.Config) *env {
 	return e
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvWith(t, testConfig(t, "127.0.0.1:1935", "127.0.0.1:8088"))
 }

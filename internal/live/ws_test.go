@@ -3,7 +3,6 @@ package live_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,7 +66,7 @@ func (e *env) dial(roomID, token string) *websocket.Conn {
 
 // next reads until a message of type typ arrives (viewer counts and other traffic are
 // skipped) and returns it.
-func next(t *testing.T, c *websocket.Conn, typ string) wsMsg {
+func next(t testing.TB, c *websocket.Conn, typ string) wsMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -86,7 +85,7 @@ func next(t *testing.T, c *websocket.Conn, typ string) wsMsg {
 	}
 }
 
-func send(t *testing.T, c *websocket.Conn, v any) {
+func send(t testing.TB, c *websocket.Conn, v any) {
 	t.Helper()
 	b, _ := json.Marshal(v)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -246,31 +245,54 @@ func TestChatRateLimitPerUser(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// Every tab sees every sent chat; each refusal goes to the tab that sent it.
-	sent, limited := 0, 0
+	// Every tab sees every sent chat (counted on tab 0); each refusal goes to the tab that
+	// sent it. Read until all n outcomes are in, then a little longer for any surplus.
+	type outcome struct{ chat, limited bool }
+	outcomes := make(chan outcome, 4*n)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for i, c := range conns {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		for {
-			_, data, err := c.Read(ctx)
-			if err != nil {
-				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("tab %d: %v", i, err)
+		go func() {
+			for {
+				_, data, err := c.Read(ctx)
+				if err != nil {
+					return
 				}
-				break
+				var m wsMsg
+				_ = json.Unmarshal(data, &m)
+				switch {
+				case m.Type == "chat" && i == 0:
+					outcomes <- outcome{chat: true}
+				case m.Type == "error" && m.Code == "live.chat_rate_limited":
+					outcomes <- outcome{limited: true}
+				case m.Type == "error":
+					t.Errorf("tab %d: unexpected error %+v", i, m)
+				}
 			}
-			var m wsMsg
-			_ = json.Unmarshal(data, &m)
-			switch {
-			case m.Type == "chat" && i == 0:
-				sent++
-			case m.Type == "error" && m.Code == "live.chat_rate_limited":
-				limited++
-			case m.Type == "error":
-				t.Fatalf("tab %d: unexpected error %+v", i, m)
-			}
-		}
-		cancel()
+		}()
 	}
+	sent, limited := 0, 0
+	timeout := time.After(20 * time.Second)
+	var settle <-chan time.Time
+collect:
+	for {
+		select {
+		case o := <-outcomes:
+			if o.chat {
+				sent++
+			} else {
+				limited++
+			}
+			if sent+limited == n {
+				settle = time.After(500 * time.Millisecond)
+			}
+		case <-settle:
+			break collect
+		case <-timeout:
+			break collect
+		}
+	}
+	cancel()
 	if sent != burst || limited != n-burst {
 		t.Fatalf("sent %d, rate limited %d; want %d and %d", sent, limited, burst, n-burst)
 	}
