@@ -28,6 +28,7 @@ func fetch(url string) (int, string) {
 // nginx; a second encoder with the right key is refused while the first streams; stopping
 // the encoder ends the room; an ended room's key publishes no more.
 func TestLiveStreamThroughNginxRTMP(t *testing.T) {
+	t.Parallel()
 	in := newIngest(t)
 	e := newEnvWith(t, testConfig(t, in.RTMPAddr, in.HTTPAddr))
 	in.start(t, e.a.URL, testSecret, "2s")
@@ -112,6 +113,7 @@ func TestLiveStreamThroughNginxRTMP(t *testing.T) {
 // TestBanCutsRunningStream: the platform bans a live room; nginx's next on_update gets 403
 // and drops the encoder, and the room stays banned (publish_done does not "end" it).
 func TestBanCutsRunningStream(t *testing.T) {
+	t.Parallel()
 	in := newIngest(t)
 	e := newEnvWith(t, testConfig(t, in.RTMPAddr, in.HTTPAddr))
 	in.start(t, e.a.URL, testSecret, "1s")

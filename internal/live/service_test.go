@@ -18,6 +18,7 @@ import (
 // a scheduled room's key (answering the relay to the HLS application as room-<id>);
 // on_update and on_publish_done act only for the session that published.
 func TestRTMPNotifications(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.room("Notify")
 	form := publishForm(r.StreamKey, "11")
@@ -80,6 +81,7 @@ func TestRTMPNotifications(t *testing.T) {
 // TestConcurrentPublishOneWins: N encoders publish with the same key at once; exactly one
 // is allowed, the room records that session, and one room_started event is written.
 func TestConcurrentPublishOneWins(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.room("Race")
 	const n = 24
@@ -132,6 +134,7 @@ func TestConcurrentPublishOneWins(t *testing.T) {
 // TestStreamKeyStoredHashedAndRotated: the database holds only the key's SHA-256; rotation
 // shows a new key once, the old one stops working, and a live room's key cannot rotate.
 func TestStreamKeyStoredHashedAndRotated(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.room("Keys")
 	if len(r.StreamKey) < 3+26 { // "lk_" + 160 bits in base32
@@ -173,6 +176,7 @@ func TestStreamKeyStoredHashedAndRotated(t *testing.T) {
 
 // TestPinRules: only an on_sale product of the room's own merchant can be pinned.
 func TestPinRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.room("Pins")
 	pin := func(productID string) apptest.Response {
@@ -212,6 +216,7 @@ func TestPinRules(t *testing.T) {
 
 // TestRoomAccessAndValidation: who may call what, and bad input answers 4xx problems.
 func TestRoomAccessAndValidation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, buyer := e.a.NewUser("buyer")
 	create := "/api/v1/merchant/live-rooms"
@@ -254,6 +259,7 @@ func TestRoomAccessAndValidation(t *testing.T) {
 // TestRoomLists: ?status= filters, banned rooms stay hidden from the public, merchants see
 // only their own rooms, and pages chain by cursor.
 func TestRoomLists(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var ids []string
 	for i := range 5 {

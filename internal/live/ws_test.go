@@ -101,6 +101,7 @@ func chat(text string) map[string]string { return map[string]string{"type": "cha
 // then pin changes, state changes and chat; anonymous viewers may watch but not chat; chat
 // HTML is stripped and the nickname comes from the verified token's account.
 func TestRoomSocketWelcomePinAndChat(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	prod := e.product(e.owner, true)
 	r := e.room("Spring sale")
@@ -171,6 +172,7 @@ func TestRoomSocketWelcomePinAndChat(t *testing.T) {
 // TestRoomSocketRefusals: unknown and banned rooms are 404 before the upgrade, a foreign
 // Origin is 403, an invalid token is 401, and an oversized frame closes the connection.
 func TestRoomSocketRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.room("Refusals")
 
@@ -223,6 +225,7 @@ func TestRoomSocketRefusals(t *testing.T) {
 // TestChatRateLimitPerUser: N concurrent messages of one user: exactly the burst is sent,
 // the rest are refused with live.chat_rate_limited; another user is not affected.
 func TestChatRateLimitPerUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.room("Busy chat")
 	_, tk := e.a.NewUser("chatty")
@@ -309,6 +312,7 @@ collect:
 // TestViewerCountPushed: K viewers get {"type":"viewers","count":K} pushed, and the room's
 // viewer_count says K; after they leave, the count drops.
 func TestViewerCountPushed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.room("Counting")
 	e.notify("on_publish", testSecret, publishForm(r.StreamKey, "7")).Want(t, http.StatusFound, "")
