@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/catalog"
+	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
@@ -101,6 +102,8 @@ type Params struct {
 	Config  *Config
 	Catalog catalog.Service
 	Users   user.Service
+	// Merchants says whether a merchant is suspended (its rooms neither publish nor show).
+	Merchants merchant.Service `optional:"true"`
 	// Hub delivers WebSocket messages; nil: nothing is broadcast (tests of the REST side).
 	Hub      Broadcaster           `optional:"true"`
 	Limiter  *ratelimit.Limiter    `optional:"true"`
@@ -131,7 +134,7 @@ func newService(p Params) (*service, error) {
 		return nil, err
 	}
 	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, ids: p.IDs, outbox: ob, catalog: p.Catalog,
-		users: p.Users, limiter: p.Limiter, hub: p.Hub, cfg: *p.Config, m: m, now: time.Now}, nil
+		merch: p.Merchants, users: p.Users, limiter: p.Limiter, hub: p.Hub, cfg: *p.Config, m: m, now: time.Now}, nil
 }
 
 type metrics struct {

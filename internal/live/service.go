@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mallhq/mall/internal/catalog"
+	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/outbox"
@@ -39,6 +40,7 @@ type service struct {
 	ids     *idgen.Generator
 	outbox  outbox.Writer
 	catalog catalog.Service
+	merch   merchant.Service
 	users   user.Service
 	limiter *ratelimit.Limiter
 	hub     Broadcaster
@@ -177,7 +179,7 @@ func (s *service) Room(ctx context.Context, roomID int64) (Room, error) {
 	if err != nil {
 		return Room{}, err
 	}
-	if r.Status == StatusBanned {
+	if r.Status == StatusBanned || !s.merchantActive(ctx, r.MerchantID) {
 		return Room{}, ErrNotFound
 	}
 	room := r.room()
@@ -203,13 +205,34 @@ func (s *service) Rooms(ctx context.Context, status Status, limit int, before in
 	if err != nil {
 		return nil, err
 	}
-	rooms := toRooms(rows)
-	for i := range rooms {
-		if rooms[i].Status == StatusLive {
-			rooms[i].ViewerCount, _ = s.Viewers(ctx, rooms[i].ID)
+	rooms := make([]Room, 0, len(rows))
+	for _, row := range rows {
+		// A suspended merchant's rooms leave the public lists, like its products (a page
+		// may then be short; the cursor still moves on).
+		if !s.merchantActive(ctx, row.MerchantID) {
+			continue
 		}
+		r := row.room()
+		if r.Status == StatusLive {
+			r.ViewerCount, _ = s.Viewers(ctx, r.ID)
+		}
+		rooms = append(rooms, r)
 	}
 	return rooms, nil
+}
+
+// merchantActive asks the merchant module (its cached IsActive); an error counts as active
+// so a merchant-module hiccup does not take live rooms down.
+func (s *service) merchantActive(ctx context.Context, merchantID int64) bool {
+	if s.merch == nil {
+		return true
+	}
+	ok, err := s.merch.IsActive(ctx, merchantID)
+	if err != nil {
+		s.log.WarnContext(ctx, "live: merchant status unavailable", "merchant_id", merchantID, "err", err)
+		return true
+	}
+	return ok
 }
 
 func (s *service) Viewers(ctx context.Context, roomID int64) (int64, error) {
@@ -344,7 +367,18 @@ func (s *service) keyLock(p Publisher) func(ctx context.Context) (roomRow, error
 }
 
 func (s *service) Publish(ctx context.Context, p Publisher) (Room, error) {
+	// A suspended merchant may not go live. Asked before the transaction: the merchant
+	// module's read must not join this module's transaction.
+	suspended := false
+	if p.App == s.cfg.App && validKey(p.Key) {
+		if r, err := s.st.byKey(ctx, hashKey(p.Key)); err == nil && !s.merchantActive(ctx, r.MerchantID) {
+			suspended = true
+		}
+	}
 	r, _, err := s.change(ctx, s.keyLock(p), func(r *roomRow) (string, error) {
+		if suspended {
+			return "", ErrPublishRefused.WithDetail("the merchant is suspended")
+		}
 		if r.Status != StatusScheduled {
 			return "", ErrPublishRefused.WithDetail("the room is %s", r.Status)
 		}
@@ -380,6 +414,10 @@ func (s *service) Update(ctx context.Context, p Publisher) error {
 	if r.Status != StatusLive || r.Publisher != truncate(p.Client, 128) {
 		s.m.publish.WithLabelValues("cut").Inc()
 		return ErrPublishRefused.WithDetail("the room is %s", r.Status)
+	}
+	if !s.merchantActive(ctx, r.MerchantID) {
+		s.m.publish.WithLabelValues("cut").Inc()
+		return ErrPublishRefused.WithDetail("the merchant is suspended")
 	}
 	return nil
 }

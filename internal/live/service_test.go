@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/live"
@@ -320,5 +321,30 @@ func TestRoomLists(t *testing.T) {
 	e.a.Req(http.MethodGet, "/api/v1/merchant/live-rooms?status=banned", nil, apptest.Bearer(e.owner)...).Decode(t, &l)
 	if len(l.Items) != 1 || l.Items[0].ID != ids[3] {
 		t.Fatalf("merchant's banned rooms: %+v", l)
+	}
+}
+
+// TestSuspendedMerchantGoesDark: a suspended merchant's live stream is cut at the next
+// on_update, its other rooms cannot publish, and its rooms leave the public API.
+func TestSuspendedMerchantGoesDark(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	liveRoom, waiting := e.room("On air"), e.room("Later")
+	form := publishForm(liveRoom.StreamKey, "5")
+	e.notify("on_publish", testSecret, form).Want(t, http.StatusFound, "")
+	e.a.Req(http.MethodPost, "/api/v1/admin/merchants/"+strconv.FormatInt(e.merchant, 10)+"/suspend",
+		map[string]any{"reason": "fraud"}, apptest.Bearer(e.admin)...).Want(t, http.StatusOK, "")
+	// The merchant module's status cache bounds how soon this replica sees it.
+	waitFor(t, 30*time.Second, "on_update to cut the suspended merchant's stream", func() bool {
+		return e.notify("on_update", testSecret, form).Status == http.StatusForbidden
+	})
+	e.notify("on_publish", testSecret, publishForm(waiting.StreamKey, "6")).Want(t, http.StatusForbidden, "live.publish_refused")
+	e.a.Req(http.MethodGet, "/api/v1/live-rooms/"+liveRoom.ID, nil).Want(t, http.StatusNotFound, "live.room_not_found")
+	var l struct {
+		Items []roomBody `json:"items"`
+	}
+	e.a.Req(http.MethodGet, "/api/v1/live-rooms", nil).Want(t, http.StatusOK, "").Decode(t, &l)
+	if len(l.Items) != 0 {
+		t.Fatalf("a suspended merchant's rooms are listed: %+v", l.Items)
 	}
 }
