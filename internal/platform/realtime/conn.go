@@ -3,6 +3,8 @@ package realtime
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -15,6 +17,9 @@ type conn struct {
 	ws   *websocket.Conn
 	room *room
 	who  Identity
+
+	// writeStart is when the pending write began (Unix ns), 0 when none is.
+	writeStart atomic.Int64
 
 	mu       sync.Mutex
 	queue    [][]byte // frames waiting; shared, read-only
@@ -95,15 +100,24 @@ func (c *conn) writeLoop() {
 			}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
-		err := c.ws.Write(ctx, websocket.MessageText, frame)
-		cancel()
+		// No deadline per write (a timer per frame per connection is a tenth of a
+		// broadcast's CPU): the hub's sweeper drops a connection whose write has been
+		// pending for WriteTimeout, which unblocks this one.
+		c.writeStart.Store(time.Now().UnixNano())
+		err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+		c.writeStart.Store(0)
 		if err != nil {
 			c.fail(func() { c.hub.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, "write failed")
 			return
 		}
 		c.hub.m.out.Inc()
 	}
+}
+
+// stuckSince reports whether a write has been pending since before t.
+func (c *conn) stuckSince(t time.Time) bool {
+	ws := c.writeStart.Load()
+	return ws != 0 && ws < t.UnixNano()
 }
 
 // fail marks c dead (counting it once) and drops it.

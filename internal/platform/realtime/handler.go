@@ -79,11 +79,8 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 			welcome = append(welcome, b)
 		}
 
-		// net/http's read and write deadlines would outlive the hijack and cut the
-		// connection after http.read_timeout.
-		rc := http.NewResponseController(c.Response())
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
+		// net/http clears the server's read and write deadlines on hijack, so
+		// http.read_timeout/write_timeout do not cut the connection (TestOutlivesHTTPTimeouts).
 		opts := &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins}
 		if _, ok := protocolToken(req); ok {
 			opts.Subprotocols = []string{"bearer"}
@@ -96,12 +93,20 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		}
 		upgraded = true
 		ws.SetReadLimit(h.cfg.MaxMessageBytes)
-		h.serve(req.Context(), &conn{hub: h, ws: ws, room: r, who: who}, welcome, rm.OnMessage)
+		// The connection outlives the request: a goroutine of its own serves it, and the
+		// request's goroutine returns, so its stack (grown through the middleware chain), the
+		// echo context and the request's span are not held for the connection's lifetime.
+		ctx := context.Background()
+		if p, ok := authn.From(req.Context()); ok {
+			ctx = authn.With(ctx, p)
+		}
+		go h.serve(ctx, &conn{hub: h, ws: ws, room: r, who: who}, welcome, rm.OnMessage)
 		return nil
 	}
 }
 
-// serve runs one upgraded connection until it closes.
+// serve runs one upgraded connection until it closes. ctx carries the caller's principal
+// (authn) and no deadline: the connection ends by closing.
 func (h *Hub) serve(ctx context.Context, c *conn, welcome [][]byte, onMessage func(context.Context, Identity, []byte) error) {
 	defer h.release()
 	// Welcome frames go into the queue before the connection joins the room, so they
@@ -248,19 +253,24 @@ var errNoToken = errors.New("no token")
 // into the Authorization header, where the authentication middleware verifies it like any
 // other bearer token, and drops it from the URL so it reaches no log.
 func liftToken(req *http.Request) error {
-	if !isUpgrade(req) || req.Header.Get(echo.HeaderAuthorization) != "" {
+	if !isUpgrade(req) {
 		return errNoToken
 	}
-	tok, ok := protocolToken(req)
-	if !ok {
-		q := req.URL.Query()
-		tok = q.Get(TokenParam)
-		if tok == "" {
-			return errNoToken
-		}
+	q := req.URL.Query()
+	tok := q.Get(TokenParam)
+	if q.Has(TokenParam) {
 		q.Del(TokenParam)
 		req.URL.RawQuery = q.Encode()
 		req.RequestURI = req.URL.RequestURI()
+	}
+	if req.Header.Get(echo.HeaderAuthorization) != "" {
+		return errNoToken
+	}
+	if p, ok := protocolToken(req); ok {
+		tok = p
+	}
+	if tok == "" {
+		return errNoToken
 	}
 	req.Header.Set(echo.HeaderAuthorization, "Bearer "+tok)
 	return nil

@@ -374,25 +374,43 @@ func (h *Hub) localCount(name string) int {
 	return 0
 }
 
-// pingLoop pings every connection each PingInterval; a connection whose pong does not
-// come within PongTimeout is closed. The ping goes through the connection's writer, so
-// an idle connection has no goroutine of its own between pings.
+// pingLoop pings every connection each PingInterval (a connection whose pong does not
+// come within PongTimeout is closed) and drops connections whose write has been pending
+// for WriteTimeout. The ping goes through the connection's writer, so an idle connection
+// has no goroutine of its own between pings.
 func (h *Hub) pingLoop() {
 	defer h.stopped.Done()
-	t := time.NewTicker(h.cfg.PingInterval)
-	defer t.Stop()
+	ping := time.NewTicker(h.cfg.PingInterval)
+	defer ping.Stop()
+	sweep := time.NewTicker(min(h.cfg.WriteTimeout/4, time.Second))
+	defer sweep.Stop()
 	for {
 		select {
 		case <-h.stop:
 			return
-		case <-t.C:
-		}
-		h.mu.Lock()
-		for _, r := range h.rooms {
-			for c := range r.conns {
-				c.requestPing()
+		case <-ping.C:
+			h.mu.Lock()
+			for _, r := range h.rooms {
+				for c := range r.conns {
+					c.requestPing()
+				}
+			}
+			h.mu.Unlock()
+		case <-sweep.C:
+			cutoff := time.Now().Add(-h.cfg.WriteTimeout)
+			var stuck []*conn
+			h.mu.Lock()
+			for _, r := range h.rooms {
+				for c := range r.conns {
+					if c.stuckSince(cutoff) {
+						stuck = append(stuck, c)
+					}
+				}
+			}
+			h.mu.Unlock()
+			for _, c := range stuck {
+				go c.fail(func() { h.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, "write timed out")
 			}
 		}
-		h.mu.Unlock()
 	}
 }

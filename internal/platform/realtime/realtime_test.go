@@ -570,3 +570,62 @@ func TestOpenErrorRefusesBeforeUpgrade(t *testing.T) {
 		t.Fatalf("%s = %v after a refused open, want 0", realtime.MetricConnections, n)
 	}
 }
+
+// TestStuckWriteDropped: with a queue too long to fill, a client that stops reading is
+// dropped by the write timeout instead.
+func TestStuckWriteDropped(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.SendQueue = 100000
+	cfg.WriteTimeout = time.Second
+	cfg.PingInterval = time.Hour
+	r := newReplica(t, cfg, rdb, nil)
+	dial(t, r, "live:1", &websocket.DialOptions{HTTPClient: smallBufferClient()})
+	waitViewers(t, r.Hub, "live:1", 1)
+	pad := strings.Repeat("x", 16<<10)
+	for i := range 2000 {
+		if err := r.Hub.Publish(context.Background(), "live:1", map[string]any{"n": i, "pad": pad}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := metrics.Value(r.Reg, realtime.MetricDrops, map[string]string{"reason": "write_failed"}); n == 1 {
+			waitViewers(t, r.Hub, "live:1", 0)
+			return
+		}
+		if i%50 == 49 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	t.Fatal("a client whose writes block was not dropped")
+}
+
+// TestOutlivesHTTPTimeouts: the server's read and write timeouts (1 s in these tests) do not
+// cut an upgraded connection.
+func TestOutlivesHTTPTimeouts(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	got := make(chan string, 1)
+	r := newReplica(t, testConfig(prefix), rdb, func(_ echo.Context, _ realtime.Identity, rm *realtime.Room) error {
+		rm.OnMessage = func(_ context.Context, _ realtime.Identity, data []byte) error {
+			got <- string(data)
+			return nil
+		}
+		return nil
+	})
+	c := dial(t, r, "live:1", nil)
+	time.Sleep(2500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "still here" {
+		t.Fatalf("got %q", m)
+	}
+	if err := r.Hub.Publish(ctx, "live:1", numbered{Type: "late", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var m numbered
+	readJSON(t, c, &m)
+	if m.Type != "late" {
+		t.Fatalf("got %+v", m)
+	}
+}
