@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -348,4 +349,51 @@ func TestViewerCountPushed(t *testing.T) {
 			t.Fatal("the count did not drop to 1")
 		}
 	}
+}
+
+// TestViewerPushOneReplicaPerTick: two replicas on one database and Redis, a viewer on
+// each. Both see the count of both (presence across replicas), and the room gets one push
+// per interval, not one per replica: over a window the pushes a viewer receives stay under
+// what a single pusher can send (the per-room SET NX expires at 0.9 of the interval).
+func TestViewerPushOneReplicaPerTick(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg2 := e.a.Cfg
+	cfg2.App.NodeID = e.a.Cfg.App.NodeID%200 + 1 + 50 // another node: IDs must not collide
+	cfg2.Search.Bleve.Path = filepath.Join(t.TempDir(), "search") // one bleve index per process
+	b := apptest.Start(t, cfg2, apptest.Options{})
+	r := e.room("Two replicas")
+	e.notify("on_publish", testSecret, publishForm(r.StreamKey, "9")).Want(t, http.StatusFound, "")
+
+	ca := e.dial(r.ID, "")
+	eb := &env{t: t, a: b}
+	cb := eb.dial(r.ID, "")
+	for _, c := range []*websocket.Conn{ca, cb} {
+		deadline := time.Now().Add(20 * time.Second)
+		for next(t, c, "viewers").Count != 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("the viewers across both replicas were not counted")
+			}
+		}
+	}
+	interval := e.a.Cfg.Live.ViewersInterval
+	window := 15 * interval
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	got := 0
+	for {
+		_, data, err := ca.Read(ctx)
+		if err != nil {
+			break
+		}
+		var m wsMsg
+		_ = json.Unmarshal(data, &m)
+		if m.Type == "viewers" {
+			got++
+		}
+	}
+	if most := int(window/(interval*9/10)) + 2; got > most || got == 0 {
+		t.Fatalf("%d viewer pushes in %s at %s intervals: want 1..%d (one pusher per tick)", got, window, interval, most)
+	}
+	t.Logf("%d viewer pushes in %s with two replicas", got, window)
 }
