@@ -48,6 +48,25 @@ func SanitizeChat(text string, maxRunes int) (string, error) {
 	return out, nil
 }
 
+// DisplayName is how a chatter appears to the room: the nickname with markup stripped
+// (nicknames are free text), and masked ("l***i") when it is the default one, the email's
+// local part, so the room never learns anyone's email address.
+func DisplayName(nickname, email string) string {
+	name := strings.TrimSpace(chatPolicy.Sanitize(nickname))
+	local, _, _ := strings.Cut(email, "@")
+	if local != "" && strings.EqualFold(strings.TrimSpace(nickname), local) {
+		r := []rune(name)
+		switch {
+		case len(r) == 0:
+		case len(r) <= 2:
+			name = string(r[0]) + "***"
+		default:
+			name = string(r[0]) + "***" + string(r[len(r)-1])
+		}
+	}
+	return name
+}
+
 // clientMessage is one client frame on /ws/live/{id}.
 type clientMessage struct {
 	Type string `json:"type"`
@@ -103,7 +122,7 @@ func (s *service) Chat(ctx context.Context, roomID, userID int64, text string) (
 	}
 	msg := ChatMessage{Type: "chat", RoomID: roomID, UserID: userID, Text: clean, At: s.clock()}
 	if u, err := s.users.Get(ctx, userID); err == nil {
-		msg.Nickname = u.Nickname
+		msg.Nickname = DisplayName(u.Nickname, u.Email)
 	}
 	if s.hub != nil {
 		if err := s.hub.Publish(ctx, HubRoom(roomID), msg); err != nil {

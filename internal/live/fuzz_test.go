@@ -50,6 +50,22 @@ func TestSanitizeChat(t *testing.T) {
 	}
 }
 
+func TestDisplayName(t *testing.T) {
+	tests := []struct{ nick, email, want string }{
+		{"Li Lei", "lilei@example.com", "Li Lei"},
+		{"lilei", "lilei@example.com", "l***i"},
+		{"LiLei", "lilei@example.com", "L***i"},
+		{"ab", "ab@example.com", "a***"},
+		{"<b>Boss</b>", "x@example.com", "Boss"},
+		{"小明", "xiaoming@example.com", "小明"},
+	}
+	for _, tt := range tests {
+		if got := live.DisplayName(tt.nick, tt.email); got != tt.want {
+			t.Errorf("DisplayName(%q, %q) = %q, want %q", tt.nick, tt.email, got, tt.want)
+		}
+	}
+}
+
 func FuzzSanitizeChat(f *testing.F) {
 	for _, s := range []string{"hi", "<b>x</b>", "<script>x</script>", "<a href=\"javascript:alert(1)\">x</a>",
 		"a<b", "&lt;script&gt;", "\u202e", "<<script>script>alert(1)<</script>/script>"} {

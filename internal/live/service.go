@@ -145,7 +145,9 @@ func (s *service) MerchantRoom(ctx context.Context, merchantID, roomID int64) (R
 	if err != nil {
 		return Room{}, err
 	}
-	return r.room(), nil
+	room := r.room()
+	room.ViewerCount, _ = s.Viewers(ctx, roomID)
+	return room, nil
 }
 
 func beforeID(before int64) int64 {

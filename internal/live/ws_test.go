@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mallhq/mall/internal/app/apptest"
+	"github.com/mallhq/mall/internal/live"
 )
 
 // wsMsg is any server message of /ws/live/{id}.
@@ -129,7 +130,8 @@ func TestRoomSocketWelcomePinAndChat(t *testing.T) {
 	send(t, viewer, chat(`  <b>hi</b> <script>alert(1)</script><img src=x onerror=alert(2)>there  `))
 	for _, c := range []*websocket.Conn{viewer, anon} {
 		m := next(t, c, "chat")
-		if m.Text != "hi there" || m.UserID != acc.ID || m.Nickname != acc.Nickname {
+		if m.Text != "hi there" || m.UserID != acc.ID || m.Nickname != live.DisplayName(acc.Nickname, acc.Email) ||
+			strings.Contains(acc.Email, m.Nickname) {
 			t.Fatalf("chat as broadcast: %+v (want text %q from %s)", m, "hi there", acc.ID)
 		}
 	}
