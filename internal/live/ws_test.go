@@ -361,7 +361,7 @@ func TestViewerPushOneReplicaPerTick(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	cfg2 := e.a.Cfg
-	cfg2.App.NodeID = e.a.Cfg.App.NodeID%200 + 1 + 50 // another node: IDs must not collide
+	cfg2.App.NodeID = e.a.Cfg.App.NodeID%200 + 1 + 50             // another node: IDs must not collide
 	cfg2.Search.Bleve.Path = filepath.Join(t.TempDir(), "search") // one bleve index per process
 	b := apptest.Start(t, cfg2, apptest.Options{})
 	r := e.room("Two replicas")
