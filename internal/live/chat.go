@@ -100,14 +100,6 @@ func (s *service) Chat(ctx context.Context, roomID, userID int64, text string) (
 		s.m.chat.WithLabelValues("invalid").Inc()
 		return ChatMessage{}, err
 	}
-	r, err := s.st.room(ctx, roomID)
-	if err != nil {
-		return ChatMessage{}, err
-	}
-	if !r.Status.Open() {
-		s.m.chat.WithLabelValues("closed").Inc()
-		return ChatMessage{}, ErrRoomClosed.WithDetail("the room is %s", r.Status)
-	}
 	if s.limiter != nil {
 		res, err := s.limiter.Allow(ctx, ChatClass, "user:"+strconv.FormatInt(userID, 10))
 		if err != nil {
@@ -119,6 +111,15 @@ func (s *service) Chat(ctx context.Context, roomID, userID int64, text string) (
 			return ChatMessage{}, ErrChatRateLimit.WithDetail("too many messages; retry in %d s", max(secs, 1)).
 				WithRetryAfter(max(secs, 1))
 		}
+	}
+	// The limit is taken before the room is read, so a flood costs Redis, not MySQL.
+	r, err := s.st.room(ctx, roomID)
+	if err != nil {
+		return ChatMessage{}, err
+	}
+	if !r.Status.Open() {
+		s.m.chat.WithLabelValues("closed").Inc()
+		return ChatMessage{}, ErrRoomClosed.WithDetail("the room is %s", r.Status)
 	}
 	msg := ChatMessage{Type: "chat", RoomID: roomID, UserID: userID, Text: clean, At: s.clock()}
 	if u, err := s.users.Get(ctx, userID); err == nil {

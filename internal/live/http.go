@@ -42,7 +42,7 @@ func rtmpClass() ratelimit.Class {
 // DTOs.
 
 type createRequest struct {
-	Title       string     `json:"title" validate:"required,max=400"`
+	Title       string     `json:"title" validate:"required,max=100"`
 	ScheduledAt *time.Time `json:"scheduled_at"`
 }
 

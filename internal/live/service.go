@@ -101,6 +101,10 @@ func (s *service) Create(ctx context.Context, merchantID int64, in NewRoom) (Cre
 	if err != nil {
 		return Created{}, err
 	}
+	if at := in.ScheduledAt; !at.IsZero() && (at.Before(s.now().Add(-time.Hour)) || at.After(s.now().AddDate(1, 0, 0))) {
+		return Created{}, errs.ErrValidation.WithDetail("scheduled_at must be from an hour ago to a year ahead").
+			WithFields(errs.FieldError{Field: "scheduled_at", Message: "must be from an hour ago to a year ahead"})
+	}
 	now := s.clock()
 	r := roomRow{ID: s.ids.Next(0), MerchantID: merchantID, Title: title, Status: StatusScheduled,
 		ScheduledAt: nullTime(in.ScheduledAt.UTC().Truncate(time.Microsecond)), Version: 1, CreatedAt: now, UpdatedAt: now}

@@ -231,6 +231,8 @@ func TestRoomAccessAndValidation(t *testing.T) {
 		map[string]any{"title": "a\u0000b"},
 		map[string]any{"title": "ok", "status": "live"},
 		map[string]any{"title": "ok", "scheduled_at": "tomorrow"},
+		map[string]any{"title": "ok", "scheduled_at": "2001-01-01T00:00:00Z"},
+		map[string]any{"title": "ok", "scheduled_at": time.Now().AddDate(2, 0, 0).UTC().Format(time.RFC3339)},
 		[]byte(`{"title":`),
 	} {
 		got := e.a.Req(http.MethodPost, create, body, apptest.Bearer(e.owner)...)
