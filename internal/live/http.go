@@ -137,12 +137,13 @@ func (h *handler) Routes() []httpx.Route {
 	for _, n := range []struct {
 		path, summary string
 		fn            echo.HandlerFunc
+		status        int
 	}{
-		{"/internal/rtmp/on_publish", "nginx-rtmp on_publish: 3xx relays the stream to the HLS application as room-<id> (allowed), 403 refuses", h.onPublish},
-		{"/internal/rtmp/on_update", "nginx-rtmp on_update: 2xx keeps the stream, 403 cuts it (room ended or banned)", h.onUpdate},
-		{"/internal/rtmp/on_publish_done", "nginx-rtmp on_publish_done: the publisher's room ends", h.onPublishDone},
+		{"/internal/rtmp/on_publish", "nginx-rtmp on_publish: 3xx relays the stream to the HLS application as room-<id> (allowed), 403 refuses", h.onPublish, http.StatusFound},
+		{"/internal/rtmp/on_update", "nginx-rtmp on_update: 2xx keeps the stream, 403 cuts it (room ended or banned)", h.onUpdate, http.StatusOK},
+		{"/internal/rtmp/on_publish_done", "nginx-rtmp on_publish_done: the publisher's room ends", h.onPublishDone, http.StatusOK},
 	} {
-		routes = append(routes, httpx.Route{Method: http.MethodPost, Path: n.path, Handler: n.fn, Summary: n.summary,
+		routes = append(routes, httpx.Route{Method: http.MethodPost, Path: n.path, Handler: n.fn, Summary: n.summary, Status: n.status,
 			Tags: []string{"internal"}, RateLimit: RTMPClass, Produces: "text/plain",
 			Middleware: []echo.MiddlewareFunc{h.requireSecret}})
 	}
