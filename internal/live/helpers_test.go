@@ -73,6 +73,15 @@ func newEnv(t testing.TB) *env {
 	return newEnvWith(t, testConfig(t, "127.0.0.1:1935", "127.0.0.1:8088"))
 }
 
+// fork is another merchant (with its own owner) in e's application, for a subtest t.
+func (e *env) fork(t *testing.T) *env {
+	t.Helper()
+	f := *e
+	f.t = t
+	f.merchant, _, f.owner = e.a.Merchant(e.admin)
+	return &f
+}
+
 // product creates a product of the merchant whose token is owner; onSale submits it and
 // has the admin approve it.
 func (e *env) product(owner string, onSale bool) string {

@@ -15,12 +15,10 @@ import (
 	"github.com/mallhq/mall/internal/live"
 )
 
-// TestRTMPNotifications: the shared secret guards every callback; on_publish allows exactly
+// testRTMPNotifications: the shared secret guards every callback; on_publish allows exactly
 // a scheduled room's key (answering the relay to the HLS application as room-<id>);
 // on_update and on_publish_done act only for the session that published.
-func TestRTMPNotifications(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testRTMPNotifications(t *testing.T, e *env) {
 	r := e.room("Notify")
 	form := publishForm(r.StreamKey, "11")
 
@@ -79,11 +77,9 @@ func TestRTMPNotifications(t *testing.T) {
 	}
 }
 
-// TestConcurrentPublishOneWins: N encoders publish with the same key at once; exactly one
+// testConcurrentPublishOneWins: N encoders publish with the same key at once; exactly one
 // is allowed, the room records that session, and one room_started event is written.
-func TestConcurrentPublishOneWins(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testConcurrentPublishOneWins(t *testing.T, e *env) {
 	r := e.room("Race")
 	const n = 24
 	codes := make([]int, n)
@@ -132,11 +128,9 @@ func TestConcurrentPublishOneWins(t *testing.T) {
 	}
 }
 
-// TestStreamKeyStoredHashedAndRotated: the database holds only the key's SHA-256; rotation
+// testStreamKeyStoredHashedAndRotated: the database holds only the key's SHA-256; rotation
 // shows a new key once, the old one stops working, and a live room's key cannot rotate.
-func TestStreamKeyStoredHashedAndRotated(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testStreamKeyStoredHashedAndRotated(t *testing.T, e *env) {
 	r := e.room("Keys")
 	if len(r.StreamKey) < 3+26 { // "lk_" + 160 bits in base32
 		t.Fatalf("stream key %q is too short", r.StreamKey)
@@ -175,10 +169,8 @@ func TestStreamKeyStoredHashedAndRotated(t *testing.T) {
 		Want(t, http.StatusConflict, "live.status_conflict")
 }
 
-// TestPinRules: only an on_sale product of the room's own merchant can be pinned.
-func TestPinRules(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// testPinRules: only an on_sale product of the room's own merchant can be pinned.
+func testPinRules(t *testing.T, e *env) {
 	r := e.room("Pins")
 	pin := func(productID string) apptest.Response {
 		return e.a.Req(http.MethodPost, "/api/v1/merchant/live-rooms/"+r.ID+"/pin", map[string]any{"product_id": productID},
@@ -215,10 +207,8 @@ func TestPinRules(t *testing.T) {
 	}
 }
 
-// TestRoomAccessAndValidation: who may call what, and bad input answers 4xx problems.
-func TestRoomAccessAndValidation(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// testRoomAccessAndValidation: who may call what, and bad input answers 4xx problems.
+func testRoomAccessAndValidation(t *testing.T, e *env) {
 	_, buyer := e.a.NewUser("buyer")
 	create := "/api/v1/merchant/live-rooms"
 	e.a.Req(http.MethodPost, create, map[string]any{"title": "x"}).Want(t, http.StatusUnauthorized, "")

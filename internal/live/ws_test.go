@@ -99,12 +99,10 @@ func send(t testing.TB, c *websocket.Conn, v any) {
 
 func chat(text string) map[string]string { return map[string]string{"type": "chat", "text": text} }
 
-// TestRoomSocketWelcomePinAndChat: a viewer gets the state and the pinned product first,
+// testRoomSocketWelcomePinAndChat: a viewer gets the state and the pinned product first,
 // then pin changes, state changes and chat; anonymous viewers may watch but not chat; chat
 // HTML is stripped and the nickname comes from the verified token's account.
-func TestRoomSocketWelcomePinAndChat(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testRoomSocketWelcomePinAndChat(t *testing.T, e *env) {
 	prod := e.product(e.owner, true)
 	r := e.room("Spring sale")
 	e.a.Req(http.MethodPost, "/api/v1/merchant/live-rooms/"+r.ID+"/pin", map[string]any{"product_id": prod},
@@ -172,11 +170,9 @@ func TestRoomSocketWelcomePinAndChat(t *testing.T) {
 	}
 }
 
-// TestRoomSocketRefusals: unknown and banned rooms are 404 before the upgrade, a foreign
+// testRoomSocketRefusals: unknown and banned rooms are 404 before the upgrade, a foreign
 // Origin is 403, an invalid token is 401, and an oversized frame closes the connection.
-func TestRoomSocketRefusals(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testRoomSocketRefusals(t *testing.T, e *env) {
 	r := e.room("Refusals")
 
 	status := func(roomID, token string, h http.Header) int {
@@ -225,11 +221,9 @@ func TestRoomSocketRefusals(t *testing.T) {
 	}
 }
 
-// TestChatRateLimitPerUser: N concurrent messages of one user: exactly the burst is sent,
+// testChatRateLimitPerUser: N concurrent messages of one user: exactly the burst is sent,
 // the rest are refused with live.chat_rate_limited; another user is not affected.
-func TestChatRateLimitPerUser(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testChatRateLimitPerUser(t *testing.T, e *env) {
 	r := e.room("Busy chat")
 	_, tk := e.a.NewUser("chatty")
 	burst := e.a.Cfg.Live.ChatBurst
@@ -312,11 +306,9 @@ collect:
 	}
 }
 
-// TestViewerCountPushed: K viewers get {"type":"viewers","count":K} pushed, and the room's
+// testViewerCountPushed: K viewers get {"type":"viewers","count":K} pushed, and the room's
 // viewer_count says K; after they leave, the count drops.
-func TestViewerCountPushed(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+func testViewerCountPushed(t *testing.T, e *env) {
 	r := e.room("Counting")
 	e.notify("on_publish", testSecret, publishForm(r.StreamKey, "7")).Want(t, http.StatusFound, "")
 	const k = 4
