@@ -3,8 +3,10 @@ package realtime_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,4 +94,76 @@ func TestTokenAuthentication(t *testing.T) {
 			apptest.Bearer(tok2.AccessToken)...).Want(t, http.StatusNoContent, "")
 		refused(t, base+"?access_token="+tok2.AccessToken, nil)
 	})
+}
+
+// TestTwoAppReplicas: two whole applications (each on its own databases) sharing Redis, as
+// two replicas behind a load balancer: clients on either receive the same messages in the
+// same order, published from both, and both count every viewer.
+func TestTwoAppReplicas(t *testing.T) {
+	type replicaApp struct {
+		hub *realtime.Hub
+		url string
+	}
+	room := "test:replicas:" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	start := func() replicaApp {
+		var hub *realtime.Hub
+		open := func(echo.Context, realtime.Identity) (realtime.Room, error) { return realtime.Room{Name: room}, nil }
+		cfg := apptest.Config(t)
+		cfg.Realtime.SendQueue = 4096 // about order, not slow clients: they read after the burst
+		a := apptest.Start(t, cfg, apptest.Options{
+			Routes: []httpx.Route{{Method: http.MethodGet, Path: "/ws/test", Summary: "test WebSocket",
+				Handler: func(c echo.Context) error { return hub.Handler(open)(c) }}},
+			Populate: []any{&hub},
+		})
+		return replicaApp{hub: hub, url: "ws" + strings.TrimPrefix(a.URL, "http") + "/ws/test"}
+	}
+	apps := []replicaApp{start(), start()}
+	var clients []*websocket.Conn
+	for range 2 {
+		for _, a := range apps {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			c, _, err := websocket.Dial(ctx, a.url, nil)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.CloseNow() })
+			clients = append(clients, c)
+		}
+	}
+	for _, a := range apps {
+		waitViewers(t, a.hub, room, int64(len(clients)))
+	}
+
+	const perApp = 100
+	var pubs sync.WaitGroup
+	for i, a := range apps {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			for n := range perApp {
+				if err := a.hub.Publish(context.Background(), room, numbered{Type: "n", From: strconv.Itoa(i), N: n}); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	pubs.Wait()
+	var first []numbered
+	for i, c := range clients {
+		var got []numbered
+		for range 2 * perApp {
+			var m numbered
+			readJSON(t, c, &m)
+			got = append(got, m)
+		}
+		if i == 0 {
+			first = got
+			continue
+		}
+		if !slices.Equal(got, first) {
+			t.Fatalf("client %d saw a different sequence than client 0", i)
+		}
+	}
 }

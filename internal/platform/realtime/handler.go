@@ -79,6 +79,21 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 			welcome = append(welcome, b)
 		}
 
+		// Join (and, for the room's first connection here, subscribe and wait for Redis
+		// to confirm) before the upgrade: a client that has its 101 gets every message
+		// published from then on. The welcome frames are queued first, so they precede every
+		// room message; nothing is written before the upgrade.
+		cn := &conn{hub: h, room: r, who: who, queue: welcome}
+		ready, err := h.join(cn)
+		if err != nil {
+			h.log.Warn("realtime: join failed", "room", r.name, "error", err.Error())
+			return errs.ErrUnavailable.WithDetail("real-time delivery is unavailable; retry later").WithRetryAfter(5)
+		}
+		select {
+		case <-ready:
+		case <-time.After(2 * time.Second): // Redis slow: serve anyway, at most once
+		}
+
 		// net/http clears the server's read and write deadlines on hijack, so
 		// http.read_timeout/write_timeout do not cut the connection (TestOutlivesHTTPTimeouts).
 		opts := &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins}
@@ -88,11 +103,17 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		ws, err := websocket.Accept(c.Response(), req, opts)
 		if err != nil {
 			// Accept has answered the client already.
-			h.leave(&conn{room: r}, false)
+			h.leave(cn, true)
 			return nil
 		}
 		upgraded = true
 		ws.SetReadLimit(h.cfg.MaxMessageBytes)
+		if !cn.attach(ws) { // dropped or shut down meanwhile
+			h.leave(cn, true)
+			h.release()
+			_ = ws.Close(websocket.StatusTryAgainLater, "try again later")
+			return nil
+		}
 		// The connection outlives the request: a goroutine of its own serves it, and the
 		// request's goroutine returns, so its stack (grown through the middleware chain), the
 		// echo context and the request's span are not held for the connection's lifetime.
@@ -100,33 +121,16 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		if p, ok := authn.From(req.Context()); ok {
 			ctx = authn.With(ctx, p)
 		}
-		go h.serve(ctx, &conn{hub: h, ws: ws, room: r, who: who}, welcome, rm.OnMessage)
+		go h.serve(ctx, cn, rm.OnMessage)
 		return nil
 	}
 }
 
 // serve runs one upgraded connection until it closes. ctx carries the caller's principal
 // (authn) and no deadline: the connection ends by closing.
-func (h *Hub) serve(ctx context.Context, c *conn, welcome [][]byte, onMessage func(context.Context, Identity, []byte) error) {
+func (h *Hub) serve(ctx context.Context, c *conn, onMessage func(context.Context, Identity, []byte) error) {
 	defer h.release()
-	// Welcome frames go into the queue before the connection joins the room, so they
-	// precede every room message.
-	for _, w := range welcome {
-		c.enqueue(w)
-	}
-	ready, err := h.join(c)
-	if err != nil {
-		h.log.Warn("realtime: join failed", "room", c.room.name, "error", err.Error())
-		c.close(websocket.StatusTryAgainLater, "try again later")
-		return
-	}
 	defer h.leave(c, true)
-	// Messages published before Redis confirms the subscription are not seen here;
-	// wait briefly so a client that just got its welcome does not miss the next update.
-	select {
-	case <-ready:
-	case <-time.After(2 * time.Second):
-	}
 	for {
 		_, data, err := c.ws.Read(ctx)
 		if err != nil {

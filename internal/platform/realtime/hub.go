@@ -173,21 +173,22 @@ func (h *Hub) Close(ctx context.Context) error {
 	if !started {
 		return nil
 	}
+	// Stop the loops first, so no presence flush can rewrite what is removed below.
 	close(h.stop)
 	var err error
+	if e := h.ps.Close(); e != nil {
+		err = fmt.Errorf("realtime: close subscription: %w", e)
+	}
+	h.stopped.Wait()
 	if len(rooms) > 0 {
 		pipe := h.rdb.Pipeline()
 		for _, r := range rooms {
 			pipe.HDel(ctx, h.presenceKey(r), h.node)
 		}
 		if _, e := pipe.Exec(ctx); e != nil {
-			err = fmt.Errorf("realtime: remove presence: %w", e)
+			err = errors.Join(err, fmt.Errorf("realtime: remove presence: %w", e))
 		}
 	}
-	if e := h.ps.Close(); e != nil && err == nil {
-		err = fmt.Errorf("realtime: close subscription: %w", e)
-	}
-	h.stopped.Wait()
 	return err
 }
 
@@ -240,6 +241,8 @@ func (h *Hub) dispatch(msgs <-chan any) {
 			if r := h.rooms[name]; r != nil {
 				select {
 				case <-r.ready:
+					// A re-subscription: Redis came back, maybe without our presence.
+					h.markDirty(name)
 				default:
 					close(r.ready)
 				}
