@@ -64,6 +64,16 @@ func testRTMPNotifications(t *testing.T, e *env) {
 	e.notify("on_update", testSecret, form).Want(t, http.StatusForbidden, "live.publish_refused")
 	e.notify("on_publish", testSecret, form).Want(t, http.StatusForbidden, "live.publish_refused")
 
+	// The decisions are counted for Prometheus.
+	metrics := string(e.a.Req(http.MethodGet, "/metrics", nil).Want(t, http.StatusOK, "").Body)
+	for _, want := range []string{`mall_live_publish_decisions_total{result="allowed"}`,
+		`mall_live_publish_decisions_total{result="refused"}`, `mall_live_publish_decisions_total{result="cut"}`,
+		`mall_live_room_events_total{event="live.room_started"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+
 	// Events through the outbox, in order.
 	for typ, n := range map[string]int{live.EventRoomCreated: 1, live.EventRoomStarted: 1, live.EventRoomEnded: 1} {
 		evs := apptest.Events[live.RoomChanged](e.a, live.Topic, typ, r.ID)
