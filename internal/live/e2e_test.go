@@ -53,6 +53,13 @@ func TestLiveStreamThroughNginxRTMP(t *testing.T) {
 		t.Fatalf("after a wrong key the room is %s", got)
 	}
 
+	// Publishing straight to the HLS application under the room's public name (from an
+	// address it trusts) is refused: the room is not live.
+	direct := publish(t, "rtmp://"+in.RTMPAddr+"/hls/room-"+r.ID, 30)
+	if !direct.wait(30*time.Second) || direct.err == nil {
+		t.Fatalf("a direct publish to the HLS application was not refused:\n%s", direct.out)
+	}
+
 	// The right key.
 	ff := publish(t, r.RTMPURL+"/"+r.StreamKey, 120)
 	waitFor(t, 30*time.Second, "the room to go live", func() bool {

@@ -114,7 +114,7 @@ func FuzzParseClientMessage(f *testing.F) {
 func FuzzRTMPNotify(f *testing.F) {
 	e := newEnv(f)
 	r := e.room("Fuzz")
-	calls := []string{"on_publish", "on_update", "on_publish_done"}
+	calls := []string{"on_publish", "on_update", "on_publish_done", "on_relay"}
 	f.Add(uint8(0), []byte("app=live&name=$KEY&clientid=1&addr=127.0.0.1"))
 	f.Fuzz(func(t *testing.T, call uint8, body []byte) {
 		body = bytes.ReplaceAll(body, []byte("$KEY"), []byte(r.StreamKey))

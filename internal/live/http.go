@@ -142,6 +142,7 @@ func (h *handler) Routes() []httpx.Route {
 		{"/internal/rtmp/on_publish", "nginx-rtmp on_publish: 3xx relays the stream to the HLS application as room-<id> (allowed), 403 refuses", h.onPublish, http.StatusFound},
 		{"/internal/rtmp/on_update", "nginx-rtmp on_update: 2xx keeps the stream, 403 cuts it (room ended or banned)", h.onUpdate, http.StatusOK},
 		{"/internal/rtmp/on_publish_done", "nginx-rtmp on_publish_done: the publisher's room ends", h.onPublishDone, http.StatusOK},
+		{"/internal/rtmp/on_relay", "nginx-rtmp on_publish of the HLS application: only a live room's relay (room-<id>) may publish", h.onRelay, http.StatusOK},
 	} {
 		routes = append(routes, httpx.Route{Method: http.MethodPost, Path: n.path, Handler: n.fn, Summary: n.summary, Status: n.status,
 			Tags: []string{"internal"}, RateLimit: RTMPClass, Produces: "text/plain",
@@ -382,6 +383,17 @@ func (h *handler) onUpdate(c echo.Context) error {
 		return err
 	}
 	if err := h.svc.Update(c.Request().Context(), p); err != nil {
+		return err
+	}
+	return c.String(http.StatusOK, "ok\n")
+}
+
+func (h *handler) onRelay(c echo.Context) error {
+	p, err := publisherOf(c)
+	if err != nil {
+		return err
+	}
+	if err := h.svc.Relay(c.Request().Context(), p.App, p.Key); err != nil {
 		return err
 	}
 	return c.String(http.StatusOK, "ok\n")

@@ -59,6 +59,10 @@ type Service interface {
 	// notification of anyone else (an unknown key, a refused second publisher) changes
 	// nothing.
 	PublishDone(ctx context.Context, p Publisher) error
+	// Relay decides on_publish of the HLS application: only a live room's own name
+	// (room-<id>), which on_publish's relay publishes, is accepted, so nothing else can
+	// reach the public playlists even from an address the HLS application trusts.
+	Relay(ctx context.Context, app, name string) error
 
 	// Chat validates, sanitizes and rate-limits one chat message of a logged-in user
 	// (userID 0: ErrAuthRequired) and broadcasts it to the room.

@@ -43,8 +43,10 @@ type Config struct {
 	App string
 	// HLSURL is the public playback base.
 	HLSURL string
-	// HLSPushURL is the ingest's own HLS application (rtmp://127.0.0.1:1935/hls).
+	// HLSPushURL is the ingest's own HLS application (rtmp://127.0.0.1:1935/hls) and
+	// HLSApp its application name (the last path segment).
 	HLSPushURL      string
+	HLSApp          string
 	ChatMaxRunes    int
 	ChatPerMinute   int
 	ChatBurst       int
@@ -66,7 +68,15 @@ func ConfigFrom(c config.Live) (*Config, error) {
 	if app == "." || app == "/" || app == "" {
 		return nil, fmt.Errorf("live.rtmp_url: %q names no application (rtmp://host:port/live)", c.RTMPURL)
 	}
-	return &Config{RTMPSecret: c.RTMPSecret, RTMPURL: strings.TrimRight(c.RTMPURL, "/"), App: app, HLSURL: c.HLSURL,
+	pu, err := url.Parse(c.HLSPushURL)
+	if err != nil || pu.Scheme != "rtmp" || pu.Host == "" {
+		return nil, fmt.Errorf("live.hls_push_url: %q is not an rtmp://host/app URL", c.HLSPushURL)
+	}
+	hlsApp := path.Base(strings.TrimRight(pu.Path, "/"))
+	if hlsApp == "." || hlsApp == "/" || hlsApp == "" || hlsApp == app {
+		return nil, fmt.Errorf("live.hls_push_url: %q must name an application other than %q", c.HLSPushURL, app)
+	}
+	return &Config{HLSApp: hlsApp, RTMPSecret: c.RTMPSecret, RTMPURL: strings.TrimRight(c.RTMPURL, "/"), App: app, HLSURL: c.HLSURL,
 		HLSPushURL:   strings.TrimRight(c.HLSPushURL, "/"),
 		ChatMaxRunes: c.ChatMaxRunes, ChatPerMinute: c.ChatPerMinute, ChatBurst: c.ChatBurst,
 		ViewersInterval: c.ViewersInterval}, nil

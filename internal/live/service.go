@@ -442,6 +442,26 @@ func (s *service) PublishDone(ctx context.Context, p Publisher) error {
 	return err
 }
 
+func (s *service) Relay(ctx context.Context, app, name string) error {
+	id, ok := strings.CutPrefix(name, "room-")
+	roomID, err := strconv.ParseInt(id, 10, 64)
+	if app != s.cfg.HLSApp || !ok || err != nil || roomID <= 0 || PlaybackName(roomID) != name {
+		return ErrPublishRefused
+	}
+	r, err := s.st.room(ctx, roomID)
+	if errors.Is(err, ErrNotFound) {
+		return ErrPublishRefused
+	}
+	if err != nil {
+		return err
+	}
+	if r.Status != StatusLive {
+		s.m.publish.WithLabelValues("relay_refused").Inc()
+		return ErrPublishRefused.WithDetail("the room is %s", r.Status)
+	}
+	return nil
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

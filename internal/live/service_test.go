@@ -40,7 +40,16 @@ func testRTMPNotifications(t *testing.T, e *env) {
 		t.Fatalf("after refused publishes the room is %s", got)
 	}
 
+	relay := func(app, name string) url.Values { return url.Values{"app": {app}, "name": {name}, "clientid": {"3"}} }
+	e.notify("on_relay", testSecret, relay("hls", "room-"+r.ID)).Want(t, http.StatusForbidden, "live.publish_refused")
 	res := e.notify("on_publish", testSecret, form).Want(t, http.StatusFound, "")
+	// The HLS application takes the live room's relay, and nothing else.
+	e.notify("on_relay", "", relay("hls", "room-"+r.ID)).Want(t, http.StatusForbidden, "live.rtmp_forbidden")
+	e.notify("on_relay", testSecret, relay("hls", "room-"+r.ID)).Want(t, http.StatusOK, "")
+	for _, bad := range []url.Values{relay("live", "room-"+r.ID), relay("hls", "room-0"+r.ID), relay("hls", "room-1"),
+		relay("hls", r.StreamKey), relay("hls", "room-"), relay("hls", "room-+"+r.ID)} {
+		e.notify("on_relay", testSecret, bad).Want(t, http.StatusForbidden, "live.publish_refused")
+	}
 	if loc, want := res.Header.Get("Location"), e.a.Cfg.Live.HLSPushURL+"/room-"+r.ID; loc != want {
 		t.Fatalf("Location %q, want %q", loc, want)
 	}
@@ -63,6 +72,7 @@ func testRTMPNotifications(t *testing.T, e *env) {
 	}
 	e.notify("on_update", testSecret, form).Want(t, http.StatusForbidden, "live.publish_refused")
 	e.notify("on_publish", testSecret, form).Want(t, http.StatusForbidden, "live.publish_refused")
+	e.notify("on_relay", testSecret, relay("hls", "room-"+r.ID)).Want(t, http.StatusForbidden, "live.publish_refused")
 
 	// The decisions are counted for Prometheus.
 	metrics := string(e.a.Req(http.MethodGet, "/metrics", nil).Want(t, http.StatusOK, "").Body)
