@@ -5,7 +5,8 @@
 #
 # Everything lives under $MALL_SVC_DIR (default .local/services); ports come from
 # MALL_MYSQL_PORT / MALL_REDIS_PORT / MALL_PG_PORT. Missing Debian packages are
-# installed with apt-get when running as root. Idempotent: `up` twice is fine,
+# installed with apt-get when running as root (also nginx, libnginx-mod-rtmp and ffmpeg,
+# which the live rooms' tests run themselves; see scripts/nginx-live.sh). Idempotent: `up` twice is fine,
 # `down` stops exactly the processes it started (by PID file).
 set -euo pipefail
 
@@ -27,6 +28,11 @@ ensure_packages() {
 	want mysql && ! command -v mariadbd >/dev/null && missing+=(mariadb-server mariadb-client)
 	want redis && ! command -v redis-server >/dev/null && missing+=(redis-server)
 	want pg && [[ -z "$PGBIN" || ! -x "$PGBIN/initdb" ]] && missing+=(postgresql)
+	# Live rooms' end-to-end tests run a private nginx with the RTMP module and publish with
+	# ffmpeg (internal/live); they fail, never skip, without these.
+	[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx)
+	[[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]] || missing+=(libnginx-mod-rtmp)
+	command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 	[[ ${#missing[@]} -eq 0 ]] && return 0
 	[[ $(id -u) -eq 0 ]] || die "missing packages: ${missing[*]} (run as root or: sudo apt-get install -y ${missing[*]})"
 	log "installing ${missing[*]}"

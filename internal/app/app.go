@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/mallhq/mall/internal/catalog"
+	"github.com/mallhq/mall/internal/live"
 	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/order"
 	"github.com/mallhq/mall/internal/order/payment"
@@ -44,6 +45,7 @@ func Migrations() []sqldb.Migrations {
 		stock.Migrations,
 		catalog.Migrations,
 		order.Migrations,
+		live.Migrations,
 	}
 }
 
@@ -68,6 +70,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		stock.Module,
 		catalog.Module,
 		order.Module,
+		live.Module,
 	)
 }
 

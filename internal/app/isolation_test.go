@@ -51,7 +51,11 @@ func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) 
 		"items": []map[string]any{{"sku_id": p.SKUs[0].ID, "quantity": 1}}},
 		append(apptest.Bearer(buyer.AccessToken), "Idempotency-Key", "iso-"+p.ID)...).
 		Want(t, http.StatusCreated, "").Decode(t, &c)
-	return map[string]string{"staff": st.UserID, "products": p.ID, "skus": p.SKUs[0].ID, "orders": c.Orders[0].ID}
+	var room idBody
+	a.Req(http.MethodPost, "/api/v1/merchant/live-rooms", map[string]any{"title": "Spring sale"},
+		apptest.Bearer(owner)...).Want(t, http.StatusCreated, "").Decode(t, &room)
+	return map[string]string{"staff": st.UserID, "products": p.ID, "skus": p.SKUs[0].ID, "orders": c.Orders[0].ID,
+		"live-rooms": room.ID}
 }
 
 // validBodies are bodies that pass validation, so only the ownership check can refuse the
@@ -62,6 +66,10 @@ var validBodies = map[string]any{
 	"PATCH /api/v1/merchant/profile":          map[string]any{"shop_name": "hijacked"},
 	"POST /api/v1/merchant/staff":             map[string]any{"email": "nobody-isolation@example.com", "role": "operator"},
 	"POST /api/v1/merchant/orders/:id/ship":   map[string]any{"carrier": "SF", "tracking_no": "SF123"},
+	// A's own on_sale product would pass every check but ownership of the room; the test
+	// fills in the ID (merchantObjects of A).
+	"POST /api/v1/merchant/live-rooms/:id/pin": map[string]any{"product_id": "0"},
+	"POST /api/v1/merchant/live-rooms":         map[string]any{"title": "A's room"},
 	"POST /api/v1/merchant/products": map[string]any{"title": "A's product", "category_id": "0",
 		"skus": []map[string]any{{"code": "x", "attrs": map[string]string{"color": "red"}, "price": 1, "stock": 1}}},
 }
@@ -121,7 +129,8 @@ func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
 	_, _, ownerA := a.Merchant(adm)
 	mid, _, ownerB := a.Merchant(adm)
 	midB := strconv.FormatInt(mid, 10)
-	merchantObjects(t, a, adm, ownerA, cat.ID)
+	objA := merchantObjects(t, a, adm, ownerA, cat.ID)
+	validBodies["POST /api/v1/merchant/live-rooms/:id/pin"].(map[string]any)["product_id"] = objA["products"]
 	objB := merchantObjects(t, a, adm, ownerB, cat.ID)
 	time.Sleep(500 * time.Millisecond) // let the post-commit work (stock init, events) settle
 
@@ -178,6 +187,9 @@ func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
 		"GET /api/v1/merchant/orders/:id", "POST /api/v1/merchant/orders/:id/ship",
 		"POST /api/v1/merchant/orders/:id/refund/approve", "POST /api/v1/merchant/orders/:id/refund/reject",
 		"GET /api/v1/merchant/orders",
+		"GET /api/v1/merchant/live-rooms/:id", "POST /api/v1/merchant/live-rooms/:id/pin",
+		"DELETE /api/v1/merchant/live-rooms/:id/pin", "POST /api/v1/merchant/live-rooms/:id/end",
+		"POST /api/v1/merchant/live-rooms/:id/stream-key", "GET /api/v1/merchant/live-rooms",
 	} {
 		if !checked[want] {
 			t.Errorf("%s was not checked", want)

@@ -246,8 +246,25 @@ type Realtime struct {
 	PresenceTTL time.Duration `mapstructure:"presence_ttl"`
 }
 
+// Live configures live rooms (internal/live) and their nginx-rtmp ingest.
 type Live struct {
+	// RTMPSecret authenticates nginx-rtmp's notifications (?secret= on /internal/rtmp/*).
 	RTMPSecret string `mapstructure:"rtmp_secret"`
+	// RTMPURL is the ingest base merchants publish to (rtmp://host:port/app); the stream
+	// key is appended as the stream name.
+	RTMPURL string `mapstructure:"rtmp_url"`
+	// HLSURL is the public playback base; a room plays at HLSURL/room-<id>.m3u8.
+	HLSURL string `mapstructure:"hls_url"`
+	// HLSPushURL is where an ingest nginx reaches its own HLS application: on_publish
+	// answers a redirect to HLSPushURL/room-<id>, and nginx-rtmp relays the stream there.
+	HLSPushURL string `mapstructure:"hls_push_url"`
+	// ChatMaxRunes bounds one chat message (before HTML is stripped).
+	ChatMaxRunes int `mapstructure:"chat_max_runes"`
+	// ChatPerMinute and ChatBurst are each user's chat rate limit (GCRA, per user).
+	ChatPerMinute int `mapstructure:"chat_per_minute"`
+	ChatBurst     int `mapstructure:"chat_burst"`
+	// ViewersInterval is how often the viewer count is pushed to each live room.
+	ViewersInterval time.Duration `mapstructure:"viewers_interval"`
 }
 
 // Error is a configuration error naming the key.
@@ -499,6 +516,24 @@ func (c Config) Validate() error {
 	}
 	if c.Live.RTMPSecret == "" {
 		bad("live.rtmp_secret", "is required")
+	}
+	if !strings.HasPrefix(c.Live.RTMPURL, "rtmp://") {
+		bad("live.rtmp_url", "must be an rtmp:// URL, got %q", c.Live.RTMPURL)
+	}
+	if !strings.HasPrefix(c.Live.HLSPushURL, "rtmp://") {
+		bad("live.hls_push_url", "must be an rtmp:// URL, got %q", c.Live.HLSPushURL)
+	}
+	if !strings.HasPrefix(c.Live.HLSURL, "http://") && !strings.HasPrefix(c.Live.HLSURL, "https://") {
+		bad("live.hls_url", "must be an http(s):// URL, got %q", c.Live.HLSURL)
+	}
+	if c.Live.ChatMaxRunes < 1 || c.Live.ChatMaxRunes > 2000 {
+		bad("live.chat_max_runes", "must be from 1 to 2000, got %d", c.Live.ChatMaxRunes)
+	}
+	if c.Live.ChatPerMinute < 1 || c.Live.ChatBurst < 1 {
+		bad("live.chat_per_minute", "chat_per_minute and chat_burst must be positive")
+	}
+	if c.Live.ViewersInterval < 100*time.Millisecond {
+		bad("live.viewers_interval", "must be at least 100ms, got %s", c.Live.ViewersInterval)
 	}
 	if c.App.Env == "production" {
 		if c.Kafka.Embedded {
