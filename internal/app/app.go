@@ -15,6 +15,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/mallhq/mall/internal/auction"
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/order"
@@ -43,6 +44,7 @@ func Migrations() []sqldb.Migrations {
 		stock.Migrations,
 		catalog.Migrations,
 		order.Migrations,
+		auction.Migrations,
 	}
 }
 
@@ -67,6 +69,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		stock.Module,
 		catalog.Module,
 		order.Module,
+		auction.Module,
 	)
 }
 
