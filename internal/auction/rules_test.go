@@ -75,7 +75,7 @@ func TestApplyProxyRules(t *testing.T) {
 			wantPrice: 130, wantLeader: 3,
 			wantRows: []Bid{{BidderID: 4, Amount: 120, Kind: KindBid}, {BidderID: 3, Amount: 130, Kind: KindProxy}}},
 		{name: "the ladder sets the increment by price band",
-			lot: func(l Lot) Lot { l.Ladder = []Band{{From: 200, Increment: 50}}; return l },
+			lot:  func(l Lot) Lot { l.Ladder = []Band{{From: 200, Increment: 50}}; return l },
 			give: []step{{1, 100, 1000}, {2, 250, 0}}, wantPrice: 300, wantLeader: 1,
 			wantRows: []Bid{{BidderID: 2, Amount: 250, Kind: KindBid}, {BidderID: 1, Amount: 300, Kind: KindProxy}}},
 	}
