@@ -29,6 +29,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/migrations"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/redisx"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/stock"
@@ -87,6 +88,7 @@ var Platform = fx.Options(
 	outbox.Module,
 	ratelimit.Module,
 	idempotency.Module,
+	realtime.Module,
 	httpx.Module,
 )
 

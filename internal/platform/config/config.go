@@ -40,6 +40,7 @@ type Config struct {
 	Payments    Payments    `mapstructure:"payments"`
 	Live        Live        `mapstructure:"live"`
 	Auction     Auction     `mapstructure:"auction"`
+	Realtime    Realtime    `mapstructure:"realtime"`
 }
 
 type App struct {
@@ -224,6 +225,26 @@ type PaymentsAlipay struct {
 	ReturnURL      string `mapstructure:"return_url"`
 }
 
+// Realtime configures the WebSocket hub (internal/platform/realtime).
+type Realtime struct {
+	// AllowedOrigins are host patterns (path.Match; with "://" matched against
+	// scheme://host) allowed besides the request's own host. Empty: same host only.
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
+	// MaxMessageBytes bounds one client frame; a bigger one closes the connection (1009).
+	MaxMessageBytes int64 `mapstructure:"max_message_bytes"`
+	// MaxConnections per replica and MaxRoomConnections per room per replica; beyond
+	// them new connections are refused with 503.
+	MaxConnections     int `mapstructure:"max_connections"`
+	MaxRoomConnections int `mapstructure:"max_room_connections"`
+	// SendQueue is how many messages may wait for one slow client before it is dropped.
+	SendQueue    int           `mapstructure:"send_queue"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	PingInterval time.Duration `mapstructure:"ping_interval"`
+	PongTimeout  time.Duration `mapstructure:"pong_timeout"`
+	// PresenceTTL is how long a replica's viewer counts outlive its last refresh.
+	PresenceTTL time.Duration `mapstructure:"presence_ttl"`
+}
+
 type Live struct {
 	RTMPSecret string `mapstructure:"rtmp_secret"`
 }
@@ -368,6 +389,24 @@ func (c Config) Validate() error {
 	}
 	if c.Redis.Addr == "" {
 		bad("redis.addr", "is required")
+	}
+	if r := c.Realtime; r.MaxMessageBytes < 128 {
+		bad("realtime.max_message_bytes", "must be at least 128, got %d", r.MaxMessageBytes)
+	}
+	if c.Realtime.MaxConnections < 1 || c.Realtime.MaxRoomConnections < 1 {
+		bad("realtime.max_connections", "max_connections and max_room_connections must be positive")
+	}
+	if c.Realtime.SendQueue < 1 {
+		bad("realtime.send_queue", "must be positive, got %d", c.Realtime.SendQueue)
+	}
+	if c.Realtime.WriteTimeout <= 0 {
+		bad("realtime.write_timeout", "must be positive, got %s", c.Realtime.WriteTimeout)
+	}
+	if c.Realtime.PingInterval <= 0 || c.Realtime.PongTimeout <= 0 {
+		bad("realtime.ping_interval", "ping_interval and pong_timeout must be positive")
+	}
+	if c.Realtime.PresenceTTL < time.Second {
+		bad("realtime.presence_ttl", "must be at least 1s, got %s", c.Realtime.PresenceTTL)
 	}
 	if !c.Kafka.Embedded && len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "is required unless kafka.embedded is true")

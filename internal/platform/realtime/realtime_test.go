@@ -1,0 +1,572 @@
+package realtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+
+	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/metrics"
+	"github.com/mallhq/mall/internal/platform/realtime"
+	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
+)
+
+type numbered struct {
+	Type string `json:"type"`
+	From string `json:"from,omitempty"`
+	N    int    `json:"n"`
+}
+
+func TestSingleReplicaDelivery(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	r := newReplica(t, testConfig(prefix), rdb, nil)
+	a := dial(t, r, "live:1", nil)
+	b := dial(t, r, "live:1", nil)
+	other := dial(t, r, "live:2", nil)
+	waitViewers(t, r.Hub, "live:1", 2)
+	waitViewers(t, r.Hub, "live:2", 1)
+
+	for i := range 10 {
+		if err := r.Hub.Publish(context.Background(), "live:1", numbered{Type: "n", N: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Hub.Publish(context.Background(), "live:2", numbered{Type: "other", N: 99}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*websocket.Conn{a, b} {
+		for i := range 10 {
+			var m numbered
+			readJSON(t, c, &m)
+			if m.N != i || m.Type != "n" {
+				t.Fatalf("message %d: got %+v", i, m)
+			}
+		}
+	}
+	var m numbered
+	readJSON(t, other, &m)
+	if m.N != 99 {
+		t.Fatalf("room live:2 got %+v, want only its own message", m)
+	}
+	if n, _ := metrics.Value(r.Reg, realtime.MetricMessages, map[string]string{"direction": "out"}); n != 21 {
+		t.Fatalf("%s{out} = %v, want 21", realtime.MetricMessages, n)
+	}
+	if n, _ := metrics.Value(r.Reg, realtime.MetricConnections, nil); n != 3 {
+		t.Fatalf("%s = %v, want 3", realtime.MetricConnections, n)
+	}
+}
+
+// TestWelcomeFirst: open's Welcome messages precede every room message, and a connection
+// that leaves is no longer counted.
+func TestWelcomeFirst(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	r := newReplica(t, testConfig(prefix), rdb, func(_ echo.Context, _ realtime.Identity, rm *realtime.Room) error {
+		rm.Welcome = []any{numbered{Type: "state", N: -2}, numbered{Type: "state", N: -1}}
+		return nil
+	})
+	c := dial(t, r, "auction:7", nil)
+	if err := r.Hub.Publish(context.Background(), "auction:7", numbered{Type: "bid", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int{-2, -1, 1} {
+		var m numbered
+		readJSON(t, c, &m)
+		if m.N != want {
+			t.Fatalf("got %+v, want n=%d", m, want)
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	waitViewers(t, r.Hub, "auction:7", 0)
+}
+
+// TestTwoReplicasSameOrder is the cross-replica contract: two hubs on one Redis, clients on
+// both, 500 messages published concurrently from both; every client sees the same 500
+// messages in the same order, and the viewer count adds up on either replica.
+func TestTwoReplicasSameOrder(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.SendQueue = 1024 // this test is about order, not about slow clients
+	ra := newReplica(t, cfg, rdb, nil)
+	rb := newReplica(t, cfg, redisxtest.Client(t), nil)
+	const room, perReplica, clientsPer = "live:42", 250, 3
+	var clients []*websocket.Conn
+	for range clientsPer {
+		clients = append(clients, dial(t, ra, room, nil), dial(t, rb, room, nil))
+	}
+	waitViewers(t, ra.Hub, room, 2*clientsPer)
+	waitViewers(t, rb.Hub, room, 2*clientsPer)
+
+	got := make([][]numbered, len(clients))
+	var readers sync.WaitGroup
+	for i, c := range clients {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for range 2 * perReplica {
+				var m numbered
+				if err := readCtx(ctx, c, &m); err != nil {
+					t.Errorf("client %d after %d messages: %v", i, len(got[i]), err)
+					return
+				}
+				got[i] = append(got[i], m)
+			}
+		}()
+	}
+	// Four publishers per replica, each publishing its share in order.
+	var pubs sync.WaitGroup
+	for _, r := range []struct {
+		name string
+		rep  *replica
+	}{{"a", ra}, {"b", rb}} {
+		for p := range 4 {
+			pubs.Add(1)
+			go func() {
+				defer pubs.Done()
+				for n := p; n < perReplica; n += 4 {
+					if err := r.rep.Hub.Publish(context.Background(), room, numbered{Type: "n", From: r.name, N: n}); err != nil {
+						t.Errorf("publish: %v", err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	pubs.Wait()
+	readers.Wait()
+	if t.Failed() {
+		return
+	}
+	for i := range got {
+		if len(got[i]) != 2*perReplica {
+			t.Fatalf("client %d got %d messages, want %d", i, len(got[i]), 2*perReplica)
+		}
+		for j := range got[i] {
+			if got[i][j] != got[0][j] {
+				t.Fatalf("client %d message %d = %+v, client 0 saw %+v: order differs", i, j, got[i][j], got[0][j])
+			}
+		}
+	}
+	// Every message exactly once, each publisher's in its own order.
+	seen := map[string]bool{}
+	last := map[string]int{}
+	for _, m := range got[0] {
+		k := fmt.Sprintf("%s%d", m.From, m.N)
+		if seen[k] {
+			t.Fatalf("message %s delivered twice", k)
+		}
+		seen[k] = true
+		pub := fmt.Sprintf("%s%d", m.From, m.N%4)
+		if prev, ok := last[pub]; ok && prev > m.N {
+			t.Fatalf("publisher %s: %d after %d", pub, m.N, prev)
+		}
+		last[pub] = m.N
+	}
+}
+
+func readCtx(ctx context.Context, c *websocket.Conn, v any) error {
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		return err
+	}
+	return jsonUnmarshal(data, v)
+}
+
+// TestViewersAcrossReplicas: counts add up across replicas, follow leaves, and a replica
+// that stops refreshing (crashed, or cut off from Redis) drops out after PresenceTTL.
+func TestViewersAcrossReplicas(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	ra := newReplica(t, cfg, rdb, nil)
+	doomedRedis := redisxtest.Client(t)
+	rb := newReplica(t, cfg, doomedRedis, nil)
+	rb.closeErrOK = true
+	const room = "live:9"
+	a1 := dial(t, ra, room, nil)
+	dial(t, ra, room, nil)
+	for range 3 {
+		dial(t, rb, room, nil)
+	}
+	waitViewers(t, ra.Hub, room, 5)
+	waitViewers(t, rb.Hub, room, 5)
+	a1.Close(websocket.StatusNormalClosure, "")
+	waitViewers(t, rb.Hub, room, 4)
+
+	// Replica b loses Redis for good: its three viewers must expire from a's count.
+	doomedRedis.Close()
+	start := time.Now()
+	waitViewers(t, ra.Hub, room, 1)
+	if took := time.Since(start); took < cfg.PresenceTTL/2 {
+		t.Fatalf("b's viewers vanished after %v, before its last refresh could expire (ttl %v)", took, cfg.PresenceTTL)
+	}
+}
+
+func TestForeignOriginRefused(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.AllowedOrigins = []string{"shop.example.com", "https://*.mall.example"}
+	r := newReplica(t, cfg, rdb, nil)
+	for _, tt := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true}, // not a browser
+		{"http://" + strings.TrimPrefix(r.URL, "ws://"), true}, // same host
+		{"https://shop.example.com", true},
+		{"https://live.mall.example", true},
+		{"http://live.mall.example", false}, // scheme pinned by the pattern
+		{"https://evil.example", false},
+		{"https://shop.example.com.evil.example", false},
+		{"null", false},
+	} {
+		t.Run(tt.origin, func(t *testing.T) {
+			h := http.Header{}
+			if tt.origin != "" {
+				h.Set("Origin", tt.origin)
+			}
+			c, resp, err := dialErr(r, "live:1", &websocket.DialOptions{HTTPHeader: h})
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				c.CloseNow()
+				return
+			}
+			if err == nil {
+				c.CloseNow()
+				t.Fatal("foreign origin accepted")
+			}
+			wantProblem(t, resp, http.StatusForbidden, "realtime.origin_refused")
+		})
+	}
+	if n, _ := metrics.Value(r.Reg, realtime.MetricRefused, map[string]string{"reason": "origin"}); n != 4 {
+		t.Fatalf("refused{origin} = %v, want 4", n)
+	}
+}
+
+func TestOversizedFrameClosesConnection(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.MaxMessageBytes = 1024
+	var mu sync.Mutex
+	var handled []string
+	r := newReplica(t, cfg, rdb, func(_ echo.Context, _ realtime.Identity, rm *realtime.Room) error {
+		rm.OnMessage = func(_ context.Context, _ realtime.Identity, data []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled = append(handled, string(data))
+			return nil
+		}
+		return nil
+	})
+	c := dial(t, r, "live:1", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("a", 1024))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("b", 1025))); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := c.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+		t.Fatalf("read after oversized frame: %v (status %d), want close %d", err, got, websocket.StatusMessageTooBig)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handled) != 1 || len(handled[0]) != 1024 {
+		t.Fatalf("handled %d messages, want only the 1024-byte one", len(handled))
+	}
+	waitViewers(t, r.Hub, "live:1", 0)
+}
+
+// TestSlowConsumerDropped: a client that never reads is dropped once SendQueue messages
+// wait for it; the others in the room still get every message, in order.
+func TestSlowConsumerDropped(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.SendQueue = 16
+	cfg.PingInterval = time.Hour // the drop must come from the queue, not a missed pong
+	r := newReplica(t, cfg, rdb, nil)
+	const room = "live:5"
+	// A small receive buffer so the kernel does not absorb megabytes for the client that
+	// never reads.
+	dial(t, r, room, &websocket.DialOptions{HTTPClient: smallBufferClient()})
+	var fast []*websocket.Conn
+	for range 3 {
+		c := dial(t, r, room, nil)
+		c.SetReadLimit(-1)
+		fast = append(fast, c)
+	}
+	waitViewers(t, r.Hub, room, 4)
+
+	type msg struct {
+		N   int    `json:"n"`
+		End bool   `json:"end"`
+		Pad string `json:"pad"`
+	}
+	counts := make([]int, len(fast))
+	var readers sync.WaitGroup
+	for i, c := range fast {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			for n := 0; ; n++ {
+				var m msg
+				if err := readCtx(ctx, c, &m); err != nil {
+					t.Errorf("fast client %d at %d: %v", i, n, err)
+					return
+				}
+				if m.End {
+					return
+				}
+				if m.N != n {
+					t.Errorf("fast client %d: got %d, want %d", i, m.N, n)
+					return
+				}
+				counts[i]++
+			}
+		}()
+	}
+	dropped := func() float64 {
+		d, _ := metrics.Value(r.Reg, realtime.MetricDrops, map[string]string{"reason": "slow_consumer"})
+		w, _ := metrics.Value(r.Reg, realtime.MetricDrops, map[string]string{"reason": "write_failed"})
+		return d + w
+	}
+	pad := strings.Repeat("x", 16<<10)
+	start := time.Now()
+	sent, after := 0, 0
+	for ; after < 50; sent++ {
+		if sent > 20000 {
+			t.Fatalf("the client that never reads was not dropped after %d messages", sent)
+		}
+		if err := r.Hub.Publish(context.Background(), room, msg{N: sent, Pad: pad}); err != nil {
+			t.Fatal(err)
+		}
+		if dropped() > 0 {
+			after++ // keep going: the others must not notice
+		}
+		if sent%16 == 15 {
+			time.Sleep(2 * time.Millisecond) // let the readers keep up on a loaded machine
+		}
+	}
+	if err := r.Hub.Publish(context.Background(), room, msg{End: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dropped the client that never reads after %d messages of 16 KiB, %v", sent-after, time.Since(start))
+	readers.Wait()
+	for i, n := range counts {
+		if n != sent {
+			t.Fatalf("fast client %d got %d of %d messages", i, n, sent)
+		}
+	}
+	waitViewers(t, r.Hub, room, 3)
+	if d := dropped(); d != 1 {
+		t.Fatalf("drops = %v, want 1", d)
+	}
+}
+
+func TestConnectionCaps(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.MaxConnections = 3
+	cfg.MaxRoomConnections = 2
+	r := newReplica(t, cfg, rdb, nil)
+	dial(t, r, "live:1", nil)
+	c2 := dial(t, r, "live:1", nil)
+	_, resp, err := dialErr(r, "live:1", nil)
+	if err == nil {
+		t.Fatal("third connection to a room capped at 2 was accepted")
+	}
+	wantProblem(t, resp, http.StatusServiceUnavailable, "realtime.room_full")
+	dial(t, r, "live:2", nil)
+	_, resp, err = dialErr(r, "live:3", nil)
+	if err == nil {
+		t.Fatal("fourth connection to a replica capped at 3 was accepted")
+	}
+	wantProblem(t, resp, http.StatusServiceUnavailable, "realtime.too_many_connections")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	// A place frees up when a connection leaves.
+	c2.Close(websocket.StatusNormalClosure, "")
+	waitViewers(t, r.Hub, "live:1", 1)
+	dial(t, r, "live:3", nil)
+}
+
+// TestCapsUnderConcurrency: 40 clients race for a replica capped at 10; exactly 10 get in.
+func TestCapsUnderConcurrency(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.MaxConnections = 10
+	r := newReplica(t, cfg, rdb, nil)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused := 0, 0
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, resp, err := dialErr(r, "live:1", nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+				t.Cleanup(func() { c.CloseNow() })
+			case resp != nil && resp.StatusCode == http.StatusServiceUnavailable:
+				refused++
+			default:
+				t.Errorf("dial: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 10 || refused != 30 {
+		t.Fatalf("accepted %d, refused %d; want 10 and 30", ok, refused)
+	}
+	waitViewers(t, r.Hub, "live:1", 10)
+}
+
+func TestOnMessageErrorGoesToSender(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	limited := errs.New(errs.TooManyRequests, "live.chat_rate_limited")
+	r := newReplica(t, testConfig(prefix), rdb, func(_ echo.Context, _ realtime.Identity, rm *realtime.Room) error {
+		rm.OnMessage = func(ctx context.Context, who realtime.Identity, data []byte) error {
+			switch string(data) {
+			case "spam":
+				return limited.WithDetail("slow down")
+			case "boom":
+				return errors.New("database on fire")
+			}
+			return nil
+		}
+		return nil
+	})
+	c := dial(t, r, "live:1", nil)
+	bystander := dial(t, r, "live:1", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, tt := range []struct{ give, code, detail string }{
+		{"spam", "live.chat_rate_limited", "slow down"},
+		{"boom", "internal", "the message could not be handled"},
+	} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(tt.give)); err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Type, Code, Detail string }
+		readJSON(t, c, &got)
+		if got.Type != "error" || got.Code != tt.code || got.Detail != tt.detail {
+			t.Fatalf("%s: got %+v", tt.give, got)
+		}
+	}
+	// Still open, and the error went to the sender only.
+	if err := r.Hub.Publish(ctx, "live:1", numbered{Type: "after", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []*websocket.Conn{c, bystander} {
+		var m numbered
+		readJSON(t, cl, &m)
+		if m.Type != "after" {
+			t.Fatalf("got %+v, want the room message", m)
+		}
+	}
+}
+
+// TestPingClosesSilentClient: a client that never answers pings (it never reads, so its
+// library never sends a pong) is closed after PongTimeout.
+func TestPingClosesSilentClient(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.PingInterval = 500 * time.Millisecond
+	cfg.PongTimeout = time.Second
+	r := newReplica(t, cfg, rdb, nil)
+	live := dial(t, r, "live:1", nil)
+	// The live client reads in the background, which answers pings.
+	go func() {
+		for {
+			if _, _, err := live.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	dial(t, r, "live:1", nil) // never reads
+	waitViewers(t, r.Hub, "live:1", 1)
+	if n, _ := metrics.Value(r.Reg, realtime.MetricDrops, map[string]string{"reason": "pong_timeout"}); n != 1 {
+		t.Fatalf("drops{pong_timeout} = %v, want 1", n)
+	}
+	// Several ping rounds later the answering client is still there.
+	time.Sleep(2 * cfg.PingInterval)
+	waitViewers(t, r.Hub, "live:1", 1)
+}
+
+func TestShutdownClosesWithGoingAway(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	r := newReplica(t, testConfig(prefix), rdb, nil)
+	c := dial(t, r, "live:1", nil)
+	silent := dial(t, r, "live:1", nil) // never answers the close handshake
+	waitViewers(t, r.Hub, "live:1", 2)
+	closed := make(chan error, 1)
+	go func() {
+		_, _, err := c.Read(context.Background())
+		closed <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := r.Hub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("Close took %v with a silent client", took)
+	}
+	if err := <-closed; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("read after shutdown: %v, want close %d", err, websocket.StatusGoingAway)
+	}
+	if _, _, err := silent.Read(ctx); err == nil {
+		t.Fatal("silent client still open after shutdown")
+	}
+	if n, _ := rdb.HLen(ctx, prefix+"rt:presence:live:1").Result(); n != 0 {
+		t.Fatalf("presence hash keeps %d fields after shutdown", n)
+	}
+	if _, resp, err := dialErr(r, "live:1", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial after shutdown: %v, want 503", err)
+	}
+}
+
+func TestPlainHTTPRefused(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	r := newReplica(t, testConfig(prefix), rdb, nil)
+	resp, err := http.Get("http" + strings.TrimPrefix(r.URL, "ws") + "/ws/live:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	wantProblem(t, resp, http.StatusBadRequest, "realtime.websocket_required")
+}
+
+func TestOpenErrorRefusesBeforeUpgrade(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	r := newReplica(t, testConfig(prefix), rdb, func(echo.Context, realtime.Identity, *realtime.Room) error {
+		return errs.ErrNotFound.WithDetail("no such room")
+	})
+	_, resp, err := dialErr(r, "live:404", nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	wantProblem(t, resp, http.StatusNotFound, "not_found")
+	if n, _ := metrics.Value(r.Reg, realtime.MetricConnections, nil); n != 0 {
+		t.Fatalf("%s = %v after a refused open, want 0", realtime.MetricConnections, n)
+	}
+}
