@@ -93,6 +93,8 @@ type Lot struct {
 	Version       int64
 	WinnerOrderID int64
 	OrderState    OrderState
+	// OrderError says why the order module refused the winner's order (OrderFailed).
+	OrderError string
 	// Announced: the ended message went out to the watchers.
 	Announced bool
 	EndedAt   time.Time

@@ -70,8 +70,8 @@ type bidder struct {
 	token string
 }
 
-// bidders registers n buyers (each with an address) over HTTP, a few at a time.
-func (h *harness) bidders(n int) []bidder {
+// bidders registers n buyers over HTTP, a few at a time (withAddress: each adds one).
+func (h *harness) bidders(n int, withAddress ...bool) []bidder {
 	h.t.Helper()
 	out := make([]bidder, n)
 	var wg sync.WaitGroup
@@ -98,6 +98,14 @@ func (h *harness) bidders(n int) []bidder {
 			r.Decode(h.t, &tk)
 			id, _ := strconv.ParseInt(acc.ID, 10, 64)
 			out[i] = bidder{id: id, token: tk.AccessToken}
+			if len(withAddress) > 0 && withAddress[0] {
+				r, err = h.Do(http.MethodPost, "/api/v1/me/addresses", map[string]string{"name": "Han Meimei",
+					"phone": "13912345678", "province": "Zhejiang", "city": "Hangzhou", "district": "Xihu",
+					"detail": "1 Lake Road"}, "Authorization", "Bearer "+tk.AccessToken)
+				if err != nil || r.Status != http.StatusCreated {
+					h.t.Errorf("address: %v %s", err, r)
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -118,6 +126,7 @@ type lotBody struct {
 	ReserveMet    bool      `json:"reserve_met"`
 	Version       int64     `json:"version"`
 	OrderState    string    `json:"order_state"`
+	OrderError    string    `json:"order_error"`
 	WinnerOrderID string    `json:"winner_order_id"`
 }
 

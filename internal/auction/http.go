@@ -10,6 +10,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/authn"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -67,6 +68,7 @@ type lotResponse struct {
 	Version         int64      `json:"version"`
 	WinnerOrderID   *httpx.ID  `json:"winner_order_id,omitempty"`
 	OrderState      OrderState `json:"order_state,omitempty"`
+	OrderError      string     `json:"order_error,omitempty"`
 	EndedAt         *time.Time `json:"ended_at,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
 }
@@ -107,7 +109,7 @@ const currency = "CNY"
 // Routes implements httpx.Routes.
 func (h *handler) Routes() []httpx.Route {
 	tags := []string{"auctions"}
-	return []httpx.Route{
+	routes := []httpx.Route{
 		{Method: http.MethodPost, Path: "/api/v1/merchant/auctions", Handler: h.create,
 			Summary: "Schedule an auction on one of the merchant's products", Tags: []string{"merchant"},
 			Request: createRequest{}, Response: createResponse{}, Status: http.StatusCreated, Auth: true,
@@ -122,6 +124,26 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodGet, Path: "/api/v1/auctions/:id/bids", Handler: h.bids, Summary: "An auction's bids, newest first",
 			Tags: tags, Response: httpx.List[bidItem]{}},
 	}
+	if h.svc.hub != nil {
+		routes = append(routes, httpx.Route{Method: http.MethodGet, Path: "/ws/auctions/:id", Handler: h.svc.hub.Handler(h.watch),
+			Summary: "WebSocket: the lot's state, then bid, extended and ended messages (each with the lot's version)",
+			Tags:    tags})
+	}
+	return routes
+}
+
+// watch opens a lot's room: the welcome is its current state; messages carry the lot's
+// version, so a client can drop one not newer than the welcome.
+func (h *handler) watch(c echo.Context, _ realtime.Identity) (realtime.Room, error) {
+	id, err := httpx.ParamID(c, "id")
+	if err != nil {
+		return realtime.Room{}, err
+	}
+	l, err := h.svc.Get(c.Request().Context(), id.Int64())
+	if err != nil {
+		return realtime.Room{}, err
+	}
+	return realtime.Room{Name: Room(l.ID), Welcome: []any{stateOf(l)}}, nil
 }
 
 func toLotResponse(l Lot) lotResponse {
@@ -141,7 +163,7 @@ func toLotResponse(l Lot) lotResponse {
 	if l.Status == StatusEnded {
 		t := l.EndedAt
 		out.EndedAt = &t
-		out.OrderState = l.OrderState
+		out.OrderState, out.OrderError = l.OrderState, l.OrderError
 		if l.OrderState == OrderPlaced {
 			id := httpx.ID(l.WinnerOrderID)
 			out.WinnerOrderID = &id

@@ -18,6 +18,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
 
@@ -60,8 +61,9 @@ type Params struct {
 	Catalog catalog.Service
 	Orders  order.Service
 	Redis   redis.UniversalClient
-	// Hub delivers messages to WebSocket watchers (nil: none).
-	Hub Broadcaster `optional:"true"`
+	// Hub serves /ws/auctions/:id and delivers messages to its watchers (nil: no
+	// WebSocket route, messages dropped).
+	Hub *realtime.Hub `optional:"true"`
 	// Config overrides App (tests); without either, DefaultConfig.
 	Config   *Config               `optional:"true"`
 	App      config.Config         `optional:"true"`
@@ -93,16 +95,16 @@ func newService(p Params) (*service, error) {
 		cfg.ScheduleInterval = p.App.Auction.ScheduleInterval
 		cfg.Gate = !p.App.Auction.GateDisabled
 	}
-	hub := p.Hub
-	if hub == nil {
-		hub = discard{}
+	var hub Broadcaster = discard{}
+	if p.Hub != nil {
+		hub = p.Hub
 	}
 	m, err := newMetrics(p.Registry)
 	if err != nil {
 		return nil, err
 	}
 	s := &service{log: log, db: p.DB.Main(), st: &store{db: p.DB.Main()}, ids: p.IDs, catalog: p.Catalog,
-		orders: p.Orders, outbox: ob, pub: &orderedPublisher{rdb: p.Redis, hub: hub}, cfg: cfg, m: m, now: time.Now}
+		orders: p.Orders, hub: p.Hub, outbox: ob, pub: &orderedPublisher{rdb: p.Redis, hub: hub}, cfg: cfg, m: m, now: time.Now}
 	if cfg.Gate {
 		s.gate = &gate{rdb: p.Redis, grace: cfg.GateGrace}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
 
@@ -28,6 +29,7 @@ type service struct {
 	outbox  outbox.Writer
 	gate    *gate // nil: no Redis gate
 	pub     *orderedPublisher
+	hub     *realtime.Hub // nil: no WebSocket route
 	cfg     Config
 	m       *metrics
 	now     func() time.Time
@@ -411,6 +413,9 @@ func (s *service) finish(ctx context.Context, id int64) error {
 	if l.OrderState != OrderPending {
 		return nil
 	}
+	if ok, err := s.st.claimOrder(ctx, id, s.clock(), time.Minute); err != nil || !ok {
+		return err
+	}
 	o, err := s.orders.PlaceAuctionOrder(ctx, order.AuctionOrder{OrderID: l.WinnerOrderID, AuctionID: l.ID,
 		BuyerID: l.LeaderID, MerchantID: l.MerchantID, ProductID: l.ProductID, SKUID: l.SKUID, Title: l.Title,
 		Price: l.CurrentPrice})
@@ -421,9 +426,10 @@ func (s *service) finish(ctx context.Context, id int64) error {
 			// No address, no stock left, a SKU gone: retrying will not help; operators see it.
 			s.m.orderFailed.Inc()
 			s.log.Error("auction: the winner's order was refused", "lot_id", id, "winner_id", l.LeaderID, "error", err.Error())
-			_, uerr := s.st.setOrderState(ctx, id, OrderPending, OrderFailed, now)
-			return uerr
+			return s.st.failOrder(ctx, id, err.Error(), now)
 		}
+		// Transient: release the claim so the next tick retries at once.
+		_ = s.st.releaseOrder(ctx, id)
 		return err
 	}
 	return s.db.WithinTx(ctx, func(ctx context.Context) error {

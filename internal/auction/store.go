@@ -40,6 +40,7 @@ type lotRow struct {
 	Version       int64        `db:"version"`
 	WinnerOrderID int64        `db:"winner_order_id"`
 	OrderState    string       `db:"order_state"`
+	OrderError    string       `db:"order_error"`
 	Announced     bool         `db:"announced"`
 	EndedAt       sql.NullTime `db:"ended_at"`
 	CreatedAt     time.Time    `db:"created_at"`
@@ -52,7 +53,7 @@ func (r lotRow) lot() Lot {
 		StartsAt: r.StartsAt.UTC(), EndsAt: r.EndsAt.UTC(), ExtendWindow: time.Duration(r.ExtendWindowS) * time.Second,
 		Extend: time.Duration(r.ExtendS) * time.Second, CurrentPrice: r.CurrentPrice, BidCount: r.BidCount,
 		LeaderID: r.LeaderID, LeaderMax: r.LeaderMax, Version: r.Version, WinnerOrderID: r.WinnerOrderID,
-		OrderState: OrderState(r.OrderState), Announced: r.Announced, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+		OrderState: OrderState(r.OrderState), OrderError: r.OrderError, Announced: r.Announced, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if r.EndedAt.Valid {
 		l.EndedAt = r.EndedAt.Time.UTC()
 	}
@@ -62,7 +63,7 @@ func (r lotRow) lot() Lot {
 
 const lotColumns = `id, merchant_id, product_id, sku_id, title, status, start_price, increment, ladder, reserve_price,
 	starts_at, ends_at, extend_window_s, extend_s, current_price, bid_count, leader_id, leader_max, version,
-	winner_order_id, order_state, announced, ended_at, created_at, updated_at`
+	winner_order_id, order_state, order_error, announced, ended_at, created_at, updated_at`
 
 func (s *store) insertLot(ctx context.Context, l Lot) error {
 	ladder, err := json.Marshal(nonNilBands(l.Ladder))
@@ -236,6 +237,29 @@ func (s *store) setOrderState(ctx context.Context, id int64, from, to OrderState
 	res, err := s.ext(ctx).ExecContext(ctx, `UPDATE auction_lots SET order_state = ?, updated_at = ? WHERE id = ? AND order_state = ?`,
 		to, now, id, from)
 	return affected(res, err)
+}
+
+// claimOrder gives the caller the lot's pending order for ttl, so replicas do not place
+// it at the same time (both would reserve the unit: the stock module's reservation is
+// idempotent per order only once one has committed).
+func (s *store) claimOrder(ctx context.Context, id int64, now time.Time, ttl time.Duration) (bool, error) {
+	res, err := s.ext(ctx).ExecContext(ctx, `UPDATE auction_lots SET order_claimed_until = ? WHERE id = ? AND order_state = 'pending'
+		AND (order_claimed_until IS NULL OR order_claimed_until < ?)`, now.Add(ttl), id, now)
+	return affected(res, err)
+}
+
+func (s *store) releaseOrder(ctx context.Context, id int64) error {
+	_, err := s.ext(ctx).ExecContext(ctx, `UPDATE auction_lots SET order_claimed_until = NULL WHERE id = ?`, id)
+	return err
+}
+
+func (s *store) failOrder(ctx context.Context, id int64, reason string, now time.Time) error {
+	if len(reason) > 255 {
+		reason = reason[:255]
+	}
+	_, err := s.ext(ctx).ExecContext(ctx, `UPDATE auction_lots SET order_state = 'failed', order_error = ?, updated_at = ?
+		WHERE id = ? AND order_state = 'pending'`, reason, now, id)
+	return err
 }
 
 func (s *store) setAnnounced(ctx context.Context, id int64) error {

@@ -27,6 +27,10 @@ CREATE TABLE auction_lots (
 	-- retry after a crash asks the order module for the same order.
 	winner_order_id BIGINT       NOT NULL DEFAULT 0,
 	order_state     VARCHAR(16)  NOT NULL DEFAULT 'none',
+	-- One replica at a time places the order: it claims the lot until this time.
+	order_claimed_until DATETIME(6) NULL,
+	-- Why the order module refused the order (order_state 'failed').
+	order_error     VARCHAR(255) NOT NULL DEFAULT '',
 	-- announced: the ended message went out to the lot's watchers.
 	announced       TINYINT      NOT NULL DEFAULT 0,
 	ended_at        DATETIME(6)  NULL,
