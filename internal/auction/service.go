@@ -185,6 +185,19 @@ func (s *service) Bid(ctx context.Context, in PlaceBid) (BidResult, error) {
 			}
 		}
 	}
+	// A plain read first: a bid already too low for the committed state is refused
+	// without queueing for the lot's row lock. Only "too low" and "own auction" are
+	// final here: the price never falls and the owner never changes, while the end and
+	// the leader may still move under a bid committing now.
+	if l, err := s.st.lot(ctx, in.LotID, false); err != nil {
+		return BidResult{}, err
+	} else if _, err := apply(l, in, s.clock()); errors.Is(err, ErrBidTooLow) || errors.Is(err, ErrOwnAuction) {
+		s.m.bids.WithLabelValues("rejected").Inc()
+		if s.gate != nil {
+			_ = s.gate.set(ctx, l, s.clock()) // the gate lagged: catch it up (only if newer)
+		}
+		return BidResult{}, err
+	}
 	var res BidResult
 	err := s.db.WithinTx(ctx, func(ctx context.Context) error {
 		l, err := s.st.lot(ctx, in.LotID, true)
