@@ -33,7 +33,7 @@ func TestAuctionFlow(t *testing.T) {
 	body := func(over map[string]any) map[string]any {
 		b := map[string]any{"title": "Song vase", "product_id": strconv.FormatInt(pid, 10), "start_price": 1000,
 			"increment": 100, "reserve_price": 1500, "starts_at": rfc(now.Add(-time.Second)), "ends_at": rfc(now.Add(5 * time.Second)),
-			"extend_window_seconds": 2, "extend_seconds": 3}
+			"extend_window_seconds": 4, "extend_seconds": 3}
 		for k, v := range over {
 			if v == nil {
 				delete(b, k)
@@ -53,7 +53,7 @@ func TestAuctionFlow(t *testing.T) {
 	h.req(http.MethodPost, "/api/v1/merchant/auctions", body(nil), b1.token).Want(t, http.StatusForbidden, "")
 	h.req(http.MethodPost, "/api/v1/merchant/auctions", body(nil), "").Want(t, http.StatusUnauthorized, "")
 	now = time.Now().UTC()
-	lot := h.create(owner, body(map[string]any{"ends_at": rfc(now.Add(8 * time.Second))}))
+	lot := h.create(owner, body(map[string]any{"ends_at": rfc(now.Add(10 * time.Second))}))
 
 	// Bids.
 	path := "/api/v1/auctions/" + lot + "/bids"
@@ -106,9 +106,10 @@ func TestAuctionFlow(t *testing.T) {
 		t.Fatalf("lot %+v", l)
 	}
 
-	// Soft close: a bid in the last 2 s pushes the end by exactly 3 s.
+	// Soft close: a bid in the last 4 s pushes the end by exactly 3 s (the bids above may
+	// have extended it already: the end is read now).
 	ends := l.EndsAt
-	time.Sleep(time.Until(ends.Add(-1500 * time.Millisecond)))
+	time.Sleep(time.Until(ends.Add(-3 * time.Second)))
 	var r3 bidBody
 	r, _ = h.bid(b3.token, lot, 2600, 0)
 	r.Want(t, http.StatusCreated, "").Decode(t, &r3)
@@ -164,7 +165,7 @@ func TestAuctionFlow(t *testing.T) {
 	}
 
 	// A reserve not met: the lot ends without an order.
-	lot2 := h.create(owner, body(map[string]any{"reserve_price": 9000, "ends_at": rfc(time.Now().Add(2 * time.Second)),
+	lot2 := h.create(owner, body(map[string]any{"reserve_price": 9000, "ends_at": rfc(time.Now().Add(4 * time.Second)),
 		"extend_window_seconds": nil, "extend_seconds": nil}))
 	if r, _ := h.bid(b1.token, lot2, 1000, 0); r.Status != http.StatusCreated {
 		t.Fatalf("bid: %s", r)
