@@ -43,7 +43,7 @@ func TestAuctionCrashSafety(t *testing.T) {
 	mainDB := cl.Main()
 	// A merchant's SKU with stock: the lot sells one unit of it. The lot is inserted as
 	// `POST /api/v1/merchant/auctions` would (that route's own tests cover it).
-	const skuID, merchantID = 880001, 770001
+	skuID, merchantID := time.Now().UnixNano()/1000, int64(770001)
 	if _, err := mainDB.ExecContext(ctx, `INSERT INTO stock_levels (sku_id, merchant_id, on_hand, available, reserved, sold, version, updated_at)
 		VALUES (?, ?, 5, 5, 0, 0, 1, NOW(6))`, skuID, merchantID); err != nil {
 		t.Fatal(err)
@@ -66,7 +66,9 @@ func TestAuctionCrashSafety(t *testing.T) {
 		}
 	}
 
-	lotID := int64(990001)
+	// A fresh ID per run: Redis (the bid gate, the watchers' last version) is shared by
+	// every test process, and a real lot ID is unique (idgen).
+	lotID := time.Now().UnixNano()
 	endsAt := time.Now().UTC().Add(10 * time.Second).Truncate(time.Microsecond)
 	if _, err := mainDB.ExecContext(ctx, `INSERT INTO auction_lots (id, merchant_id, product_id, sku_id, title, status,
 		start_price, increment, ladder, starts_at, ends_at, version, order_state, created_at, updated_at)
