@@ -19,7 +19,8 @@
 # Variables: BENCH_DURATION (10s per row), BENCH_WARMUP (2s), BENCH_CONNS (64), BENCH_RUN
 # (regexp: only matching rows; the baseline always runs), BENCH_OUT (docs/benchmarks.md),
 # BENCH_MALL_PORT (18080), BENCH_BASELINE_PORT (18081), BENCH_MALL_NOL1_PORT (18082),
-# BENCH_MALL_SEARCH_PORT (18083), BENCH_SEED_PRODUCTS (300), BENCH_SEARCH_PRODUCTS (100000; 0
+# BENCH_MALL_SEARCH_PORT (18083), BENCH_WS_PORT (18084: `mallbench ws-server`, the realtime hub
+# behind Mall's HTTP stack on Redis db 9, for the WebSocket rows), BENCH_SEED_PRODUCTS (300), BENCH_SEARCH_PRODUCTS (100000; 0
 # skips the search server and its rows), BENCH_SEARCH_RESEED=1 (drop and reseed the search
 # data), BENCH_BASELINE_ONLY=1 (do not build or start bin/mall; its rows are reported as not
 # run).
@@ -33,6 +34,7 @@ MALL_PORT=${BENCH_MALL_PORT:-18080}
 BASE_PORT=${BENCH_BASELINE_PORT:-18081}
 NOL1_PORT=${BENCH_MALL_NOL1_PORT:-18082}
 SEARCH_PORT=${BENCH_MALL_SEARCH_PORT:-18083}
+WS_PORT=${BENCH_WS_PORT:-18084}
 SEED_PRODUCTS=${BENCH_SEED_PRODUCTS:-300}
 SEARCH_PRODUCTS=${BENCH_SEARCH_PRODUCTS:-100000}
 SEED_PASSWORD=bench-seed-password
@@ -62,9 +64,13 @@ if ! flock -n 8; then
 	flock 8
 fi
 
-for p in "$MALL_PORT" "$BASE_PORT" "$NOL1_PORT" "$SEARCH_PORT"; do
-	if code "$p" / >/dev/null; then die "port $p is already in use (set BENCH_MALL_PORT / BENCH_BASELINE_PORT / BENCH_MALL_NOL1_PORT / BENCH_MALL_SEARCH_PORT)"; fi
+for p in "$MALL_PORT" "$BASE_PORT" "$NOL1_PORT" "$SEARCH_PORT" "$WS_PORT"; do
+	if code "$p" / >/dev/null; then die "port $p is already in use (set BENCH_MALL_PORT / BENCH_BASELINE_PORT / BENCH_MALL_NOL1_PORT / BENCH_MALL_SEARCH_PORT / BENCH_WS_PORT)"; fi
 done
+
+# The WebSocket rows hold 5,000 connections open: a descriptor per end, both on this machine.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (($(ulimit -n) < 12000)); then log "warning: ulimit -n is $(ulimit -n); the 5,000-connection WebSocket rows need about 11,000"; fi
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ $commit != unknown ]] && ! git diff-index --quiet HEAD -- 2>/dev/null; then commit+=-dirty; fi
@@ -224,6 +230,14 @@ log "starting the baseline on 127.0.0.1:$BASE_PORT"
 bin/mallbench baseline -addr "127.0.0.1:$BASE_PORT" >"$WORK/baseline.log" 2>&1 8>&- &
 pids+=("$!")
 
+ws_url=""
+if [[ -n $mall_url ]]; then
+	log "starting mallbench ws-server on 127.0.0.1:$WS_PORT (Redis db 9)"
+	bin/mallbench ws-server -addr "127.0.0.1:$WS_PORT" -redis "127.0.0.1:$REDIS_PORT" -redis-db 9 >"$WORK/ws-server.log" 2>&1 8>&- &
+	pids+=("$!")
+	ws_url=http://127.0.0.1:$WS_PORT
+fi
+
 note="bin/mall serve with MALL_LOG_LEVEL=warn, MALL_RATELIMIT_ENABLED=false, seeded by \`mall seed --products $SEED_PRODUCTS\`"
 note+="; the L1-disabled row: a second server on the same data with MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0"
 if [[ -n $search_url ]]; then
@@ -236,10 +250,15 @@ if [[ -n $durable_note ]]; then
 	note+="; $durable_note; order rows: a pool of 200 fresh buyers (registered, logged in, one address) in turn, one unit of an on-sale SKU of each of the two seeded merchants per order (stock set to 10^8 first), orders left unpaid"
 fi
 
+if [[ -n $ws_url ]]; then
+	note+="; WebSocket rows: \`mallbench ws-server\` (internal/platform/realtime behind httpx.NewServer, realtime.* defaults) on Redis db 9, clients and publisher in mallbench"
+fi
+
 log "running scenarios: ${BENCH_CONNS:-64} connections, ${BENCH_WARMUP:-2s} warm-up + ${BENCH_DURATION:-10s} each"
 bin/mallbench run \
 	-mall "$mall_url" -skip-reason "$skip" \
 	-mall-nol1 "$nol1_url" -mall-search "$search_url" \
+	-ws "$ws_url" -ws-redis "127.0.0.1:$REDIS_PORT" -ws-redis-db 9 \
 	-seed-password "$SEED_PASSWORD" -search-min "$SEARCH_PRODUCTS" \
 	-baseline "http://127.0.0.1:$BASE_PORT" \
 	-conns "${BENCH_CONNS:-64}" -warmup "${BENCH_WARMUP:-2s}" -duration "${BENCH_DURATION:-10s}" \

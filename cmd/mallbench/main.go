@@ -37,6 +37,8 @@ func main() {
 		err = baselineCmd(os.Args[2:])
 	case "wait-index":
 		err = waitIndexCmd(os.Args[2:])
+	case "ws-server":
+		err = wsServerCmd(os.Args[2:])
 	default:
 		usage()
 	}
@@ -47,7 +49,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mallbench run [flags] | mallbench baseline -addr HOST:PORT | mallbench wait-index -url URL -min N")
+	fmt.Fprintln(os.Stderr, "usage: mallbench run [flags] | mallbench baseline -addr HOST:PORT | mallbench wait-index -url URL -min N | mallbench ws-server [flags]")
 	os.Exit(2)
 }
 
@@ -108,6 +110,9 @@ func runCmd(args []string) error {
 	fs.StringVar(&o.SearchURL, "mall-search", "", "base URL of a `mall serve` on the large seed (empty: skip its scenarios)")
 	fs.StringVar(&o.SeedPassword, "seed-password", "mall-demo-dev", "password of the `mall seed` demo accounts on the servers")
 	fs.IntVar(&o.SearchMin, "search-min", 100000, "products the -mall-search index must hold")
+	fs.StringVar(&o.WSURL, "ws", "", "base URL of `mallbench ws-server` (empty: skip the WebSocket rows)")
+	fs.StringVar(&o.WSRedis, "ws-redis", "127.0.0.1:16379", "Redis address of the -ws server")
+	fs.IntVar(&o.WSRedisDB, "ws-redis-db", 9, "Redis database of the -ws server")
 	fs.StringVar(&o.BaselineURL, "baseline", "http://127.0.0.1:18081", "base URL of `mallbench baseline`")
 	fs.IntVar(&o.Conns, "conns", 64, "concurrent connections (closed-loop workers)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per scenario")
@@ -129,5 +134,5 @@ func runCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, o, scenarios)
+	return Run(ctx, o, append(scenarios, wsScenarios...))
 }

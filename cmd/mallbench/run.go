@@ -15,6 +15,9 @@ type Options struct {
 	MallURL     string // empty: Mall's rows are reported as not run, with SkipReason
 	MallNoL1URL string // the TargetMallNoL1 server (empty: its rows are not run)
 	SearchURL   string // the TargetSearch server (empty: its rows are not run)
+	WSURL       string // the TargetWS server, `mallbench ws-server` (empty: its rows are not run)
+	WSRedis     string // its Redis address and database
+	WSRedisDB   int
 	BaselineURL string
 	// SeedPassword is the demo accounts' password on the seeded servers.
 	SeedPassword string
@@ -51,11 +54,12 @@ func Run(ctx context.Context, o Options, list []Scenario) error {
 	}
 	machine := readMachine() // before the load, so the load average is other work's
 	env := &Env{MallURL: o.MallURL, MallNoL1URL: o.MallNoL1URL, SearchURL: o.SearchURL, BaselineURL: o.BaselineURL,
+		WSURL: o.WSURL, WSRedis: o.WSRedis, WSRedisDB: o.WSRedisDB,
 		Client: &http.Client{Timeout: 30 * time.Second}, SeedPassword: o.SeedPassword, SearchMin: o.SearchMin}
 	if err := waitReady(ctx, env.Client, o.BaselineURL+"/healthz", o.WaitReady); err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
-	for _, u := range []string{o.MallURL, o.MallNoL1URL, o.SearchURL} {
+	for _, u := range []string{o.MallURL, o.MallNoL1URL, o.SearchURL, o.WSURL} {
 		if u == "" {
 			continue
 		}
@@ -80,6 +84,17 @@ func Run(ctx context.Context, o Options, list []Scenario) error {
 			if o.SkipReason != "" {
 				row.Skip += " (" + o.SkipReason + ")"
 			}
+		case s.Measure != nil:
+			res, goal, err := s.Measure(ctx, env)
+			if err != nil {
+				row.Skip = "failed: " + err.Error()
+				failed = errors.Join(failed, fmt.Errorf("%s: %w", s.Name, err))
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			row.Result, row.Goal = res, goal
 		default:
 			next, err := s.Setup(ctx, env)
 			if err != nil {

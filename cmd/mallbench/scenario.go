@@ -23,6 +23,8 @@ const (
 	// TargetSearch is a bin/mall serve whose database holds the large seed (mall seed
 	// --products 100000) with its search index caught up.
 	TargetSearch
+	// TargetWS is `mallbench ws-server`: the realtime hub behind Mall's HTTP stack (ws.go).
+	TargetWS
 )
 
 // String names the target in skip reasons.
@@ -36,6 +38,8 @@ func (t Target) String() string {
 		return "-mall-nol1"
 	case TargetSearch:
 		return "-mall-search"
+	case TargetWS:
+		return "-ws"
 	}
 	return fmt.Sprintf("target %d", int(t))
 }
@@ -53,6 +57,9 @@ type Scenario struct {
 	// instead of keeping every connection busy; latency counts from the scheduled start, so
 	// a slow answer shows in p99 instead of slowing the client down.
 	Rate float64
+	// Measure, when set, replaces Setup and the HTTP load: the row measures itself (the
+	// WebSocket rows) and returns its result and goal text.
+	Measure func(ctx context.Context, env *Env) (Result, string, error)
 	// Goal, when set, states the row's target and whether res (base: the baseline row)
 	// meets it, for the report's goal column.
 	Goal func(res, base Result) string
@@ -83,6 +90,10 @@ type Env struct {
 	MallURL     string // base URL of bin/mall serve, e.g. http://127.0.0.1:18080
 	MallNoL1URL string // TargetMallNoL1 ("" = not running)
 	SearchURL   string // TargetSearch ("" = not running)
+	WSURL       string // TargetWS ("" = not running)
+	// WSRedis and WSRedisDB are the Redis of the ws server (the WebSocket rows publish there).
+	WSRedis     string
+	WSRedisDB   int
 	BaselineURL string
 	Client      *http.Client
 	// SeedPassword is the password `mall seed` gave the demo accounts of the servers.
@@ -102,6 +113,8 @@ func (e *Env) URL(t Target) string {
 		return e.MallNoL1URL
 	case TargetSearch:
 		return e.SearchURL
+	case TargetWS:
+		return e.WSURL
 	}
 	return e.BaselineURL
 }

@@ -2,19 +2,29 @@ package realtime
 
 import (
 	"context"
+	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
+
+const reasonWriteFailed = "write failed"
 
 // conn is one client connection. Its reader is the HTTP handler's goroutine; a writer
 // goroutine exists only while frames (or a ping) are waiting, so an idle connection costs
 // one goroutine.
 type conn struct {
-	hub  *Hub
+	hub *Hub
+	// ws is set once, under mu, by attach (nil until the upgrade); the writer and reader
+	// start after that.
 	ws   *websocket.Conn
 	room *room
 	who  Identity
+
+	// writeStart is when the pending write began (Unix ns), 0 when none is.
+	writeStart atomic.Int64
 
 	mu       sync.Mutex
 	queue    [][]byte // frames waiting; shared, read-only
@@ -57,10 +67,25 @@ func (c *conn) requestPing() {
 }
 
 func (c *conn) startWriterLocked() {
-	if !c.writing {
+	if !c.writing && c.ws != nil {
 		c.writing = true
 		go c.writeLoop()
 	}
+}
+
+// attach gives c its upgraded WebSocket and starts writing what queued up while it joined;
+// false when c was dropped meanwhile.
+func (c *conn) attach(ws *websocket.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return false
+	}
+	c.ws = ws
+	if len(c.queue) > 0 || c.pingDue {
+		c.startWriterLocked()
+	}
+	return true
 }
 
 func (c *conn) writeLoop() {
@@ -95,15 +120,24 @@ func (c *conn) writeLoop() {
 			}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
-		err := c.ws.Write(ctx, websocket.MessageText, frame)
-		cancel()
+		// No deadline per write (a timer per frame per connection is a tenth of a
+		// broadcast's CPU): the hub's sweeper drops a connection whose write has been
+		// pending for WriteTimeout, which unblocks this one.
+		c.writeStart.Store(time.Now().UnixNano())
+		err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+		c.writeStart.Store(0)
 		if err != nil {
-			c.fail(func() { c.hub.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, "write failed")
+			c.fail(func() { c.hub.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, reasonWriteFailed)
 			return
 		}
 		c.hub.m.out.Inc()
 	}
+}
+
+// stuckSince reports whether a write has been pending since before t.
+func (c *conn) stuckSince(t time.Time) bool {
+	ws := c.writeStart.Load()
+	return ws != 0 && ws < t.UnixNano()
 }
 
 // fail marks c dead (counting it once) and drops it.
@@ -124,18 +158,26 @@ func (c *conn) fail(count func(), code websocket.StatusCode, reason string) {
 // it. The close handshake of a client that does not read can take coder/websocket's
 // 5+5 s; the room does not wait for it.
 func (c *conn) drop(code websocket.StatusCode, reason string) {
+	lvl := slog.LevelInfo
+	if reason == reasonWriteFailed { // usually the client just went away mid-write
+		lvl = slog.LevelDebug
+	}
+	c.hub.log.Log(context.Background(), lvl, "realtime: connection dropped",
+		"room", c.room.name, "reason", reason, "user_id", c.who.UserID)
 	c.hub.leave(c, true)
 	c.close(code, reason)
 }
 
 // close closes the WebSocket once (with the close handshake); the reader then returns and
-// leaves the room.
+// leaves the room. Before the upgrade it only marks c dead (the handler then refuses it).
 func (c *conn) close(code websocket.StatusCode, reason string) {
-	c.closeOne.Do(func() {
-		c.mu.Lock()
-		c.dead = true
-		c.queue = nil
-		c.mu.Unlock()
-		_ = c.ws.Close(code, reason)
-	})
+	c.mu.Lock()
+	c.dead = true
+	c.queue = nil
+	ws := c.ws
+	c.mu.Unlock()
+	if ws == nil {
+		return
+	}
+	c.closeOne.Do(func() { _ = ws.Close(code, reason) })
 }

@@ -79,11 +79,23 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 			welcome = append(welcome, b)
 		}
 
-		// net/http's read and write deadlines would outlive the hijack and cut the
-		// connection after http.read_timeout.
-		rc := http.NewResponseController(c.Response())
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
+		// Join (and, for the room's first connection here, subscribe and wait for Redis
+		// to confirm) before the upgrade: a client that has its 101 gets every message
+		// published from then on. The welcome frames are queued first, so they precede every
+		// room message; nothing is written before the upgrade.
+		cn := &conn{hub: h, room: r, who: who, queue: welcome}
+		ready, err := h.join(cn)
+		if err != nil {
+			h.log.Warn("realtime: join failed", "room", r.name, "error", err.Error())
+			return errs.ErrUnavailable.WithDetail("real-time delivery is unavailable; retry later").WithRetryAfter(5)
+		}
+		select {
+		case <-ready:
+		case <-time.After(2 * time.Second): // Redis slow: serve anyway, at most once
+		}
+
+		// net/http clears the server's read and write deadlines on hijack, so
+		// http.read_timeout/write_timeout do not cut the connection (TestOutlivesHTTPTimeouts).
 		opts := &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins}
 		if _, ok := protocolToken(req); ok {
 			opts.Subprotocols = []string{"bearer"}
@@ -91,45 +103,46 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		ws, err := websocket.Accept(c.Response(), req, opts)
 		if err != nil {
 			// Accept has answered the client already.
-			h.leave(&conn{room: r}, false)
+			h.leave(cn, true)
 			return nil
 		}
 		upgraded = true
 		ws.SetReadLimit(h.cfg.MaxMessageBytes)
-		h.serve(req.Context(), &conn{hub: h, ws: ws, room: r, who: who}, welcome, rm.OnMessage)
+		if !cn.attach(ws) { // dropped or shut down meanwhile
+			h.leave(cn, true)
+			h.release()
+			_ = ws.Close(websocket.StatusTryAgainLater, "try again later")
+			return nil
+		}
+		// The connection outlives the request: a goroutine of its own serves it, and the
+		// request's goroutine returns, so its stack (grown through the middleware chain), the
+		// echo context and the request's span are not held for the connection's lifetime.
+		ctx := context.Background()
+		if p, ok := authn.From(req.Context()); ok {
+			ctx = authn.With(ctx, p)
+		}
+		go h.serve(ctx, cn, rm.OnMessage)
 		return nil
 	}
 }
 
-// serve runs one upgraded connection until it closes.
-func (h *Hub) serve(ctx context.Context, c *conn, welcome [][]byte, onMessage func(context.Context, Identity, []byte) error) {
+// serve runs one upgraded connection until it closes. ctx carries the caller's principal
+// (authn) and no deadline: the connection ends by closing.
+func (h *Hub) serve(ctx context.Context, c *conn, onMessage func(context.Context, Identity, []byte) error) {
 	defer h.release()
-	// Welcome frames go into the queue before the connection joins the room, so they
-	// precede every room message.
-	for _, w := range welcome {
-		c.enqueue(w)
-	}
-	ready, err := h.join(c)
-	if err != nil {
-		h.log.Warn("realtime: join failed", "room", c.room.name, "error", err.Error())
-		c.close(websocket.StatusTryAgainLater, "try again later")
-		return
-	}
 	defer h.leave(c, true)
-	// Messages published before Redis confirms the subscription are not seen here;
-	// wait briefly so a client that just got its welcome does not miss the next update.
-	select {
-	case <-ready:
-	case <-time.After(2 * time.Second):
-	}
 	for {
-		_, data, err := c.ws.Read(ctx)
+		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
 			c.close(websocket.StatusNormalClosure, "")
 			return
 		}
 		h.m.in.Inc()
 		if onMessage == nil {
+			continue
+		}
+		if typ != websocket.MessageText {
+			c.enqueue(h.errorFrame(errTextOnly))
 			continue
 		}
 		if err := onMessage(ctx, c.who, data); err != nil {
@@ -248,19 +261,24 @@ var errNoToken = errors.New("no token")
 // into the Authorization header, where the authentication middleware verifies it like any
 // other bearer token, and drops it from the URL so it reaches no log.
 func liftToken(req *http.Request) error {
-	if !isUpgrade(req) || req.Header.Get(echo.HeaderAuthorization) != "" {
+	if !isUpgrade(req) {
 		return errNoToken
 	}
-	tok, ok := protocolToken(req)
-	if !ok {
-		q := req.URL.Query()
-		tok = q.Get(TokenParam)
-		if tok == "" {
-			return errNoToken
-		}
+	q := req.URL.Query()
+	tok := q.Get(TokenParam)
+	if q.Has(TokenParam) {
 		q.Del(TokenParam)
 		req.URL.RawQuery = q.Encode()
 		req.RequestURI = req.URL.RequestURI()
+	}
+	if req.Header.Get(echo.HeaderAuthorization) != "" {
+		return errNoToken
+	}
+	if p, ok := protocolToken(req); ok {
+		tok = p
+	}
+	if tok == "" {
+		return errNoToken
 	}
 	req.Header.Set(echo.HeaderAuthorization, "Bearer "+tok)
 	return nil

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,32 +59,40 @@ func newReplica(t *testing.T, cfg realtime.Config, rdb redis.UniversalClient,
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := httpx.NewEcho(appCfg.HTTP, slog.New(slog.DiscardHandler), nil, httpx.WithMiddleware(mw...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = httpx.Register(e, []httpx.Route{{Method: http.MethodGet, Path: "/ws/:room", Handler: h.Handler(
-		func(c echo.Context, who realtime.Identity) (realtime.Room, error) {
-			r := realtime.Room{Name: c.Param("room")}
-			if open != nil {
-				if err := open(c, who, &r); err != nil {
-					return realtime.Room{}, err
+	// The production server with short HTTP timeouts: connections must outlive them.
+	hc := appCfg.HTTP
+	hc.Addr = "127.0.0.1:0"
+	hc.ReadTimeout, hc.ReadHeaderTimeout, hc.WriteTimeout, hc.IdleTimeout = time.Second, time.Second, time.Second, time.Second
+	var mws []httpx.Middleware
+	mws = append(mws, mw...)
+	srv, err := httpx.NewServer(httpx.ServerConfig{HTTP: hc, Logger: slog.New(slog.DiscardHandler), Registerer: reg, Gatherer: reg,
+		Middleware: mws,
+		Routes: []httpx.Route{{Method: http.MethodGet, Path: "/ws/:room", Summary: "test room", Handler: h.Handler(
+			func(c echo.Context, who realtime.Identity) (realtime.Room, error) {
+				r := realtime.Room{Name: c.Param("room")}
+				if open != nil {
+					if err := open(c, who, &r); err != nil {
+						return realtime.Room{}, err
+					}
 				}
-			}
-			return r, nil
-		})}})
+				return r, nil
+			})}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
-	rep := &replica{Hub: h, Reg: reg, URL: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rep := &replica{Hub: h, Reg: reg, URL: "ws://" + srv.Addr().String()}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
 		if err := h.Close(ctx); err != nil && !rep.closeErrOK {
 			t.Errorf("close hub: %v", err)
 		}
-		srv.Close()
 	})
 	return rep
 }

@@ -173,21 +173,22 @@ func (h *Hub) Close(ctx context.Context) error {
 	if !started {
 		return nil
 	}
+	// Stop the loops first, so no presence flush can rewrite what is removed below.
 	close(h.stop)
 	var err error
+	if e := h.ps.Close(); e != nil {
+		err = fmt.Errorf("realtime: close subscription: %w", e)
+	}
+	h.stopped.Wait()
 	if len(rooms) > 0 {
 		pipe := h.rdb.Pipeline()
 		for _, r := range rooms {
 			pipe.HDel(ctx, h.presenceKey(r), h.node)
 		}
 		if _, e := pipe.Exec(ctx); e != nil {
-			err = fmt.Errorf("realtime: remove presence: %w", e)
+			err = errors.Join(err, fmt.Errorf("realtime: remove presence: %w", e))
 		}
 	}
-	if e := h.ps.Close(); e != nil && err == nil {
-		err = fmt.Errorf("realtime: close subscription: %w", e)
-	}
-	h.stopped.Wait()
 	return err
 }
 
@@ -240,6 +241,8 @@ func (h *Hub) dispatch(msgs <-chan any) {
 			if r := h.rooms[name]; r != nil {
 				select {
 				case <-r.ready:
+					// A re-subscription: Redis came back, maybe without our presence.
+					h.markDirty(name)
 				default:
 					close(r.ready)
 				}
@@ -374,25 +377,43 @@ func (h *Hub) localCount(name string) int {
 	return 0
 }
 
-// pingLoop pings every connection each PingInterval; a connection whose pong does not
-// come within PongTimeout is closed. The ping goes through the connection's writer, so
-// an idle connection has no goroutine of its own between pings.
+// pingLoop pings every connection each PingInterval (a connection whose pong does not
+// come within PongTimeout is closed) and drops connections whose write has been pending
+// for WriteTimeout. The ping goes through the connection's writer, so an idle connection
+// has no goroutine of its own between pings.
 func (h *Hub) pingLoop() {
 	defer h.stopped.Done()
-	t := time.NewTicker(h.cfg.PingInterval)
-	defer t.Stop()
+	ping := time.NewTicker(h.cfg.PingInterval)
+	defer ping.Stop()
+	sweep := time.NewTicker(min(h.cfg.WriteTimeout/4, time.Second))
+	defer sweep.Stop()
 	for {
 		select {
 		case <-h.stop:
 			return
-		case <-t.C:
-		}
-		h.mu.Lock()
-		for _, r := range h.rooms {
-			for c := range r.conns {
-				c.requestPing()
+		case <-ping.C:
+			h.mu.Lock()
+			for _, r := range h.rooms {
+				for c := range r.conns {
+					c.requestPing()
+				}
+			}
+			h.mu.Unlock()
+		case <-sweep.C:
+			cutoff := time.Now().Add(-h.cfg.WriteTimeout)
+			var stuck []*conn
+			h.mu.Lock()
+			for _, r := range h.rooms {
+				for c := range r.conns {
+					if c.stuckSince(cutoff) {
+						stuck = append(stuck, c)
+					}
+				}
+			}
+			h.mu.Unlock()
+			for _, c := range stuck {
+				go c.fail(func() { h.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, "write timed out")
 			}
 		}
-		h.mu.Unlock()
 	}
 }

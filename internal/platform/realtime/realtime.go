@@ -4,7 +4,8 @@
 // subscribed while the replica has a connection in the room) and count viewers in Redis.
 //
 // Delivery is at most once: a message published while a replica is (re)subscribing —
-// a room's first connection joining, or Redis reconnecting — is not seen there. Consumers
+// a room's first connection joining, or Redis reconnecting — is not seen there. A client
+// whose handshake has completed is in the room: it gets everything published afterwards. Consumers
 // send full state in their messages (and in Room.Welcome) so a gap heals on the next one.
 package realtime
 
@@ -39,6 +40,7 @@ var (
 	ErrRoomFull      = errs.New(errs.Unavailable, "realtime.room_full")
 	ErrNotWebSocket  = errs.New(errs.Invalid, "realtime.websocket_required")
 	ErrInvalidToken  = errs.New(errs.Unauthenticated, "auth.invalid_token")
+	errTextOnly      = errs.New(errs.Invalid, "realtime.text_only").WithDetail("send JSON in text frames")
 	errBadRoom       = errors.New("realtime: room name must be 1..200 bytes")
 )
 
@@ -81,7 +83,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes:    4096,
 		MaxConnections:     20000,
 		MaxRoomConnections: 10000,
-		SendQueue:          64,
+		SendQueue:          256,
 		WriteTimeout:       10 * time.Second,
 		PingInterval:       30 * time.Second,
 		PongTimeout:        10 * time.Second,
