@@ -12,7 +12,7 @@
 #     search rows, on BENCH_MALL_SEARCH_PORT. That seed and its search index
 #     (.local/bench-search/) are kept between runs and reused when complete; the first run
 #     seeds them (minutes) and waits for the index to catch up before measuring anything.
-# The order rows write: for the whole `mallbench run` MariaDB runs with durable commits
+# The order and bid rows write: for the whole `mallbench run` MariaDB runs with durable commits
 # (innodb_flush_log_at_trx_commit=1, set with SET GLOBAL and restored on exit; the binary log
 # is off in scripts/services.sh, so sync_binlog does not apply), and the report says so.
 #

@@ -116,6 +116,15 @@ var scenarios = []Scenario{
 		Goal:   p99AtMost(50 * time.Millisecond),
 	},
 	{
+		// Bid attempts on one hot lot by 200 bidders, most already too low when they land
+		// (turned away by the Redis gate), each with its own Idempotency-Key (bid.go).
+		Name:   "POST /api/v1/auctions/{id}/bids (one hot lot)",
+		Target: TargetMall,
+		Setup:  bidSetup,
+		OK:     bidOK,
+		Goal:   bidGoal(3000, 50*time.Millisecond),
+	},
+	{
 		// Checkout of one unit from each of the two seeded merchants (two orders and their
 		// stock reservations) by a pool of fresh buyers in turn, each
 		// request with its own Idempotency-Key (orders.go). scripts/bench.sh runs MariaDB with

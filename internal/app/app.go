@@ -15,6 +15,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/mallhq/mall/internal/auction"
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/live"
 	"github.com/mallhq/mall/internal/merchant"
@@ -46,6 +47,7 @@ func Migrations() []sqldb.Migrations {
 		catalog.Migrations,
 		order.Migrations,
 		live.Migrations,
+		auction.Migrations,
 	}
 }
 
@@ -71,6 +73,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		catalog.Module,
 		order.Module,
 		live.Module,
+		auction.Module,
 	)
 }
 

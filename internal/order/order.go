@@ -53,6 +53,8 @@ type Service interface {
 	// SandboxComplete makes the sandbox gateway pay the buyer's payment and deliver its
 	// signed notification through HandleNotification.
 	SandboxComplete(ctx context.Context, buyerID, paymentID int64) (Payment, error)
+	// PlaceAuctionOrder creates an auction winner's order (auction.go); idempotent per OrderID.
+	PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order, error)
 }
 
 // Status is an order's state.

@@ -39,6 +39,7 @@ type Config struct {
 	Order       Order       `mapstructure:"order"`
 	Payments    Payments    `mapstructure:"payments"`
 	Live        Live        `mapstructure:"live"`
+	Auction     Auction     `mapstructure:"auction"`
 	Realtime    Realtime    `mapstructure:"realtime"`
 }
 
@@ -267,6 +268,14 @@ type Live struct {
 	ViewersInterval time.Duration `mapstructure:"viewers_interval"`
 }
 
+// Auction tunes the auction module.
+type Auction struct {
+	// ScheduleInterval is how often lots are started and ended (and winners' orders retried).
+	ScheduleInterval time.Duration `mapstructure:"schedule_interval"`
+	// GateDisabled sends every bid to MySQL without the Redis pre-filter.
+	GateDisabled bool `mapstructure:"gate_disabled"`
+}
+
 // Error is a configuration error naming the key.
 type Error struct {
 	Key string
@@ -458,6 +467,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("search.engine", "must be bleve or elasticsearch, got %q", c.Search.Engine)
+	}
+	if c.Auction.ScheduleInterval <= 0 {
+		bad("auction.schedule_interval", "must be positive, got %s", c.Auction.ScheduleInterval)
 	}
 	if c.Stock.MaxHoldPerBuyer < 1 {
 		bad("stock.max_hold_per_buyer", "must be at least 1, got %d", c.Stock.MaxHoldPerBuyer)

@@ -1,0 +1,196 @@
+package auction
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/fx"
+
+	"github.com/mallhq/mall/internal/catalog"
+	"github.com/mallhq/mall/internal/order"
+	"github.com/mallhq/mall/internal/platform/config"
+	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/realtime"
+	"github.com/mallhq/mall/internal/platform/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations of the module (auction_lots, auction_bids on db.main).
+var Migrations = sqldb.Embedded("auction", migrationFiles, "migrations", sqldb.OnMain)
+
+// Module provides Service, the auction routes and the scheduler.
+var Module = fx.Module("auction",
+	fx.Provide(
+		newService,
+		func(s *service) Service { return s },
+		httpx.AsRoutes(newHandler),
+	),
+	fx.Invoke(startScheduler),
+	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "auction") }),
+)
+
+// Config tunes the module (auction.*).
+type Config struct {
+	// ScheduleInterval is how often the scheduler starts and ends due lots; 0 disables it.
+	ScheduleInterval time.Duration
+	// Gate turns the Redis bid gate on.
+	Gate bool
+	// GateGrace keeps a lot open in the gate this long past its end (MySQL decides).
+	GateGrace time.Duration
+}
+
+// DefaultConfig is used for what neither Config nor the application configuration sets.
+var DefaultConfig = Config{ScheduleInterval: 500 * time.Millisecond, Gate: true, GateGrace: 2 * time.Second}
+
+// Params is what New needs.
+type Params struct {
+	fx.In
+
+	DB      *sqldb.Cluster
+	IDs     *idgen.Generator
+	Catalog catalog.Service
+	Orders  order.Service
+	Redis   redis.UniversalClient
+	// Hub serves /ws/auctions/:id and delivers messages to its watchers (nil: no
+	// WebSocket route, messages dropped).
+	Hub *realtime.Hub `optional:"true"`
+	// Config overrides App (tests); without either, DefaultConfig.
+	Config   *Config               `optional:"true"`
+	App      config.Config         `optional:"true"`
+	Outbox   outbox.Writer         `optional:"true"`
+	Registry prometheus.Registerer `optional:"true"`
+	Log      *slog.Logger          `optional:"true"`
+}
+
+// New returns the Service.
+func New(p Params) (Service, error) { return newService(p) }
+
+func newService(p Params) (*service, error) {
+	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Orders == nil || p.Redis == nil {
+		return nil, errors.New("auction: DB, IDs, Catalog, Orders and Redis are required")
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ob := p.Outbox
+	if ob == nil {
+		ob = outbox.NewWriter()
+	}
+	cfg := DefaultConfig
+	switch {
+	case p.Config != nil:
+		cfg = *p.Config
+	case p.App.Auction.ScheduleInterval > 0:
+		cfg.ScheduleInterval = p.App.Auction.ScheduleInterval
+		cfg.Gate = !p.App.Auction.GateDisabled
+	}
+	var hub Broadcaster = discard{}
+	if p.Hub != nil {
+		hub = p.Hub
+	}
+	m, err := newMetrics(p.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{log: log, db: p.DB.Main(), st: &store{db: p.DB.Main()}, ids: p.IDs, catalog: p.Catalog,
+		orders: p.Orders, hub: p.Hub, outbox: ob, pub: &orderedPublisher{rdb: p.Redis, hub: hub}, cfg: cfg, m: m, now: time.Now}
+	if cfg.Gate {
+		s.gate = &gate{rdb: p.Redis, grace: cfg.GateGrace}
+	}
+	return s, nil
+}
+
+type metrics struct {
+	bids            *prometheus.CounterVec
+	bidSeconds      prometheus.Histogram
+	gateMisses      prometheus.Counter
+	gateErrors      prometheus.Counter
+	broadcastErrors prometheus.Counter
+	broadcastStale  prometheus.Counter
+	ended           prometheus.Counter
+	orderFailed     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		bids: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mall_auction_bids_total",
+			Help: "Bid attempts by outcome: accepted, gate_rejected (Redis turned it away), rejected (MySQL did)."}, []string{"outcome"}),
+		bidSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mall_auction_bid_commit_seconds",
+			Help: "Time from receiving an accepted bid to its commit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
+		gateMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_gate_misses_total",
+			Help: "Bids that found no gate state in Redis (rebuilt from MySQL)."}),
+		gateErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_gate_errors_total",
+			Help: "Redis gate calls that failed (bids then go to MySQL unfiltered)."}),
+		broadcastErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_broadcast_errors_total",
+			Help: "Messages to auction watchers that could not be published."}),
+		broadcastStale: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_broadcast_stale_total",
+			Help: "Changes not broadcast because a newer version of the lot went out first."}),
+		ended: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_ended_total", Help: "Lots ended."}),
+		orderFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_order_failed_total",
+			Help: "Winners whose order the order module refused (no address, no stock): need an operator."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.bids, m.bidSeconds, m.gateMisses, m.gateErrors, m.broadcastErrors,
+			m.broadcastStale, m.ended, m.orderFailed} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// startScheduler runs Tick every ScheduleInterval on every replica; the compare-and-set
+// steps make each start, end and order happen once however many replicas tick.
+func startScheduler(lc fx.Lifecycle, s *service) {
+	if s.cfg.ScheduleInterval <= 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t := time.NewTicker(s.cfg.ScheduleInterval)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+					}
+					tctx, tcancel := context.WithTimeout(ctx, time.Minute)
+					if err := s.Tick(tctx); err != nil && ctx.Err() == nil {
+						s.log.Error("auction: scheduler", "error", err.Error())
+					}
+					tcancel()
+				}
+			}()
+			return nil
+		},
+		OnStop: func(stop context.Context) error {
+			cancel()
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+				return nil
+			case <-stop.Done():
+				return stop.Err()
+			}
+		},
+	})
+}
