@@ -66,7 +66,7 @@ func (s *service) PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order
 	}
 	db := s.cl.ForUser(in.BuyerID)
 	err = db.WithinTx(ctx, func(ctx context.Context) error {
-		if err := s.st.insertCheckout(ctx, db, c); err != nil {
+		if err := s.st.insertCheckout(ctx, db, c, ""); err != nil {
 			return err
 		}
 		if err := s.st.insertOrder(ctx, db, o); err != nil {
