@@ -108,6 +108,9 @@ type RateLimit struct {
 type Idempotency struct {
 	TTL         time.Duration `mapstructure:"ttl"`
 	LockTimeout time.Duration `mapstructure:"lock_timeout"`
+	// Store is where keys live: "mysql" (durable, platform_idempotency_keys) or "redis"
+	// (one round trip per step, no database write; ADR 0021).
+	Store string `mapstructure:"store"`
 }
 
 type Catalog struct {
@@ -449,6 +452,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit.DefaultPerMinute <= 0 || c.RateLimit.AuthPerMinute <= 0 {
 		bad("ratelimit.default_per_minute", "limits must be positive")
+	}
+	if c.Idempotency.Store != "mysql" && c.Idempotency.Store != "redis" {
+		bad("idempotency.store", "must be mysql or redis, got %q", c.Idempotency.Store)
 	}
 	if c.Idempotency.TTL < 24*time.Hour {
 		bad("idempotency.ttl", "must be at least 24h (API.md), got %s", c.Idempotency.TTL)

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mallhq/mall/internal/platform/authn"
 	"github.com/mallhq/mall/internal/platform/config"
@@ -59,7 +60,7 @@ const (
 
 // Guard is the idempotency middleware factory and the janitor of expired keys.
 type Guard struct {
-	store           *store
+	store           backend
 	log             *slog.Logger
 	maxBody         int64
 	maxStored       int
@@ -81,7 +82,9 @@ func WithMaxStoredBody(n int) Option { return func(g *Guard) { g.maxStored = n }
 func WithJanitor(interval time.Duration, batch int) Option {
 	return func(g *Guard) {
 		g.janitorInterval = interval
-		g.store.batch = batch
+		if st, ok := g.store.(*store); ok {
+			st.batch = batch
+		}
 	}
 }
 
@@ -106,10 +109,27 @@ func New(db *sqldb.DB, cfg config.Idempotency, log *slog.Logger, opts ...Option)
 	for _, o := range opts {
 		o(g)
 	}
-	if g.store.batch <= 0 {
-		g.store.batch = DefaultJanitorBatch
+	if st, ok := g.store.(*store); ok && st.batch <= 0 {
+		st.batch = DefaultJanitorBatch
 	}
 	return g
+}
+
+// NewRedis returns a Guard storing keys in Redis under prefix (redis_store.go has the
+// trade-off). Zero TTL and LockTimeout take the defaults.
+func NewRedis(rdb redis.UniversalClient, prefix string, cfg config.Idempotency, log *slog.Logger, opts ...Option) *Guard {
+	g := New(nil, cfg, log, opts...)
+	st := g.store.(*store)
+	g.store = &redisStore{rdb: rdb, prefix: prefix, ttl: st.ttl, lockTimeout: st.lockTimeout}
+	return g
+}
+
+// backend is where keys live: MySQL (store) or Redis (redisStore).
+type backend interface {
+	acquire(ctx context.Context, user int64, key string, hash []byte) (lock, *storedResponse, error)
+	complete(ctx context.Context, lk lock, r storedResponse) (bool, error)
+	release(ctx context.Context, lk lock) error
+	purge(ctx context.Context) (int64, error)
 }
 
 // ForRoute returns the middleware for a route that sets Idempotent, nil for any other

@@ -25,8 +25,10 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
+	"github.com/redis/go-redis/v9"
 )
 
 const testUserHeader = "X-Test-User"
@@ -37,6 +39,9 @@ type server struct {
 	url   string
 	db    *sqldb.DB
 	guard *Guard
+	// With the Redis store (redis_store_test.go): the client and the key prefix.
+	rdb    redis.UniversalClient
+	prefix string
 }
 
 func newServer(t *testing.T, cfg config.Idempotency, h echo.HandlerFunc, opts ...Option) *server {
@@ -49,6 +54,12 @@ func newServerWith(t *testing.T, cfg config.Idempotency, h echo.HandlerFunc, out
 	t.Helper()
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{MaxOpenConns: 120})
 	g := New(cl.Main(), cfg, slog.New(slog.DiscardHandler), opts...)
+	var rdb redis.UniversalClient
+	var prefix string
+	if useRedisStore {
+		rdb, prefix = redisxtest.Client(t), redisxtest.Prefix(t)
+		g = NewRedis(rdb, prefix, cfg, slog.New(slog.DiscardHandler), opts...)
+	}
 	e := echo.New()
 	e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.DiscardHandler))
 	e.Use(outer...)
@@ -57,7 +68,7 @@ func newServerWith(t *testing.T, cfg config.Idempotency, h echo.HandlerFunc, out
 	e.POST("/api/v1/auctions/:id/bids", h, g.Middleware())
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &server{url: srv.URL, db: cl.Main(), guard: g}
+	return &server{url: srv.URL, db: cl.Main(), guard: g, rdb: rdb, prefix: prefix}
 }
 
 func fakeAuthn(next echo.HandlerFunc) echo.HandlerFunc {
@@ -454,7 +465,7 @@ func TestExpiredLockIsTakenOverByExactlyOne(t *testing.T) {
 	firstDone := make(chan response, 1)
 	go func() { firstDone <- post(t, s.url+"/api/v1/orders", 42, "k", `{}`) }()
 	waitFor(t, crashed)
-	expireLock(t, s.db, 42, "k")
+	s.expireLock(t, 42, "k")
 
 	const n = 20
 	var (
@@ -511,9 +522,19 @@ func TestExpiredLockIsTakenOverByExactlyOne(t *testing.T) {
 	}
 }
 
-func expireLock(t *testing.T, db *sqldb.DB, user int64, key string) {
+func (s *server) expireLock(t *testing.T, user int64, key string) {
 	t.Helper()
-	res, err := db.Exec(`UPDATE platform_idempotency_keys SET locked_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND
+	if s.rdb != nil {
+		k := s.prefix + strconv.FormatInt(user, 10) + ":" + key
+		if st, err := s.rdb.HGet(context.Background(), k, "s").Result(); err != nil || st != "0" {
+			t.Fatalf("expected one in-flight key: state %q, %v", st, err)
+		}
+		if err := s.rdb.HSet(context.Background(), k, "lu", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	res, err := s.db.Exec(`UPDATE platform_idempotency_keys SET locked_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND
 WHERE user_id = ? AND idem_key = ? AND state = 0`, user, key)
 	if err != nil {
 		t.Fatal(err)

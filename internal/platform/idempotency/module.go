@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/platform/config"
@@ -26,12 +27,33 @@ func routeMiddleware(g *Guard) httpx.RouteMiddleware {
 	return httpx.RouteMiddleware{Name: "idempotency", Order: RouteOrder, For: g.ForRoute}
 }
 
-func newFromFx(lc fx.Lifecycle, db *sqldb.Cluster, cfg config.Config, log *slog.Logger) (*Guard, error) {
+// redisPrefix namespaces the keys of the Redis store.
+const redisPrefix = "mall:idem:"
+
+type fxParams struct {
+	fx.In
+	Cluster *sqldb.Cluster
+	Redis   redis.UniversalClient `optional:"true"`
+	Config  config.Config
+	Log     *slog.Logger
+}
+
+func newFromFx(lc fx.Lifecycle, p fxParams) (*Guard, error) {
+	cfg, log := p.Config, p.Log
 	maxBody, err := config.ParseBytes(cfg.HTTP.BodyLimit)
 	if err != nil {
 		return nil, &config.Error{Key: "http.body_limit", Msg: err.Error()}
 	}
-	g := New(db.Main(), cfg.Idempotency, log.With("component", "idempotency"), WithMaxBody(maxBody))
+	var g *Guard
+	switch cfg.Idempotency.Store {
+	case "redis":
+		if p.Redis == nil {
+			return nil, &config.Error{Key: "idempotency.store", Msg: "redis needs the Redis client (redisx.Module)"}
+		}
+		g = NewRedis(p.Redis, redisPrefix, cfg.Idempotency, log.With("component", "idempotency"), WithMaxBody(maxBody))
+	default:
+		g = New(p.Cluster.Main(), cfg.Idempotency, log.With("component", "idempotency"), WithMaxBody(maxBody))
+	}
 	var (
 		stop context.CancelFunc
 		done chan struct{}
