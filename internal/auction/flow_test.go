@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,16 +181,63 @@ func TestAuctionFlow(t *testing.T) {
 		t.Fatalf("ended events %+v", ended)
 	}
 
+	// A lot without a product: the winner still gets an order at the final price (no stock
+	// line), and paying it leaves the order's stock reaction with nothing to do (not stuck).
+	lot3 := h.create(owner, body(map[string]any{"product_id": nil, "title": "Private viewing", "reserve_price": nil,
+		"ends_at": rfc(time.Now().Add(4 * time.Second)), "extend_window_seconds": nil, "extend_seconds": nil}))
+	if r, _ := h.bid(b3.token, lot3, 1200, 0); r.Status != http.StatusCreated {
+		t.Fatalf("bid: %s", r)
+	}
+	h.eventually("the third lot's order", 20*time.Second, func() bool { return h.lot(lot3).OrderState == "placed" })
+	l3 := h.lot(lot3)
+	h.req(http.MethodGet, "/api/v1/orders/"+l3.WinnerOrderID, nil, b3.token).Want(t, http.StatusOK, "").Decode(t, &o)
+	if o.Status != "pending_payment" || o.TotalAmount != 1200 || len(o.Items) != 1 || o.Items[0].Price != 1200 {
+		t.Fatalf("order of a lot without a product %+v", o)
+	}
+	var pay struct {
+		ID string `json:"id"`
+	}
+	h.req(http.MethodPost, "/api/v1/payments", map[string]string{"checkout_id": l3.WinnerOrderID, "provider": "sandbox"},
+		b3.token, "Idempotency-Key", "pay-"+lot3).Want(t, http.StatusCreated, "").Decode(t, &pay)
+	h.req(http.MethodPost, "/api/v1/payments/"+pay.ID+"/sandbox/complete", nil, b3.token).Want(t, http.StatusOK, "")
+	h.req(http.MethodGet, "/api/v1/orders/"+l3.WinnerOrderID, nil, b3.token).Want(t, http.StatusOK, "").Decode(t, &o)
+	if o.Status != "paid" {
+		t.Fatalf("paid order %+v", o)
+	}
+	stockGroup := `group="mall.order.stock"`
+	h.eventually("the order.paid reaction", 20*time.Second, func() bool {
+		return metricLine(h, "mall_kafka_consumer_applied_total", stockGroup) >= 1
+	})
+	if n := metricLine(h, "mall_kafka_consumer_errors_total", stockGroup); n != 0 {
+		t.Fatalf("the order stock consumer failed %v times on an order without stock", n)
+	}
+
 	// Lists.
 	var page struct {
 		Items []lotBody `json:"items"`
 	}
 	h.req(http.MethodGet, "/api/v1/auctions?status=ended&limit=100", nil, "").Want(t, http.StatusOK, "").Decode(t, &page)
-	if len(page.Items) < 2 || page.Items[0].ID != lot2 {
+	if len(page.Items) < 3 || page.Items[0].ID != lot3 || page.Items[1].ID != lot2 {
 		t.Fatalf("ended lots %+v", page.Items)
 	}
 	h.req(http.MethodGet, "/api/v1/auctions?status=bogus", nil, "").Want(t, http.StatusBadRequest, "")
 	h.req(http.MethodGet, "/api/v1/auctions/"+lot+"/bids?cursor=AAAA", nil, "").Want(t, http.StatusBadRequest, "")
 	h.req(http.MethodGet, "/api/v1/auctions/abc", nil, "").Want(t, http.StatusBadRequest, "")
 	h.req(http.MethodGet, "/api/v1/auctions/42", nil, "").Want(t, http.StatusNotFound, "auction.not_found")
+}
+
+// metricLine is the value of the sample of name whose labels contain label (0 when absent).
+func metricLine(h *harness, name, label string) float64 {
+	h.t.Helper()
+	body := string(h.req(http.MethodGet, "/metrics", nil, "").Body)
+	for line := range strings.Lines(body) {
+		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
+			f, err := strconv.ParseFloat(strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]), 64)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			return f
+		}
+	}
+	return 0
 }

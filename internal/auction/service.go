@@ -371,10 +371,7 @@ func (s *service) endLot(ctx context.Context, id int64) error {
 		}
 		state, orderID := OrderNone, int64(0)
 		if l.LeaderID != 0 && l.ReserveMet() {
-			state = OrderNoItem
-			if l.SKUID != 0 {
-				state, orderID = OrderPending, s.ids.Next(sqldb.LogicalShard(l.LeaderID))
-			}
+			state, orderID = OrderPending, s.ids.Next(sqldb.LogicalShard(l.LeaderID))
 		}
 		ok, err = s.st.end(ctx, id, now, state, orderID)
 		if err != nil || !ok {

@@ -11,7 +11,7 @@ import (
 )
 
 // AuctionOrder is the order an ended auction owes its winner: one unit of the lot's SKU at
-// the final price. OrderID is minted by the auction module on the buyer's logical shard
+// the final price, or — a lot without a product (SKUID 0) — the lot itself, with no stock. OrderID is minted by the auction module on the buyer's logical shard
 // (idgen) once per auction and kept with the lot, so repeating the call after a crash finds
 // the same order instead of creating a second one.
 type AuctionOrder struct {
@@ -30,8 +30,8 @@ type AuctionOrder struct {
 // with one unit of the SKU reserved through the same stock path as a checkout. It is
 // idempotent per OrderID: a repeat returns the order created first.
 func (s *service) PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order, error) {
-	if in.OrderID <= 0 || in.BuyerID <= 0 || in.MerchantID <= 0 || in.SKUID <= 0 || in.Price <= 0 {
-		return Order{}, errs.ErrValidation.WithDetail("auction order: order, buyer, merchant, SKU and price are required")
+	if in.OrderID <= 0 || in.BuyerID <= 0 || in.MerchantID <= 0 || in.SKUID < 0 || in.Price <= 0 {
+		return Order{}, errs.ErrValidation.WithDetail("auction order: order, buyer, merchant and price are required")
 	}
 	if sqldb.LogicalShard(in.BuyerID) != int(in.OrderID&(sqldb.LogicalShards-1)) {
 		return Order{}, errs.ErrValidation.WithDetail("auction order: the order ID is not on the buyer's shard")
@@ -59,10 +59,14 @@ func (s *service) PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order
 		ExpiresAt: now.Add(s.cfg.PaymentTimeout), CreatedAt: now, UpdatedAt: now}
 	c := Checkout{ID: o.CheckoutID, BuyerID: in.BuyerID, TotalAmount: in.Price, Currency: Currency,
 		ExpiresAt: o.ExpiresAt, CreatedAt: now, Orders: []Order{o}}
-	// Reserve is idempotent per order: a retry after a crash here holds the same unit.
-	if err := s.stock.Reserve(ctx, stock.Hold{OrderID: o.ID, BuyerID: in.BuyerID,
-		Lines: []stock.Line{{SKUID: in.SKUID, Quantity: 1}}, ExpiresAt: o.ExpiresAt.Add(s.cfg.HoldGrace)}); err != nil {
-		return Order{}, err
+	// Reserve is idempotent per order: a retry after a crash here holds the same unit. A
+	// lot without a product has no stock to hold (the order's stock reactions find no
+	// reservation and have nothing to do).
+	if in.SKUID != 0 {
+		if err := s.stock.Reserve(ctx, stock.Hold{OrderID: o.ID, BuyerID: in.BuyerID,
+			Lines: []stock.Line{{SKUID: in.SKUID, Quantity: 1}}, ExpiresAt: o.ExpiresAt.Add(s.cfg.HoldGrace)}); err != nil {
+			return Order{}, err
+		}
 	}
 	db := s.cl.ForUser(in.BuyerID)
 	err = db.WithinTx(ctx, func(ctx context.Context) error {

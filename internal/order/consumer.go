@@ -58,6 +58,9 @@ func (s *service) handleStockEvent(ctx context.Context, ev kafkax.Envelope) erro
 		}
 		if !o.StockLost { // once lost, never re-take: the money may already be on its way back
 			err = s.stock.Confirm(sctx, p.OrderID)
+			if errors.Is(err, stock.ErrReservationNotFound) {
+				return nil // an order that holds no stock (an auction lot without a product)
+			}
 			if !errors.Is(err, stock.ErrInsufficient) {
 				return err
 			}
