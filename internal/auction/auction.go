@@ -133,7 +133,7 @@ const (
 	OrderNone    OrderState = "none"    // running, or ended without a winner or a reserve met
 	OrderPending OrderState = "pending" // owed: the scheduler (re)tries until it exists
 	OrderPlaced  OrderState = "placed"
-	OrderFailed  OrderState = "failed"  // the order module refused for good (no address, no stock)
+	OrderFailed  OrderState = "failed" // the order module refused for good (no address, no stock)
 	// OrderNoItem is kept for lots ended before lots without a product got orders too.
 	OrderNoItem OrderState = "no_item"
 )
