@@ -91,36 +91,38 @@ func WithJanitor(interval time.Duration, batch int) Option {
 // New returns a Guard storing keys in db (the main database). Zero TTL and LockTimeout
 // take the defaults.
 func New(db *sqldb.DB, cfg config.Idempotency, log *slog.Logger, opts ...Option) *Guard {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	cfg = withDefaults(cfg)
+	return newGuard(&store{db: db, ttl: cfg.TTL, lockTimeout: cfg.LockTimeout, batch: DefaultJanitorBatch}, log, opts)
+}
+
+// NewRedis returns a Guard storing keys in Redis under prefix (redis_store.go has the
+// trade-off). Zero TTL and LockTimeout take the defaults.
+func NewRedis(rdb redis.UniversalClient, prefix string, cfg config.Idempotency, log *slog.Logger, opts ...Option) *Guard {
+	cfg = withDefaults(cfg)
+	return newGuard(&redisStore{rdb: rdb, prefix: prefix, ttl: cfg.TTL, lockTimeout: cfg.LockTimeout}, log, opts)
+}
+
+func withDefaults(cfg config.Idempotency) config.Idempotency {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}
 	if cfg.LockTimeout <= 0 {
 		cfg.LockTimeout = DefaultLockTimeout
 	}
-	g := &Guard{
-		store:           &store{db: db, ttl: cfg.TTL, lockTimeout: cfg.LockTimeout, batch: DefaultJanitorBatch},
-		log:             log,
-		maxStored:       DefaultMaxStoredBody,
-		janitorInterval: DefaultJanitorInterval,
+	return cfg
+}
+
+func newGuard(b backend, log *slog.Logger, opts []Option) *Guard {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	g := &Guard{store: b, log: log, maxStored: DefaultMaxStoredBody, janitorInterval: DefaultJanitorInterval}
 	for _, o := range opts {
 		o(g)
 	}
 	if st, ok := g.store.(*store); ok && st.batch <= 0 {
 		st.batch = DefaultJanitorBatch
 	}
-	return g
-}
-
-// NewRedis returns a Guard storing keys in Redis under prefix (redis_store.go has the
-// trade-off). Zero TTL and LockTimeout take the defaults.
-func NewRedis(rdb redis.UniversalClient, prefix string, cfg config.Idempotency, log *slog.Logger, opts ...Option) *Guard {
-	g := New(nil, cfg, log, opts...)
-	st := g.store.(*store)
-	g.store = &redisStore{rdb: rdb, prefix: prefix, ttl: st.ttl, lockTimeout: st.lockTimeout}
 	return g
 }
 
