@@ -19,7 +19,7 @@
 # Variables: BENCH_DURATION (10s per row), BENCH_WARMUP (2s), BENCH_CONNS (64), BENCH_RUN
 # (regexp: only matching rows; the baseline always runs), BENCH_OUT (docs/benchmarks.md),
 # BENCH_MALL_PORT (18080), BENCH_BASELINE_PORT (18081), BENCH_MALL_NOL1_PORT (18082),
-# BENCH_MALL_SEARCH_PORT (18083), BENCH_IDEMPOTENCY_STORE (mysql | redis: the servers' idempotency.store), BENCH_WS_PORT (18084: `mallbench ws-server`, the realtime hub
+# BENCH_MALL_SEARCH_PORT (18083), BENCH_IDEMPOTENCY_STORE (redis | mysql: the servers' idempotency.store, default redis), BENCH_WS_PORT (18084: `mallbench ws-server`, the realtime hub
 # behind Mall's HTTP stack on Redis db 9, for the WebSocket rows), BENCH_SEED_PRODUCTS (300), BENCH_SEARCH_PRODUCTS (100000; 0
 # skips the search server and its rows), BENCH_SEARCH_RESEED=1 (drop and reseed the search
 # data), BENCH_BASELINE_ONLY=1 (do not build or start bin/mall; its rows are reported as not
@@ -132,7 +132,7 @@ else
 	export MALL_APP_ENV=development \
 		MALL_LOG_LEVEL=warn \
 		MALL_RATELIMIT_ENABLED=false \
-		MALL_IDEMPOTENCY_STORE="${BENCH_IDEMPOTENCY_STORE:-mysql}" \
+		MALL_IDEMPOTENCY_STORE="${BENCH_IDEMPOTENCY_STORE:-redis}" \
 		MALL_DB_MAIN="$dsn/mall_bench" \
 		MALL_DB_SHARDS="$dsn/mall_bench_shard_0,$dsn/mall_bench_shard_1" \
 		MALL_REDIS_ADDR=127.0.0.1:$REDIS_PORT \
@@ -239,7 +239,7 @@ if [[ -n $mall_url ]]; then
 	ws_url=http://127.0.0.1:$WS_PORT
 fi
 
-note="bin/mall serve with MALL_LOG_LEVEL=warn, MALL_RATELIMIT_ENABLED=false, idempotency.store=${BENCH_IDEMPOTENCY_STORE:-mysql}, seeded by \`mall seed --products $SEED_PRODUCTS\`"
+note="bin/mall serve with MALL_LOG_LEVEL=warn, MALL_RATELIMIT_ENABLED=false, idempotency.store=${BENCH_IDEMPOTENCY_STORE:-redis}, seeded by \`mall seed --products $SEED_PRODUCTS\`"
 note+="; the L1-disabled row: a second server on the same data with MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0"
 if [[ -n $search_url ]]; then
 	note+="; search rows: a third server on \`mall seed --products $SEARCH_PRODUCTS\` ($search_note), measured after its index caught up"

@@ -187,6 +187,16 @@ func TestConcurrentBidders(t *testing.T) {
 	if fails.Load() > 0 {
 		t.Fatalf("%d bidders failed", fails.Load())
 	}
+	// Concurrent bids on one replica shared transactions: fewer batches than bids decided.
+	var batched, batches float64
+	for _, a := range apps {
+		batched += a.Metric(t, "mall_auction_bid_batch_size_sum")
+		batches += a.Metric(t, "mall_auction_bid_batch_size_count")
+	}
+	t.Logf("%v bids reached MySQL in %v transactions", batched, batches)
+	if batches >= batched {
+		t.Fatalf("%v bids took %v transactions: no bid shared one", batched, batches)
+	}
 
 	// Keep bidding past the end: every late bid is refused.
 	l := h.lot(lot)

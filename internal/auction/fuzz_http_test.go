@@ -76,12 +76,16 @@ func TestGateAfterRedisLoss(t *testing.T) {
 	if v, _ := rdb.HGet(ctx, key, "price").Int64(); v != 100 {
 		t.Fatalf("gate price %d after the first bid", v)
 	}
-	// Redis loses the lot: the next bids rebuild it from MySQL.
+	// A bid too low for the lot's last state this replica committed is refused before Redis.
+	r, err = h.bid(bs[1].token, lot, 105, 0)
+	want(r, err, http.StatusConflict, "auction.bid_too_low")
+	// Redis loses the lot: the next bid that gets past that state rebuilds it from MySQL
+	// (the leader bidding again is not final before the lot's lock: MySQL refuses it).
 	if err := rdb.Del(ctx, key).Err(); err != nil {
 		t.Fatal(err)
 	}
-	r, err = h.bid(bs[1].token, lot, 105, 0)
-	want(r, err, http.StatusConflict, "auction.bid_too_low")
+	r, err = h.bid(bs[0].token, lot, 120, 0)
+	want(r, err, http.StatusConflict, "auction.already_leading")
 	if v, _ := rdb.HGet(ctx, key, "price").Int64(); v != 100 {
 		t.Fatalf("gate price %d after the rebuild", v)
 	}
@@ -93,12 +97,12 @@ func TestGateAfterRedisLoss(t *testing.T) {
 	}
 	r, err = h.bid(bs[0].token, lot, 120, 0)
 	want(r, err, http.StatusCreated, "")
-	// ...and is caught up by the commit; MySQL refuses a low bid the stale gate passed.
+	// ...and is caught up by the commit; MySQL refuses a bid the stale gate passed.
 	if err := rdb.HSet(ctx, key, "price", 0, "cnt", 0, "ver", 1).Err(); err != nil {
 		t.Fatal(err)
 	}
-	r, err = h.bid(bs[1].token, lot, 125, 0)
-	want(r, err, http.StatusConflict, "auction.bid_too_low")
+	r, err = h.bid(bs[0].token, lot, 130, 0)
+	want(r, err, http.StatusConflict, "auction.already_leading")
 	if v, _ := rdb.HGet(ctx, key, "price").Int64(); v != 120 {
 		t.Fatalf("gate price %d after MySQL refused a bid the gate passed", v)
 	}

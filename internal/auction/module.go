@@ -114,6 +114,7 @@ func newService(p Params) (*service, error) {
 type metrics struct {
 	bids            *prometheus.CounterVec
 	bidSeconds      prometheus.Histogram
+	batchSize       prometheus.Histogram
 	gateMisses      prometheus.Counter
 	gateErrors      prometheus.Counter
 	broadcastErrors prometheus.Counter
@@ -125,9 +126,12 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		bids: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mall_auction_bids_total",
-			Help: "Bid attempts by outcome: accepted, gate_rejected (Redis turned it away), rejected (MySQL did)."}, []string{"outcome"}),
+			Help: "Bid attempts by outcome: accepted, known_rejected (this replica's last committed state of the lot turned it away), gate_rejected (the Redis gate did), rejected (MySQL did)."}, []string{"outcome"}),
 		bidSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mall_auction_bid_commit_seconds",
 			Help: "Time from receiving an accepted bid to its commit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mall_auction_bid_batch_size",
+			Help: "Bids decided per lot transaction (concurrent bids on one lot share one; bid_batch.go).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 		gateMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_gate_misses_total",
 			Help: "Bids that found no gate state in Redis (rebuilt from MySQL)."}),
 		gateErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_gate_errors_total",
@@ -141,7 +145,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Winners whose order the order module refused (no address, no stock): need an operator."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.bids, m.bidSeconds, m.gateMisses, m.gateErrors, m.broadcastErrors,
+		for _, c := range []prometheus.Collector{m.bids, m.bidSeconds, m.batchSize, m.gateMisses, m.gateErrors, m.broadcastErrors,
 			m.broadcastStale, m.ended, m.orderFailed} {
 			if err := reg.Register(c); err != nil {
 				return nil, err

@@ -29,6 +29,7 @@ type service struct {
 	outbox  outbox.Writer
 	gate    *gate // nil: no Redis gate
 	pub     *orderedPublisher
+	batch   bidBatcher
 	hub     *realtime.Hub // nil: no WebSocket route
 	cfg     Config
 	m       *metrics
@@ -143,10 +144,11 @@ func (s *service) Bids(ctx context.Context, lotID int64, limit int, before int64
 	return s.st.bids(ctx, lotID, limit, before)
 }
 
-// Bid: Redis gate (may turn the bid away) -> one transaction on db.main: lock the lot,
-// apply the rules, insert the bid rows, update the lot guarded by its version, outbox
-// events -> commit -> gate and watchers get the new state. The caller hears 201 only
-// after the commit.
+// Bid: this replica's last known state of the lot, then the Redis gate (either may turn
+// the bid away) -> the lot's batch (bid_batch.go): one transaction on db.main locks the
+// lot, applies the rules, inserts the bid rows, updates the lot guarded by its version and
+// adds the outbox events -> commit -> gate and watchers get the new state. The caller
+// hears 201 only after the commit.
 func (s *service) Bid(ctx context.Context, in PlaceBid) (BidResult, error) {
 	if in.BidderID <= 0 {
 		return BidResult{}, errs.ErrUnauthenticated
@@ -158,6 +160,13 @@ func (s *service) Bid(ctx context.Context, in PlaceBid) (BidResult, error) {
 		return BidResult{}, errs.ErrValidation.WithFields(errs.FieldError{Field: "max_amount", Message: "must be at least amount"})
 	}
 	start := time.Now()
+	// This replica's last committed state of the lot first: no round trip at all.
+	if l, ok := s.batch.known(in.LotID); ok {
+		if err := earlyRefusal(l, in, s.clock()); err != nil {
+			s.m.bids.WithLabelValues("known_rejected").Inc()
+			return BidResult{}, err
+		}
+	}
 	if s.gate != nil {
 		v, err := s.gate.check(ctx, in.LotID, in.Amount, in.BidderMerchantID, s.clock())
 		switch {
@@ -185,99 +194,7 @@ func (s *service) Bid(ctx context.Context, in PlaceBid) (BidResult, error) {
 			}
 		}
 	}
-	// A plain read first: a bid already too low for the committed state is refused
-	// without queueing for the lot's row lock. Only "too low" and "own auction" are
-	// final here: the price never falls and the owner never changes, while the end and
-	// the leader may still move under a bid committing now.
-	if l, err := s.st.lot(ctx, in.LotID, false); err != nil {
-		return BidResult{}, err
-	} else if _, err := apply(l, in, s.clock()); errors.Is(err, ErrBidTooLow) || errors.Is(err, ErrOwnAuction) {
-		s.m.bids.WithLabelValues("rejected").Inc()
-		if s.gate != nil {
-			_ = s.gate.set(ctx, l, s.clock()) // the gate lagged: catch it up (only if newer)
-		}
-		return BidResult{}, err
-	}
-	var res BidResult
-	err := s.db.WithinTx(ctx, func(ctx context.Context) error {
-		l, err := s.st.lot(ctx, in.LotID, true)
-		if err != nil {
-			return err
-		}
-		now := s.clock()
-		p, err := apply(l, in, now)
-		if err != nil {
-			return err
-		}
-		events := make([]outbox.Event, 0, len(p.rows)+2)
-		for i := range p.rows {
-			b := &p.rows[i]
-			b.ID, b.Seq, b.CreatedAt = s.ids.Next(0), l.BidCount+int64(i)+1, now
-			events = append(events, outbox.Event{Topic: Topic, AggregateID: strconv.FormatInt(l.ID, 10), Type: EventBid,
-				Payload: BidEvent{LotID: l.ID, BidID: b.ID, BidderID: b.BidderID, Seq: b.Seq, Amount: b.Amount, Kind: b.Kind,
-					EndsAt: p.lot.EndsAt, OccurredAt: now}})
-		}
-		if p.started {
-			events = append(events, s.lotEvent(EventStarted, p.lot))
-		}
-		if p.extended {
-			events = append(events, s.lotEvent(EventExtended, p.lot))
-		}
-		if err := s.st.insertBids(ctx, p.rows); err != nil {
-			return err
-		}
-		ok, err := s.st.updateBid(ctx, p.lot, l.Version)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("auction: lot %d changed under its row lock", l.ID)
-		}
-		if err := s.outbox.Add(ctx, events...); err != nil {
-			return err
-		}
-		if p.extended && s.gate != nil {
-			// Before the commit: the gate's end may run ahead of MySQL's, never behind.
-			if err := s.gate.raiseEnd(ctx, l.ID, p.lot.EndsAt); err != nil {
-				s.m.gateErrors.Inc()
-			}
-		}
-		res = BidResult{Bid: p.rows[p.mine], Rows: p.rows, Lot: p.lot, Extended: p.extended}
-		return nil
-	})
-	if err != nil {
-		var e *errs.Error
-		if errors.As(err, &e) {
-			s.m.bids.WithLabelValues("rejected").Inc()
-			return BidResult{}, err
-		}
-		return BidResult{}, fmt.Errorf("auction: bid: %w", err)
-	}
-	s.m.bids.WithLabelValues("accepted").Inc()
-	s.m.bidSeconds.Observe(time.Since(start).Seconds())
-	s.afterCommit(ctx, res)
-	return res, nil
-}
-
-// afterCommit refreshes the gate and tells the watchers; neither may fail the bid, which is
-// already durable.
-func (s *service) afterCommit(ctx context.Context, res BidResult) {
-	ctx = context.WithoutCancel(ctx)
-	l := res.Lot
-	if s.gate != nil {
-		if err := s.gate.set(ctx, l, s.clock()); err != nil {
-			s.m.gateErrors.Inc()
-		}
-	}
-	msgs := make([]any, 0, len(res.Rows)+1)
-	for _, b := range res.Rows {
-		msgs = append(msgs, bidMsg{Type: "bid", BidID: strconv.FormatInt(b.ID, 10), BidderID: strconv.FormatInt(b.BidderID, 10),
-			Amount: b.Amount, BidCount: b.Seq, EndsAt: l.EndsAt, Version: l.Version})
-	}
-	if res.Extended {
-		msgs = append(msgs, extendedMsg{Type: "extended", EndsAt: l.EndsAt, Version: l.Version})
-	}
-	s.broadcast(ctx, l.ID, l.Version, msgs...)
+	return s.placeBid(in, start)
 }
 
 func (s *service) broadcast(ctx context.Context, lotID, version int64, msgs ...any) bool {

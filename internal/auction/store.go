@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -155,14 +156,18 @@ func affected(res sql.Result, err error) (bool, error) {
 	return n == 1, err
 }
 
+// insertBids writes the rows in one statement (a batch's bids, at most a few hundred rows).
 func (s *store) insertBids(ctx context.Context, bids []Bid) error {
-	for _, b := range bids {
-		if _, err := s.ext(ctx).ExecContext(ctx, `INSERT INTO auction_bids (id, lot_id, seq, bidder_id, amount, kind, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, b.ID, b.LotID, b.Seq, b.BidderID, b.Amount, b.Kind, b.CreatedAt); err != nil {
-			return err
-		}
+	if len(bids) == 0 {
+		return nil
 	}
-	return nil
+	args := make([]any, 0, 7*len(bids))
+	for _, b := range bids {
+		args = append(args, b.ID, b.LotID, b.Seq, b.BidderID, b.Amount, b.Kind, b.CreatedAt)
+	}
+	_, err := s.ext(ctx).ExecContext(ctx, `INSERT INTO auction_bids (id, lot_id, seq, bidder_id, amount, kind, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?, ?, ?, ?)", len(bids)-1), args...)
+	return err
 }
 
 type bidRow struct {

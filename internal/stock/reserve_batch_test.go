@@ -3,8 +3,6 @@ package stock_test
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,8 +127,7 @@ func TestReserveBatchIsolatesRequests(t *testing.T) {
 		t.Fatalf("every kind of outcome should occur: %v", counts)
 	}
 	// The calls shared transactions: fewer batches than calls.
-	body := string(h.Req("GET", "/metrics", nil).Body)
-	sum, count := metricValue(t, body, "mall_stock_reserve_batch_requests_sum"), metricValue(t, body, "mall_stock_reserve_batch_requests_count")
+	sum, count := h.Metric(t, "mall_stock_reserve_batch_requests_sum"), h.Metric(t, "mall_stock_reserve_batch_requests_count")
 	t.Logf("%v calls in %v batches", sum, count)
 	if count >= sum {
 		t.Fatalf("%v calls took %v batches: no call shared a transaction", sum, count)
@@ -138,20 +135,4 @@ func TestReserveBatchIsolatesRequests(t *testing.T) {
 	h.wantLevel(3101, 1_000-1-gotA, 1+gotA, 0)
 	h.wantLevel(3102, 100-gotB, gotB, 0)
 	h.mustCheck()
-}
-
-// metricValue reads one unlabeled sample from a Prometheus text exposition.
-func metricValue(t *testing.T, exposition, name string) float64 {
-	t.Helper()
-	for line := range strings.Lines(exposition) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no sample %s in /metrics", name)
-	return 0
 }

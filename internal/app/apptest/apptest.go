@@ -457,3 +457,20 @@ func CheckOutcome(t *testing.T, rec *httptest.ResponseRecorder, body []byte, ok 
 		t.Fatalf("%d without a problem body for %q: %s", rec.Code, body, rec.Body)
 	}
 }
+
+// Metric reads one sample of the app's /metrics by its full name as exposed, labels
+// included (`mall_x_total{outcome="ok"}`); the test fails when there is none.
+func (a *App) Metric(t testing.TB, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(string(a.Req(http.MethodGet, "/metrics", nil).Body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no sample %s in /metrics", name)
+	return 0
+}
