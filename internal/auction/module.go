@@ -130,7 +130,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		bidSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mall_auction_bid_commit_seconds",
 			Help: "Time from receiving an accepted bid to its commit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mall_auction_bid_batch_size",
-			Help: "Bids decided per lot transaction (concurrent bids on one lot share one; bid_batch.go).",
+			Help:    "Bids decided per lot transaction (concurrent bids on one lot share one; bid_batch.go).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 		gateMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_gate_misses_total",
 			Help: "Bids that found no gate state in Redis (rebuilt from MySQL)."}),
