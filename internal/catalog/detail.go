@@ -177,12 +177,13 @@ func (s *service) detailCacheHandler() kafkax.Handler {
 		Topics: []string{Topic, stock.Topic},
 		DB:     s.cl.Main(),
 		Handle: s.handleDetailEvent,
+		// Invalidating is idempotent (see handleDetailEvent): no inbox commit per event.
+		NoInbox: true,
 	}
 }
 
-// handleDetailEvent runs in the consumer's inbox transaction, but its effect (the
-// invalidation) is outside it; that is fine because invalidating is idempotent: a
-// redelivery or a retry after a failed commit only invalidates again.
+// handleDetailEvent runs without an inbox (Handler.NoInbox): its effect, the invalidation,
+// is idempotent, so a redelivery or a retry only invalidates again.
 func (s *service) handleDetailEvent(ctx context.Context, ev kafkax.Envelope) error {
 	var productID int64
 	switch ev.Type {

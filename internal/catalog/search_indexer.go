@@ -210,7 +210,23 @@ func newSearchConsumer(r *searchRuntime, cfg config.Config) (kafkax.Handler, err
 	if err != nil {
 		return kafkax.Handler{}, err
 	}
-	return kafkax.Handler{Group: group, Topics: []string{Topic, stock.Topic, merchant.Topic}, Handle: r.indexer.handle}, nil
+	// No inbox: sync rewrites products from MySQL, so a redelivery only rewrites them again.
+	// Of the stock events only those that may move the units sold change a document.
+	return kafkax.Handler{Group: group, Topics: []string{Topic, stock.Topic, merchant.Topic}, Handle: r.indexer.handle,
+		NoInbox: true, Wants: soldMayChange}, nil
+}
+
+// soldMayChange passes over stock events that cannot change a search document (holds,
+// releases, stock set by the merchant: documents carry the units sold, not the stock).
+func soldMayChange(ev kafkax.Envelope) bool {
+	if ev.Type != stock.EventLevelChanged {
+		return true
+	}
+	var l stock.LevelChanged
+	if err := json.Unmarshal(ev.Payload, &l); err != nil {
+		return true // handle logs and skips it
+	}
+	return l.SoldChanged()
 }
 
 // handle maps an event to the products it may have changed and syncs them. A payload that

@@ -1,7 +1,9 @@
 package catalog_test
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"net/http"
 	"net/url"
 	"os"
@@ -11,8 +13,10 @@ import (
 	"time"
 
 	"github.com/mallhq/mall/internal/app/apptest"
+	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/catalog/search"
 	"github.com/mallhq/mall/internal/catalog/search/estest"
+	"github.com/mallhq/mall/internal/stock"
 )
 
 // End-to-end search tests: the whole application over HTTP, events through the outbox, the
@@ -320,4 +324,78 @@ func TestSearchEmptyIndexRebuiltAtStartup(t *testing.T) {
 	h2 := &harness{t: t}
 	h2.App = apptest.Start(t, cfg, apptest.Options{})
 	h2.eventually(t, "rebuilt at startup", func(b searchBody) bool { return slices.Equal(b.ids(), []string{on.ID}) })
+}
+
+// TestSearchFollowsUnitsSold: search documents carry the units sold, so the indexer rewrites
+// a product when a sale (or refund) moves them, and passes over the stock events that cannot
+// (a hold, a release) without touching the index.
+func TestSearchFollowsUnitsSold(t *testing.T) {
+	cfg := apptest.Config(t)
+	srv := estest.New(estest.RequireAnalyzer("cjk"))
+	t.Cleanup(srv.Close)
+	cfg.Search.Engine = "elasticsearch"
+	cfg.Search.Elasticsearch.URLs = []string{srv.URL}
+	h := &harness{t: t}
+	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.stock}})
+	_, tk := h.Admin()
+	h.admin = tk.AccessToken
+	group, err := catalog.SearchConsumerGroup(cfg.Search)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok := h.merchant()
+	p := h.onSaleWith(tok, productRequest(h.colorCategory()))
+	h.eventually(t, "product searchable", has(p.ID), "q", "thermos")
+	sku := p.SKUs[slices.IndexFunc(p.SKUs, func(k skuBody) bool { return k.Code == "red" })]
+	skuID, _ := strconv.ParseInt(sku.ID, 10, 64)
+	writes := func() (n int, sold []string) { // index writes of the product since the reset
+		for _, r := range srv.Requests() {
+			if r.Method != http.MethodGet && bytes.Contains(r.Body, []byte(p.ID)) {
+				n++
+				if _, rest, ok := bytes.Cut(r.Body, []byte(`"sales":`)); ok {
+					sold = append(sold, string(rest[:bytes.IndexAny(rest, ",}")]))
+				}
+			}
+		}
+		return n, sold
+	}
+	ignored := func() float64 { return h.Metric(t, `mall_kafka_consumer_ignored_total{group="`+group+`"}`) }
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(searchWait); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	ctx := context.Background()
+	// The product's two SKUs got their stock set (two events, passed over).
+	waitFor("the stock set passed over", func() bool { return ignored() >= 2 })
+	srv.ResetRequests()
+	ignoredBefore := ignored()
+
+	// A hold and its release: two stock events passed over, nothing written.
+	hold := stock.Hold{OrderID: 9001, BuyerID: 77, ExpiresAt: time.Now().Add(time.Hour), Lines: []stock.Line{{SKUID: skuID, Quantity: 2}}}
+	if err := h.stock.Reserve(ctx, hold); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.stock.Release(ctx, hold.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the hold and the release passed over", func() bool { return ignored()-ignoredBefore >= 2 })
+	// A sale: the document is rewritten with the units sold.
+	hold.OrderID = 9002
+	if err := h.stock.Reserve(ctx, hold); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.stock.Confirm(ctx, hold.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the sale indexed", func() bool { _, sold := writes(); return slices.Contains(sold, "2") })
+	if n, sold := writes(); slices.ContainsFunc(sold, func(s string) bool { return s != "0" && s != "2" }) || n == 0 {
+		t.Fatalf("%d index writes, sales %v", n, sold)
+	}
+	if got := ignored() - ignoredBefore; got != 3 {
+		t.Fatalf("%v stock events passed over, want 3 (hold, release, hold)", got)
+	}
 }

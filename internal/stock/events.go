@@ -25,5 +25,30 @@ type LevelChanged struct {
 	Reserved   int64     `json:"reserved"`
 	Sold       int64     `json:"sold"`
 	Version    int64     `json:"version"`
+	// Cause is what moved the counters: "set" (Init, Set), "hold" (a reservation),
+	// "release", "confirm" (held units sold), "retake" (available units sold: a payment
+	// after its reservation was released), "return" (a refund). Empty in events written
+	// before it existed.
+	Cause string `json:"cause,omitempty"`
 	OccurredAt time.Time `json:"occurred_at"`
 }
+
+// SoldChanged reports whether the change may have moved the units sold (true when the
+// cause is unknown).
+func (l LevelChanged) SoldChanged() bool {
+	switch l.Cause {
+	case CauseSet, CauseHold, CauseRelease:
+		return false
+	}
+	return true
+}
+
+// Causes of a level change (LevelChanged.Cause).
+const (
+	CauseSet     = "set"
+	CauseHold    = "hold"
+	CauseRelease = "release"
+	CauseConfirm = "confirm"
+	CauseRetake  = "retake"
+	CauseReturn  = "return"
+)

@@ -168,12 +168,12 @@ func sameHold(have []Reservation, lines []Line) error {
 }
 
 // levelChanged writes the SKU's level_changed event with the row as it now is.
-func (s *service) levelChanged(ctx context.Context, skuID int64) error {
+func (s *service) levelChanged(ctx context.Context, skuID int64, cause string) error {
 	r, err := s.st.lockedLevel(ctx, skuID)
 	if err != nil {
 		return err
 	}
-	return s.changed(ctx, r)
+	return s.changed(ctx, r, cause)
 }
 
 // settle is one step of Release, Confirm or Return: it moves quantity units of the line's
@@ -185,7 +185,7 @@ func (s *service) settle(ctx context.Context, r Reservation, quantity int64, m m
 	if err := s.st.setReservation(ctx, r.OrderID, r.SKUID, st, returned, now); err != nil {
 		return err
 	}
-	return s.levelChanged(ctx, r.SKUID)
+	return s.levelChanged(ctx, r.SKUID, m.name)
 }
 
 // Release gives the order's held units back to available (cancellation, payment timeout,

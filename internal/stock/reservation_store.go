@@ -27,20 +27,20 @@ func (r reservationRow) reservation() Reservation {
 // move is one guarded transfer between counters: the WHERE clause checks the source covers
 // the quantity, so rows affected == 0 means "not enough" (or no such SKU).
 type move struct {
-	name string
+	name string // the LevelChanged cause
 	sql  string
 }
 
 var (
-	moveHold = move{"hold", `UPDATE stock_levels SET available = available - ?, reserved = reserved + ?,
+	moveHold = move{CauseHold, `UPDATE stock_levels SET available = available - ?, reserved = reserved + ?,
 		version = version + 1, updated_at = ? WHERE sku_id = ? AND available >= ?`}
-	moveRelease = move{"release", `UPDATE stock_levels SET reserved = reserved - ?, available = available + ?,
+	moveRelease = move{CauseRelease, `UPDATE stock_levels SET reserved = reserved - ?, available = available + ?,
 		version = version + 1, updated_at = ? WHERE sku_id = ? AND reserved >= ?`}
-	moveConfirm = move{"confirm", `UPDATE stock_levels SET reserved = reserved - ?, sold = sold + ?,
+	moveConfirm = move{CauseConfirm, `UPDATE stock_levels SET reserved = reserved - ?, sold = sold + ?,
 		version = version + 1, updated_at = ? WHERE sku_id = ? AND reserved >= ?`}
-	moveRetake = move{"retake", `UPDATE stock_levels SET available = available - ?, sold = sold + ?,
+	moveRetake = move{CauseRetake, `UPDATE stock_levels SET available = available - ?, sold = sold + ?,
 		version = version + 1, updated_at = ? WHERE sku_id = ? AND available >= ?`}
-	moveReturn = move{"return", `UPDATE stock_levels SET sold = sold - ?, available = available + ?,
+	moveReturn = move{CauseReturn, `UPDATE stock_levels SET sold = sold - ?, available = available + ?,
 		version = version + 1, updated_at = ? WHERE sku_id = ? AND sold >= ?`}
 )
 

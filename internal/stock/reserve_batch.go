@@ -191,7 +191,7 @@ func (s *service) reserveBatch(ctx context.Context, reqs []*reserveRequest) erro
 			return err
 		}
 		for _, row := range moved {
-			if err := s.changed(ctx, row); err != nil {
+			if err := s.changed(ctx, row, CauseHold); err != nil {
 				return err
 			}
 		}

@@ -60,7 +60,7 @@ func (s *service) Init(ctx context.Context, skuID, merchantID, available int64) 
 			}
 			return nil
 		}
-		return s.changed(ctx, levelRow{SKUID: skuID, MerchantID: merchantID, OnHand: available, Available: available, Version: 1, UpdatedAt: now})
+		return s.changed(ctx, levelRow{SKUID: skuID, MerchantID: merchantID, OnHand: available, Available: available, Version: 1, UpdatedAt: now}, CauseSet)
 	})
 }
 
@@ -82,7 +82,7 @@ func (s *service) Set(ctx context.Context, merchantID, skuID, available int64) (
 		if r, err = s.st.lockedLevel(ctx, skuID); err != nil {
 			return err
 		}
-		return s.changed(ctx, r)
+		return s.changed(ctx, r, CauseSet)
 	})
 	if err != nil {
 		return Level{}, err
@@ -91,11 +91,11 @@ func (s *service) Set(ctx context.Context, merchantID, skuID, available int64) (
 }
 
 // changed writes the stock.level_changed event for r in the transaction in ctx.
-func (s *service) changed(ctx context.Context, r levelRow) error {
+func (s *service) changed(ctx context.Context, r levelRow, cause string) error {
 	return s.outbox.Add(ctx, outbox.Event{
 		Topic: Topic, AggregateID: strconv.FormatInt(r.SKUID, 10), Type: EventLevelChanged,
 		Payload: LevelChanged{SKUID: r.SKUID, MerchantID: r.MerchantID, Available: r.Available,
-			Reserved: r.Reserved, Sold: r.Sold, Version: r.Version, OccurredAt: r.UpdatedAt},
+			Reserved: r.Reserved, Sold: r.Sold, Version: r.Version, OccurredAt: r.UpdatedAt, Cause: cause},
 	})
 }
 

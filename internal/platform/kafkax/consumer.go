@@ -40,6 +40,16 @@ type Handler struct {
 	// nothing to deduplicate (mall_kafka_consumer_ignored_total counts them). A handler
 	// that reacts to a few types of a busy topic saves a database commit per other event.
 	Types []string
+	// Wants, when set, is asked about every event of Types (or every event) before
+	// anything else: false passes the event over like an event of another type (no Handle,
+	// no inbox transaction; counted as ignored). For handlers that act on a few events of
+	// a type, told apart by their payload.
+	Wants func(ev Envelope) bool
+	// NoInbox runs Handle outside any transaction and records nothing in the inbox. Only for
+	// a handler whose effect is idempotent and outside the database (a cache invalidation,
+	// a search index rewritten from the source of truth): a redelivered event just applies
+	// again, so deduplicating it would cost a durable commit per event for nothing.
+	NoInbox bool
 }
 
 // AsHandler annotates a constructor returning a Handler for the "kafka_handlers" group.
@@ -333,7 +343,7 @@ func (c *consumer) applyRecord(rec *kgo.Record) bool {
 			"partition", rec.Partition, "offset", rec.Offset, "error", err)
 		return true
 	}
-	if len(c.h.Types) > 0 && !slices.Contains(c.h.Types, ev.Type) {
+	if (len(c.h.Types) > 0 && !slices.Contains(c.h.Types, ev.Type)) || (c.h.Wants != nil && !c.h.Wants(ev)) {
 		c.r.m.ignored.WithLabelValues(group).Inc()
 		return true
 	}
@@ -369,6 +379,9 @@ const insertInbox = `INSERT INTO platform_inbox (consumer, event_id, processed_a
 // apply runs Handle and the inbox insert in one transaction. dup reports an event the
 // group already applied.
 func (c *consumer) apply(ev Envelope) (dup bool, err error) {
+	if c.h.NoInbox {
+		return false, c.h.Handle(c.workCtx, ev)
+	}
 	db := c.h.DB
 	err = db.WithinTx(c.workCtx, func(ctx context.Context) error {
 		dup = false

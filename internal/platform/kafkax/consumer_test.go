@@ -329,3 +329,51 @@ func TestRunnerPassesOverOtherTypes(t *testing.T) {
 		t.Errorf("%d inbox rows, want %d (none for passed-over events)", inbox, handled)
 	}
 }
+
+// TestRunnerWantsWithoutInbox: Handler.Wants passes over the events it refuses (no Handle,
+// no inbox, counted as ignored); with NoInbox the wanted ones run Handle outside any
+// transaction (the handler's own statement commits alone) and leave no inbox row.
+func TestRunnerWantsWithoutInbox(t *testing.T) {
+	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
+	db := cl.Main()
+	if _, err := db.Exec(appliedTable); err != nil {
+		t.Fatal(err)
+	}
+	b := kafkaxtest.Broker(t, 3)
+	topic := kafkax.Topic("wantstest")
+	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	produceEvents(t, newClient(t, b), topic, n, 5) // payload n = 0..29
+	const group = "mall.test.wants"
+	h := &appliedHandler{db: db}
+	even := func(ev kafkax.Envelope) bool {
+		var p payload
+		return json.Unmarshal(ev.Payload, &p) == nil && p.N%2 == 0
+	}
+	reg := prometheus.NewRegistry()
+	startRunner(t, b, kafkax.Handler{Group: group, Topics: []string{topic}, DB: db, Handle: h.handle,
+		Wants: even, NoInbox: true}, reg)
+	labels := map[string]string{"group": group}
+	eventually(t, 20*time.Second, "every event consumed", func() bool {
+		return metric(t, reg, "mall_kafka_consumer_applied_total", labels) == n/2 &&
+			metric(t, reg, "mall_kafka_consumer_ignored_total", labels) == n/2
+	})
+	if got := h.calls.Load(); got != n/2 {
+		t.Errorf("Handle ran %d times, want %d", got, n/2)
+	}
+	var odd, inbox int
+	if err := db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM test_applied WHERE n % 2 = 1`).Scan(&odd); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := appliedCounts(t, db); rows != n/2 || odd != 0 {
+		t.Errorf("%d rows applied (%d odd), want %d even ones", rows, odd, n/2)
+	}
+	if err := db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM platform_inbox WHERE consumer = ?`, group).Scan(&inbox); err != nil {
+		t.Fatal(err)
+	}
+	if inbox != 0 {
+		t.Errorf("%d inbox rows without an inbox", inbox)
+	}
+}
