@@ -19,17 +19,17 @@ const (
 // LevelChanged carries the SKU's counters after the change. Version increases with every
 // change of the SKU, so a consumer can ignore an event older than one it has applied.
 type LevelChanged struct {
-	SKUID      int64     `json:"sku_id,string"`
-	MerchantID int64     `json:"merchant_id,string"`
-	Available  int64     `json:"available"`
-	Reserved   int64     `json:"reserved"`
-	Sold       int64     `json:"sold"`
-	Version    int64     `json:"version"`
+	SKUID      int64 `json:"sku_id,string"`
+	MerchantID int64 `json:"merchant_id,string"`
+	Available  int64 `json:"available"`
+	Reserved   int64 `json:"reserved"`
+	Sold       int64 `json:"sold"`
+	Version    int64 `json:"version"`
 	// Cause is what moved the counters: "set" (Init, Set), "hold" (a reservation),
 	// "release", "confirm" (held units sold), "retake" (available units sold: a payment
 	// after its reservation was released), "return" (a refund). Empty in events written
 	// before it existed.
-	Cause string `json:"cause,omitempty"`
+	Cause      string    `json:"cause,omitempty"`
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
