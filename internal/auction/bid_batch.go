@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/mallhq/mall/internal/platform/groupcommit"
 	"github.com/mallhq/mall/internal/platform/outbox"
 )
 
@@ -60,10 +60,9 @@ type queuedBid struct {
 
 // lotQueue is one lot's queue of bids and its last committed state seen by this replica.
 type lotQueue struct {
-	queue   []*queuedBid
-	running int
-	known   Lot // zero ID: none yet
-	used    time.Time
+	q     *groupcommit.Queue[*queuedBid]
+	known Lot // zero ID: none yet
+	used  time.Time
 }
 
 type bidBatcher struct {
@@ -71,43 +70,43 @@ type bidBatcher struct {
 	lots map[int64]*lotQueue
 }
 
-// lotLocked returns the lot's queue, creating it; b.mu is held.
-func (b *bidBatcher) lotLocked(id int64, now time.Time) *lotQueue {
+// lotLocked returns the lot's queue, creating it with run as its batch runner; b.mu is held.
+func (b *bidBatcher) lotLocked(id int64, now time.Time, run func([]*queuedBid)) *lotQueue {
 	if b.lots == nil {
 		b.lots = map[int64]*lotQueue{}
 	}
-	q := b.lots[id]
-	if q == nil {
+	l := b.lots[id]
+	if l == nil {
 		if len(b.lots) >= maxIdleLots {
 			for k, o := range b.lots {
-				if o.running == 0 && now.Sub(o.used) > time.Minute {
+				if now.Sub(o.used) > time.Minute && o.q.Idle() {
 					delete(b.lots, k)
 				}
 			}
 		}
-		q = &lotQueue{}
-		b.lots[id] = q
+		l = &lotQueue{q: &groupcommit.Queue[*queuedBid]{Max: maxBidBatch, Runners: bidRunners, Run: run}}
+		b.lots[id] = l
 	}
-	q.used = now
-	return q
+	l.used = now
+	return l
 }
 
 // known returns the last committed state of the lot this replica read, if any.
 func (b *bidBatcher) known(id int64) (Lot, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if q := b.lots[id]; q != nil && q.known.ID != 0 {
-		return q.known, true
+	if l := b.lots[id]; l != nil && l.known.ID != 0 {
+		return l.known, true
 	}
 	return Lot{}, false
 }
 
-// remember keeps l as the lot's last committed state when it is newer.
+// remember keeps l as the lot's last committed state when it is newer (the lot's queue
+// exists: its batch read l).
 func (b *bidBatcher) remember(l Lot) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	q := b.lotLocked(l.ID, time.Now())
-	if l.Version > q.known.Version {
+	if q := b.lots[l.ID]; q != nil && l.Version > q.known.Version {
 		q.known = l
 	}
 }
@@ -124,56 +123,35 @@ func earlyRefusal(l Lot, in PlaceBid, now time.Time) error {
 // placeBid queues the bid for its lot's runner and waits for the answer.
 func (s *service) placeBid(in PlaceBid, start time.Time) (BidResult, error) {
 	r := &queuedBid{in: in, start: start, done: make(chan struct{})}
-	b := &s.batch
-	b.mu.Lock()
-	q := b.lotLocked(in.LotID, time.Now())
-	q.queue = append(q.queue, r)
-	run := q.running < bidRunners
-	if run {
-		q.running++
-	}
-	b.mu.Unlock()
-	if run {
-		go s.runBids(in.LotID, q)
-	}
+	s.batch.mu.Lock()
+	l := s.batch.lotLocked(in.LotID, time.Now(), func(batch []*queuedBid) { s.runBids(in.LotID, batch) })
+	s.batch.mu.Unlock()
+	l.q.Add(r)
 	<-r.done // bounded: the batch's transaction has its own timeout
 	return r.res, r.err
 }
 
-func (s *service) runBids(id int64, q *lotQueue) {
-	b := &s.batch
-	for {
-		b.mu.Lock()
-		n := min(len(q.queue), maxBidBatch)
-		if n == 0 {
-			q.running--
-			b.mu.Unlock()
-			return
-		}
-		reqs := slices.Clone(q.queue[:n])
-		q.queue = slices.Delete(q.queue, 0, n)
-		b.mu.Unlock()
-
-		s.m.batchSize.Observe(float64(len(reqs)))
-		ctx, cancel := context.WithTimeout(context.Background(), bidTimeout)
-		if after, err := s.bidBatch(ctx, id, reqs); err == nil {
-			s.afterBatch(reqs, after)
-		} else {
-			// One bid per transaction: whatever failed the batch fails only its own.
-			for _, r := range reqs {
-				one := []*queuedBid{r}
-				after, err := s.bidBatch(ctx, id, one)
-				if err != nil {
-					r.err = fmt.Errorf("auction: bid: %w", err)
-					continue
-				}
-				s.afterBatch(one, after)
-			}
-		}
-		cancel()
+// runBids commits one batch of a lot's bids and answers them.
+func (s *service) runBids(id int64, reqs []*queuedBid) {
+	ctx, cancel := context.WithTimeout(context.Background(), bidTimeout)
+	defer cancel()
+	s.m.batchSize.Observe(float64(len(reqs)))
+	if after, err := s.bidBatch(ctx, id, reqs); err == nil {
+		s.afterBatch(reqs, after)
+	} else {
+		// One bid per transaction: whatever failed the batch fails only its own.
 		for _, r := range reqs {
-			close(r.done)
+			one := []*queuedBid{r}
+			after, err := s.bidBatch(ctx, id, one)
+			if err != nil {
+				r.err = fmt.Errorf("auction: bid: %w", err)
+				continue
+			}
+			s.afterBatch(one, after)
 		}
+	}
+	for _, r := range reqs {
+		close(r.done)
 	}
 }
 

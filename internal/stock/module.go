@@ -62,5 +62,7 @@ func New(p Params) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, outbox: ob, cfg: cfg, m: m, now: time.Now}, nil
+	s := &service{log: log, st: &store{cl: p.DB}, cl: p.DB, outbox: ob, cfg: cfg, m: m, now: time.Now}
+	s.batch = s.newBatchQueue()
+	return s, nil
 }

@@ -3,9 +3,9 @@ package stock
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/mallhq/mall/internal/platform/groupcommit"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
 
@@ -50,59 +50,32 @@ type reserveRequest struct {
 	done  chan struct{}
 }
 
-// batcher queues Reserve calls for the runner.
-type batcher struct {
-	mu      sync.Mutex
-	queue   []*reserveRequest
-	running int // runner goroutines
+// newBatchQueue is the service's queue of Reserve calls (platform/groupcommit).
+func (s *service) newBatchQueue() *groupcommit.Queue[*reserveRequest] {
+	return &groupcommit.Queue[*reserveRequest]{Max: maxBatchRequests, Runners: batchRunners, Run: s.runBatch}
 }
 
-// reserve queues r and waits for its answer. A request starts a runner goroutine when fewer
-// than batchRunners run; a runner exits when it finds the queue empty.
+// reserve queues r and waits for its answer.
 func (s *service) reserve(r *reserveRequest) error {
-	b := &s.batch
-	b.mu.Lock()
-	b.queue = append(b.queue, r)
-	start := b.running < batchRunners
-	if start {
-		b.running++
-	}
-	b.mu.Unlock()
-	if start {
-		go s.runBatches()
-	}
+	s.batch.Add(r)
 	<-r.done // bounded: the runner's transaction has its own timeout
 	return r.err
 }
 
-func (s *service) runBatches() {
-	b := &s.batch
-	for {
-		b.mu.Lock()
-		n := min(len(b.queue), maxBatchRequests)
-		if n == 0 {
-			b.running--
-			b.mu.Unlock()
-			return
-		}
-		reqs := slices.Clone(b.queue[:n])
-		b.queue = slices.Delete(b.queue, 0, n)
-		b.mu.Unlock()
-
-		s.m.batchSize.Observe(float64(len(reqs)))
-		ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
-		began := time.Now()
-		if err := s.reserveBatch(ctx, reqs); err != nil {
-			// One request per transaction: whatever failed the batch fails only its own.
-			for _, r := range reqs {
-				s.reserveAlone(ctx, r)
-			}
-		}
-		cancel()
-		s.m.batchTime.Observe(time.Since(began).Seconds())
+func (s *service) runBatch(reqs []*reserveRequest) {
+	s.m.batchSize.Observe(float64(len(reqs)))
+	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
+	began := time.Now()
+	if err := s.reserveBatch(ctx, reqs); err != nil {
+		// One request per transaction: whatever failed the batch fails only its own.
 		for _, r := range reqs {
-			close(r.done)
+			s.reserveAlone(ctx, r)
 		}
+	}
+	cancel()
+	s.m.batchTime.Observe(time.Since(began).Seconds())
+	for _, r := range reqs {
+		close(r.done)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/groupcommit"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
@@ -22,7 +23,7 @@ type service struct {
 	cfg    Config
 	m      *metrics
 	now    func() time.Time
-	batch  batcher // queued Reserve calls (reserve_batch.go)
+	batch  *groupcommit.Queue[*reserveRequest] // queued Reserve calls (reserve_batch.go)
 }
 
 var _ Service = (*service)(nil)

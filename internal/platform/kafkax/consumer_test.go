@@ -115,17 +115,7 @@ func startRunner(t *testing.T, b *kafkax.Broker, h kafkax.Handler, reg prometheu
 // group's offsets are lost a restarted runner gets every record again and the inbox
 // absorbs all of them.
 func TestRunnerRetriesAndInboxAbsorbsRedelivery(t *testing.T) {
-	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
-	db := cl.Main()
-	if _, err := db.Exec(appliedTable); err != nil {
-		t.Fatal(err)
-	}
-	b := kafkaxtest.Broker(t, 3)
-	topic := kafkax.Topic("runnertest")
-	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
-		t.Fatal(err)
-	}
-	client := newClient(t, b)
+	db, b, topic, client := runnerSetup(t, 3, "runnertest")
 	const n = 60
 	ids := produceEvents(t, client, topic, n/2, 7)
 	// An undecodable record in the middle of a partition must not stop the ones behind it.
@@ -204,17 +194,7 @@ func TestRunnerRetriesAndInboxAbsorbsRedelivery(t *testing.T) {
 // TestRunnerRebalanceLosesNothing: while events stream in, a second member joins the group and
 // then the first leaves; every event is applied exactly once.
 func TestRunnerRebalanceLosesNothing(t *testing.T) {
-	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
-	db := cl.Main()
-	if _, err := db.Exec(appliedTable); err != nil {
-		t.Fatal(err)
-	}
-	b := kafkaxtest.Broker(t, 6)
-	topic := kafkax.Topic("rebalancetest")
-	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
-		t.Fatal(err)
-	}
-	client := newClient(t, b)
+	db, b, topic, client := runnerSetup(t, 6, "rebalancetest")
 	const group = "mall.test.rebalance"
 	h := &appliedHandler{db: db}
 	handler := kafkax.Handler{Group: group, Topics: []string{topic}, DB: db, Handle: h.handle}
@@ -282,17 +262,7 @@ func TestRunnerRebalanceLosesNothing(t *testing.T) {
 // TestRunnerPassesOverOtherTypes: with Handler.Types set, events of other types neither run
 // Handle nor write the inbox; the handled ones are applied as usual.
 func TestRunnerPassesOverOtherTypes(t *testing.T) {
-	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
-	db := cl.Main()
-	if _, err := db.Exec(appliedTable); err != nil {
-		t.Fatal(err)
-	}
-	b := kafkaxtest.Broker(t, 3)
-	topic := kafkax.Topic("typestest")
-	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
-		t.Fatal(err)
-	}
-	client := newClient(t, b)
+	db, b, topic, client := runnerSetup(t, 3, "typestest")
 	const handled, others = 12, 7
 	produceEvents(t, client, topic, handled, 5) // type test.happened
 	var recs []*kgo.Record
@@ -334,18 +304,9 @@ func TestRunnerPassesOverOtherTypes(t *testing.T) {
 // no inbox, counted as ignored); with NoInbox the wanted ones run Handle outside any
 // transaction (the handler's own statement commits alone) and leave no inbox row.
 func TestRunnerWantsWithoutInbox(t *testing.T) {
-	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
-	db := cl.Main()
-	if _, err := db.Exec(appliedTable); err != nil {
-		t.Fatal(err)
-	}
-	b := kafkaxtest.Broker(t, 3)
-	topic := kafkax.Topic("wantstest")
-	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
-		t.Fatal(err)
-	}
+	db, b, topic, client := runnerSetup(t, 3, "wantstest")
 	const n = 30
-	produceEvents(t, newClient(t, b), topic, n, 5) // payload n = 0..29
+	produceEvents(t, client, topic, n, 5) // payload n = 0..29
 	const group = "mall.test.wants"
 	h := &appliedHandler{db: db}
 	even := func(ev kafkax.Envelope) bool {
@@ -376,4 +337,21 @@ func TestRunnerWantsWithoutInbox(t *testing.T) {
 	if inbox != 0 {
 		t.Errorf("%d inbox rows without an inbox", inbox)
 	}
+}
+
+// runnerSetup gives a runner test a fresh database with the applied table, a broker with
+// partitions, the topic mall.<name>.v1 and a client.
+func runnerSetup(t *testing.T, partitions int, name string) (*sqldb.DB, *kafkax.Broker, string, *kgo.Client) {
+	t.Helper()
+	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{})
+	db := cl.Main()
+	if _, err := db.Exec(appliedTable); err != nil {
+		t.Fatal(err)
+	}
+	b := kafkaxtest.Broker(t, partitions)
+	topic := kafkax.Topic(name)
+	if err := b.EnsureTopics(ctxTimeout(t, 5*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	return db, b, topic, newClient(t, b)
 }
