@@ -20,9 +20,9 @@ type req struct {
 func TestQueueBatches(t *testing.T) {
 	var (
 		ran, batches, inFlight, maxInFlight atomic.Int64
-		mu                                   sync.Mutex
-		seen                                 = map[int]int{}
-		biggest                              int
+		mu                                  sync.Mutex
+		seen                                = map[int]int{}
+		biggest                             int
 	)
 	q := &groupcommit.Queue[*req]{Max: 64, Runners: 2}
 	q.Run = func(batch []*req) {
