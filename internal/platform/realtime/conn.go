@@ -22,6 +22,9 @@ type conn struct {
 	ws   *websocket.Conn
 	room *room
 	who  Identity
+	// pingSlot is the slot of the hub's ping rounds this connection is pinged in (set by
+	// join under the hub's lock).
+	pingSlot int
 
 	// writeStart is when the pending write began (Unix ns), 0 when none is.
 	writeStart atomic.Int64
