@@ -742,3 +742,57 @@ func TestRedisDownRefuses(t *testing.T) {
 	srv.Start(t)
 	dial(t, r, "live:1", nil)
 }
+
+// TestPingsSpreadOverTheInterval: every connection is pinged once per PingInterval, but
+// not all at once: 60 connections of one room get their pings in many distinct moments
+// across the interval (slots), so no burst of pings and pongs delays the room's messages.
+func TestPingsSpreadOverTheInterval(t *testing.T) {
+	rdb, prefix := redisClient(t)
+	cfg := testConfig(prefix)
+	cfg.PingInterval = 1500 * time.Millisecond
+	r := newReplica(t, cfg, rdb, nil)
+	const n = 60
+	var (
+		mu    sync.Mutex
+		pings = map[int][]time.Time{}
+	)
+	for i := range n {
+		c := dial(t, r, "spread:1", &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+			mu.Lock()
+			pings[i] = append(pings[i], time.Now())
+			mu.Unlock()
+			return true // answer with a pong
+		}})
+		go func() { // reading is what processes (and answers) pings
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitViewers(t, r.Hub, "spread:1", n)
+	time.Sleep(2*cfg.PingInterval + cfg.PingInterval/2)
+	mu.Lock()
+	defer mu.Unlock()
+	moments := map[int64]bool{} // pings rounded to 25 ms
+	for i := range n {
+		ps := pings[i]
+		if len(ps) < 2 {
+			t.Fatalf("connection %d got %d pings in 2.5 intervals, want at least 2", i, len(ps))
+		}
+		for j := 1; j < len(ps); j++ {
+			if gap := ps[j].Sub(ps[j-1]); gap < cfg.PingInterval*8/10 || gap > cfg.PingInterval*12/10 {
+				t.Fatalf("connection %d: pings %s apart, want about %s", i, gap, cfg.PingInterval)
+			}
+		}
+		for _, p := range ps {
+			moments[p.UnixMilli()/25] = true
+		}
+	}
+	// All at once would be one or two moments per round; in slots, up to 30 per round.
+	if len(moments) < 20 {
+		t.Fatalf("pings of %d connections fell in %d moments: not spread", n, len(moments))
+	}
+	t.Logf("pings of %d connections in %d distinct 25 ms moments", n, len(moments))
+}
