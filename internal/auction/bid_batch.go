@@ -60,9 +60,10 @@ type queuedBid struct {
 
 // lotQueue is one lot's queue of bids and its last committed state seen by this replica.
 type lotQueue struct {
-	q     *groupcommit.Queue[*queuedBid]
-	known Lot // zero ID: none yet
-	used  time.Time
+	q       *groupcommit.Queue[*queuedBid]
+	known   Lot       // zero ID: none yet
+	knownAt time.Time // when a batch read it under the lot's lock
+	used    time.Time
 }
 
 type bidBatcher struct {
@@ -91,14 +92,19 @@ func (b *bidBatcher) lotLocked(id int64, now time.Time, run func([]*queuedBid)) 
 	return l
 }
 
-// known returns the last committed state of the lot this replica read, if any.
-func (b *bidBatcher) known(id int64) (Lot, bool) {
+// knownFresh is how long a lot's state read by this replica's own batch makes the Redis
+// gate redundant for the lot's next bids (see Bid).
+const knownFresh = time.Second
+
+// known returns the last committed state of the lot this replica read, if any, and
+// whether it was read within knownFresh.
+func (b *bidBatcher) known(id int64, now time.Time) (l Lot, fresh, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if l := b.lots[id]; l != nil && l.known.ID != 0 {
-		return l.known, true
+	if q := b.lots[id]; q != nil && q.known.ID != 0 {
+		return q.known, now.Sub(q.knownAt) < knownFresh, true
 	}
-	return Lot{}, false
+	return Lot{}, false, false
 }
 
 // remember keeps l as the lot's last committed state when it is newer (the lot's queue
@@ -106,8 +112,8 @@ func (b *bidBatcher) known(id int64) (Lot, bool) {
 func (b *bidBatcher) remember(l Lot) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if q := b.lots[l.ID]; q != nil && l.Version > q.known.Version {
-		q.known = l
+	if q := b.lots[l.ID]; q != nil && l.Version >= q.known.Version {
+		q.known, q.knownAt = l, time.Now()
 	}
 }
 

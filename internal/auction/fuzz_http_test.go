@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -107,6 +108,48 @@ func TestGateAfterRedisLoss(t *testing.T) {
 		t.Fatalf("gate price %d after MySQL refused a bid the gate passed", v)
 	}
 	if l := h.lot(lot); l.CurrentPrice != 120 || l.BidCount != 3 {
+		t.Fatalf("lot %+v", l)
+	}
+}
+
+// TestStaleBidsStopBeforeMySQL: a bid too low for the lot's committed state is turned away
+// without MySQL — by the replica that committed it from its own last state, and by another
+// replica through the Redis gate the commit updated.
+func TestStaleBidsStopBeforeMySQL(t *testing.T) {
+	h := newHarness(t)
+	cfg2 := h.Cfg
+	cfg2.App.NodeID = h.Cfg.App.NodeID%200 + 1 + 50 // another replica
+	cfg2.Search.Bleve.Path = filepath.Join(t.TempDir(), "search")
+	b := apptest.Start(t, cfg2, apptest.Options{})
+	_, _, owner := h.Merchant(h.admin)
+	bs := h.bidders(2)
+	lot := h.create(owner, map[string]any{"title": "Stale lot", "start_price": 100, "increment": 10,
+		"starts_at": rfc(time.Now().Add(-time.Second)), "ends_at": rfc(time.Now().Add(time.Hour))})
+	r, err := h.bid(bs[0].token, lot, 200, 0)
+	if err != nil || r.Status != http.StatusCreated {
+		t.Fatalf("first bid: %v %s", err, r)
+	}
+	outcome := func(a *apptest.App, o string) float64 {
+		return a.Metric(t, `mall_auction_bids_total{outcome="`+o+`"}`)
+	}
+	mysqlA, batchesB := outcome(h.App, "rejected"), b.Metric(t, "mall_auction_bid_batch_size_count")
+	for i, a := range []*apptest.App{h.App, b} {
+		r, err := a.Do(http.MethodPost, "/api/v1/auctions/"+lot+"/bids", map[string]any{"amount": 150},
+			"Authorization", "Bearer "+bs[1].token, "Idempotency-Key", newKey())
+		if err != nil || r.Status != http.StatusConflict || r.Code() != "auction.bid_too_low" {
+			t.Fatalf("replica %d: stale bid answered %v %s", i, err, r)
+		}
+	}
+	if got := outcome(h.App, "known_rejected"); got != 1 {
+		t.Errorf("replica 0 refused %v bids from its own state, want 1", got)
+	}
+	if got := outcome(b, "gate_rejected"); got != 1 {
+		t.Errorf("replica 1 refused %v bids at the Redis gate, want 1", got)
+	}
+	if outcome(h.App, "rejected") != mysqlA || b.Metric(t, "mall_auction_bid_batch_size_count") != batchesB {
+		t.Error("a stale bid reached MySQL")
+	}
+	if l := h.lot(lot); l.CurrentPrice != 200 || l.BidCount != 1 {
 		t.Fatalf("lot %+v", l)
 	}
 }

@@ -144,6 +144,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		orderFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_auction_order_failed_total",
 			Help: "Winners whose order the order module refused (no address, no stock): need an operator."}),
 	}
+	for _, o := range []string{"accepted", "known_rejected", "gate_rejected", "rejected"} {
+		m.bids.WithLabelValues(o) // exported from the start, at 0
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.bids, m.bidSeconds, m.batchSize, m.gateMisses, m.gateErrors, m.broadcastErrors,
 			m.broadcastStale, m.ended, m.orderFailed} {
