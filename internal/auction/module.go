@@ -17,6 +17,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
@@ -79,14 +80,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Orders == nil || p.Redis == nil {
 		return nil, errors.New("auction: DB, IDs, Catalog, Orders and Redis are required")
 	}
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ob := p.Outbox
-	if ob == nil {
-		ob = outbox.NewWriter()
-	}
+	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig
 	switch {
 	case p.Config != nil:

@@ -15,6 +15,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/stock"
@@ -79,14 +80,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil || p.IDs == nil || p.Stock == nil || p.Redis == nil || p.Bus == nil {
 		return nil, errors.New("catalog: DB, IDs, Stock, Redis and Bus are required")
 	}
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ob := p.Outbox
-	if ob == nil {
-		ob = outbox.NewWriter()
-	}
+	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig()
 	if p.Config != nil {
 		cfg = *p.Config

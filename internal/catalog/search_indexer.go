@@ -21,6 +21,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/stock"
 )
@@ -92,10 +93,7 @@ type searchRuntime struct {
 }
 
 func newSearchRuntime(p searchParams) (*searchRuntime, error) {
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := mlog.OrDiscard(p.Log)
 	src, err := NewSearchSource(p.DB, p.Stock, p.Merchants)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/realtime"
@@ -131,14 +132,7 @@ func New(p Params) (Service, error) {
 }
 
 func newService(p Params) (*service, error) {
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ob := p.Outbox
-	if ob == nil {
-		ob = outbox.NewWriter()
-	}
+	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	m, err := newMetrics(p.Registry)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/authn"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/user"
@@ -56,14 +57,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Users == nil {
 		return nil, errors.New("merchant: DB, IDs and Users are required")
 	}
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ob := p.Outbox
-	if ob == nil {
-		ob = outbox.NewWriter()
-	}
+	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	db := p.DB.Main()
 	return &service{log: log, db: db, st: &store{db: db}, ids: p.IDs, outbox: ob, users: p.Users,
 		status: newStatusCache(StatusCacheTTL, time.Now), now: time.Now}, nil

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/platform/httpx"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,14 +47,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil {
 		return nil, errors.New("stock: DB is required")
 	}
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ob := p.Outbox
-	if ob == nil {
-		ob = outbox.NewWriter()
-	}
+	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig
 	if p.Config != nil {
 		cfg = *p.Config

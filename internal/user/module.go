@@ -16,6 +16,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/user/oidc"
@@ -82,14 +83,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Redis == nil {
 		return nil, errors.New("user: DB, IDs and Redis are required")
 	}
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ob := p.Outbox
-	if ob == nil {
-		ob = outbox.NewWriter()
-	}
+	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	params := DefaultPasswordParams
 	if p.Password != nil {
 		params = *p.Password

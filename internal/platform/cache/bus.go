@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mallhq/mall/internal/platform/backoff"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 )
 
 // Channel is the Redis pub/sub channel that carries invalidations between replicas.
@@ -83,9 +84,7 @@ func NewBus(rdb redis.UniversalClient, log *slog.Logger, reg prometheus.Register
 	if rdb == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrConfig)
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = mlog.OrDiscard(log)
 	if reg == nil {
 		reg = prometheus.DefaultRegisterer
 	}

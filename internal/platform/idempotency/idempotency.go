@@ -37,6 +37,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
 
@@ -113,9 +114,7 @@ func withDefaults(cfg config.Idempotency) config.Idempotency {
 }
 
 func newGuard(b backend, log *slog.Logger, opts []Option) *Guard {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = mlog.OrDiscard(log)
 	g := &Guard{store: b, log: log, maxStored: DefaultMaxStoredBody, janitorInterval: DefaultJanitorInterval}
 	for _, o := range opts {
 		o(g)

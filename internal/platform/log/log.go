@@ -63,3 +63,12 @@ func (h contextHandler) WithAttrs(a []slog.Attr) slog.Handler {
 func (h contextHandler) WithGroup(name string) slog.Handler {
 	return contextHandler{h.Handler.WithGroup(name)}
 }
+
+// OrDiscard returns l, or a logger that discards everything when l is nil (constructors
+// whose logger is optional).
+func OrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

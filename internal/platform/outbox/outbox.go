@@ -52,6 +52,14 @@ type Writer interface {
 // NewWriter returns the Writer backed by Add.
 func NewWriter() Writer { return writer{} }
 
+// WriterOr returns w, or NewWriter() when w is nil (modules take an optional Writer).
+func WriterOr(w Writer) Writer {
+	if w == nil {
+		return NewWriter()
+	}
+	return w
+}
+
 type writer struct{}
 
 var _ Writer = writer{}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/mallhq/mall/internal/platform/config"
+	mlog "github.com/mallhq/mall/internal/platform/log"
 )
 
 // Built-in classes.
@@ -144,9 +145,7 @@ func WithClasses(cs ...Class) Option {
 
 // New returns a Limiter with the "default" and "auth" classes from cfg.
 func New(rdb redis.UniversalClient, cfg config.RateLimit, log *slog.Logger, opts ...Option) (*Limiter, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = mlog.OrDiscard(log)
 	l := &Limiter{
 		enabled:  cfg.Enabled,
 		rdb:      redis_rate.NewLimiter(rdb),

@@ -14,6 +14,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	mlog "github.com/mallhq/mall/internal/platform/log"
 )
 
 // Hub is one replica's WebSocket hub. Provided by Module (fx) as *Hub; NewHub builds one
@@ -61,9 +63,7 @@ func NewHub(cfg Config, rdb redis.UniversalClient, reg prometheus.Registerer, lo
 	if rdb == nil {
 		return nil, errors.New("realtime: a Redis client is required")
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = mlog.OrDiscard(log)
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
