@@ -1,8 +1,6 @@
 package auction
 
 import (
-	"bytes"
-	"encoding/binary"
 	"testing"
 )
 
@@ -84,27 +82,6 @@ func FuzzApply(f *testing.F) {
 		}
 		if l.CurrentPrice != want {
 			t.Fatalf("final price %d, want %d (winner max %d, second max %d)", l.CurrentPrice, want, win.top, second)
-		}
-	})
-}
-
-// FuzzIDCursor: a cursor decodes only when it is 8 bytes of a positive number, and a
-// decoded one encodes back to the same bytes.
-func FuzzIDCursor(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 7})
-	f.Add([]byte{0xff, 0, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte("x"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := parseIDCursor(b)
-		if b == nil {
-			return
-		}
-		ok := len(b) == 8 && int64(binary.BigEndian.Uint64(b)) > 0
-		if (err == nil) != ok {
-			t.Fatalf("parseIDCursor(%x) = %d, %v", b, v, err)
-		}
-		if ok && !bytes.Equal(idCursor(v), b) {
-			t.Fatalf("round trip %x -> %d -> %x", b, v, idCursor(v))
 		}
 	})
 }

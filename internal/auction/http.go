@@ -1,7 +1,6 @@
 package auction
 
 import (
-	"encoding/binary"
 	"net/http"
 	"time"
 
@@ -204,29 +203,6 @@ func (h *handler) create(c echo.Context) error {
 	return c.JSON(http.StatusCreated, createResponse{ID: httpx.ID(l.ID), Status: string(l.Status)})
 }
 
-func idCursor(id int64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, uint64(id))
-	return b
-}
-
-var errBadCursor = errs.ErrInvalid.WithDetail("query parameter \"cursor\" is not a cursor this API issued").
-	WithFields(errs.FieldError{Field: "cursor", Message: "is malformed"})
-
-func parseIDCursor(b []byte) (int64, error) {
-	if b == nil {
-		return 0, nil
-	}
-	if len(b) != 8 {
-		return 0, errBadCursor
-	}
-	v := int64(binary.BigEndian.Uint64(b))
-	if v <= 0 {
-		return 0, errBadCursor
-	}
-	return v, nil
-}
-
 func (h *handler) list(c echo.Context) error {
 	var q listQuery
 	if err := httpx.BindQuery(c, &q); err != nil {
@@ -236,7 +212,7 @@ func (h *handler) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	before, err := parseIDCursor(p.Cursor)
+	before, err := p.BeforeID()
 	if err != nil {
 		return err
 	}
@@ -248,7 +224,7 @@ func (h *handler) list(c echo.Context) error {
 	for i, l := range ls {
 		out[i] = toLotResponse(l)
 	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(l lotResponse) []byte { return idCursor(l.ID.Int64()) }))
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(l lotResponse) []byte { return httpx.IDCursor(l.ID.Int64()) }))
 }
 
 func (h *handler) get(c echo.Context) error {
@@ -293,7 +269,7 @@ func (h *handler) bids(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	before, err := parseIDCursor(p.Cursor)
+	before, err := p.BeforeID()
 	if err != nil {
 		return err
 	}
@@ -306,5 +282,5 @@ func (h *handler) bids(c echo.Context) error {
 		out[i] = bidItem{ID: httpx.ID(b.ID), Seq: b.Seq, BidderID: httpx.ID(b.BidderID), Amount: b.Amount, Kind: b.Kind,
 			CreatedAt: b.CreatedAt}
 	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(b bidItem) []byte { return idCursor(b.Seq) }))
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(b bidItem) []byte { return httpx.IDCursor(b.Seq) }))
 }

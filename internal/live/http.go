@@ -2,14 +2,12 @@ package live
 
 import (
 	"crypto/subtle"
-	"encoding/binary"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/fx"
 
-	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/realtime"
@@ -198,22 +196,6 @@ func merchantAndRoom(c echo.Context) (merchantID, roomID int64, err error) {
 	return merchantID, id.Int64(), err
 }
 
-// idCursor is a list cursor: the last room's ID (rooms are listed by ID, newest first).
-func idCursor(r roomResponse) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(r.ID))
-}
-
-func cursorID(p httpx.Page) (int64, error) {
-	if p.Cursor == nil {
-		return 0, nil
-	}
-	if len(p.Cursor) != 8 || int64(binary.BigEndian.Uint64(p.Cursor)) <= 0 {
-		return 0, errs.ErrInvalid.WithDetail("query parameter \"cursor\" is not a cursor this API issued").
-			WithFields(errs.FieldError{Field: "cursor", Message: "is malformed"})
-	}
-	return int64(binary.BigEndian.Uint64(p.Cursor)), nil
-}
-
 func (h *handler) listPage(c echo.Context, fetch func(status Status, limit int, before int64) ([]Room, error)) error {
 	var q listQuery
 	if err := httpx.BindQuery(c, &q); err != nil {
@@ -223,7 +205,7 @@ func (h *handler) listPage(c echo.Context, fetch func(status Status, limit int, 
 	if err != nil {
 		return err
 	}
-	before, err := cursorID(p)
+	before, err := p.BeforeID()
 	if err != nil {
 		return err
 	}
@@ -235,7 +217,7 @@ func (h *handler) listPage(c echo.Context, fetch func(status Status, limit int, 
 	for i, r := range rooms {
 		out[i] = h.toResponse(r)
 	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, idCursor))
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(r roomResponse) []byte { return httpx.IDCursor(r.ID.Int64()) }))
 }
 
 func (h *handler) merchantList(c echo.Context) error {

@@ -2,13 +2,11 @@ package merchant
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/mallhq/mall/internal/platform/authn"
-	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -175,20 +173,6 @@ func toStaffResponse(s Staff) staffResponse {
 	return staffResponse{UserID: httpx.ID(s.UserID), Email: s.Email, Role: string(s.Role), CreatedAt: s.CreatedAt}
 }
 
-// cursorID reads a page cursor holding an ID (0 on the first page).
-func cursorID(p httpx.Page) (int64, error) {
-	if p.Cursor == nil {
-		return 0, nil
-	}
-	id, err := httpx.ParseID(string(p.Cursor))
-	if err != nil || id <= 0 {
-		return 0, errs.ErrInvalid.WithDetail("query parameter \"cursor\" is not a cursor this API issued")
-	}
-	return id.Int64(), nil
-}
-
-func idCursor(id httpx.ID) []byte { return []byte(strconv.FormatInt(id.Int64(), 10)) }
-
 func (h *handler) apply(c echo.Context) error {
 	var in applicationRequest
 	if err := httpx.Bind(c, &in); err != nil {
@@ -207,7 +191,7 @@ func (h *handler) listApplications(c echo.Context, applicantID int64, status App
 	if err != nil {
 		return err
 	}
-	before, err := cursorID(p)
+	before, err := p.BeforeID()
 	if err != nil {
 		return err
 	}
@@ -219,7 +203,7 @@ func (h *handler) listApplications(c echo.Context, applicantID int64, status App
 	for i, a := range as {
 		out[i] = toApplicationResponse(a)
 	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last applicationResponse) []byte { return idCursor(last.ID) }))
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last applicationResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
 }
 
 func (h *handler) mine(c echo.Context) error {
@@ -335,7 +319,7 @@ func (h *handler) listStaff(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	after, err := cursorID(p)
+	after, err := p.BeforeID()
 	if err != nil {
 		return err
 	}
@@ -347,7 +331,7 @@ func (h *handler) listStaff(c echo.Context) error {
 	for i, s := range ss {
 		out[i] = toStaffResponse(s)
 	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last staffResponse) []byte { return idCursor(last.UserID) }))
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last staffResponse) []byte { return httpx.IDCursor(last.UserID.Int64()) }))
 }
 
 func (h *handler) removeStaff(c echo.Context) error {

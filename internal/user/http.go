@@ -7,13 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/mallhq/mall/internal/platform/authn"
-	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/user/oidc"
@@ -325,26 +323,12 @@ func toAddressResponse(a Address) addressResponse {
 		City: a.City, District: a.District, Detail: a.Detail, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }
 
-// cursorID reads a page cursor holding an ID (0 on the first page).
-func cursorID(p httpx.Page) (int64, error) {
-	if p.Cursor == nil {
-		return 0, nil
-	}
-	id, err := httpx.ParseID(string(p.Cursor))
-	if err != nil || id <= 0 {
-		return 0, errs.ErrInvalid.WithDetail("query parameter \"cursor\" is not a cursor this API issued")
-	}
-	return id.Int64(), nil
-}
-
-func idCursor(id int64) []byte { return []byte(strconv.FormatInt(id, 10)) }
-
 func (h *handler) listAddresses(c echo.Context) error {
 	p, err := httpx.PageFrom(c)
 	if err != nil {
 		return err
 	}
-	before, err := cursorID(p)
+	before, err := p.BeforeID()
 	if err != nil {
 		return err
 	}
@@ -357,7 +341,7 @@ func (h *handler) listAddresses(c echo.Context) error {
 	for i, a := range as {
 		out[i] = toAddressResponse(a)
 	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last addressResponse) []byte { return idCursor(last.ID.Int64()) }))
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last addressResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
 }
 
 func (h *handler) addAddress(c echo.Context) error {
@@ -425,7 +409,7 @@ func (h *handler) adminListUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	before, err := cursorID(p)
+	before, err := p.BeforeID()
 	if err != nil {
 		return err
 	}
@@ -445,7 +429,7 @@ func (h *handler) adminListUsers(c echo.Context) error {
 		}
 		out[i] = adminUserResponse{ID: httpx.ID(u.ID), Email: u.Email, Nickname: u.Nickname, Roles: roles, CreatedAt: u.CreatedAt}
 	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last adminUserResponse) []byte { return idCursor(last.ID.Int64()) }))
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last adminUserResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
 }
 
 func (h *handler) adminGrantRole(c echo.Context) error {

@@ -2,6 +2,7 @@ package httpx_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -52,6 +53,27 @@ func FuzzBind(f *testing.F) {
 			}
 		default:
 			t.Fatalf("status %d for body %q, content type %q: %s", rec.Code, body, contentType, rec.Body.Bytes())
+		}
+	})
+}
+
+// FuzzIDCursor: a cursor decodes only when it is 8 bytes of a positive number, and a
+// decoded one encodes back to the same bytes.
+func FuzzIDCursor(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 7})
+	f.Add([]byte{0xff, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte("x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := httpx.ParseIDCursor(b)
+		if b == nil {
+			return
+		}
+		ok := len(b) == 8 && int64(binary.BigEndian.Uint64(b)) > 0
+		if (err == nil) != ok {
+			t.Fatalf("httpx.ParseIDCursor(%x) = %d, %v", b, v, err)
+		}
+		if ok && !bytes.Equal(httpx.IDCursor(v), b) {
+			t.Fatalf("round trip %x -> %d -> %x", b, v, httpx.IDCursor(v))
 		}
 	})
 }

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -70,6 +71,29 @@ func DecodeCursor(s string) ([]byte, error) {
 		return nil, errInvalidCursor
 	}
 	return b, nil
+}
+
+// IDCursor is the cursor of a list ordered by an ID (newest first): the last item's ID,
+// 8 bytes big-endian. Page.BeforeID reads it back.
+func IDCursor(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(id)) }
+
+// BeforeID reads a cursor made by IDCursor: 0 on the first page; anything but 8 bytes of a
+// positive number is a 400 request.invalid.
+func (p Page) BeforeID() (int64, error) { return ParseIDCursor(p.Cursor) }
+
+// ParseIDCursor is BeforeID on raw cursor bytes (nil: the first page, 0).
+func ParseIDCursor(b []byte) (int64, error) {
+	if b == nil {
+		return 0, nil
+	}
+	if len(b) != 8 {
+		return 0, errInvalidCursor
+	}
+	v := int64(binary.BigEndian.Uint64(b))
+	if v <= 0 {
+		return 0, errInvalidCursor
+	}
+	return v, nil
 }
 
 var errInvalidCursor = errs.ErrInvalid.WithDetail("query parameter \"cursor\" is not a cursor this API issued").
