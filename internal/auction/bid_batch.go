@@ -142,8 +142,9 @@ func (s *service) runBids(id int64, reqs []*queuedBid) {
 	ctx, cancel := context.WithTimeout(context.Background(), bidTimeout)
 	defer cancel()
 	s.m.batchSize.Observe(float64(len(reqs)))
+	var done []committed
 	if after, err := s.bidBatch(ctx, id, reqs); err == nil {
-		s.afterBatch(reqs, after)
+		done = append(done, s.settle(reqs, after))
 	} else {
 		// One bid per transaction: whatever failed the batch fails only its own.
 		for _, r := range reqs {
@@ -153,11 +154,15 @@ func (s *service) runBids(id int64, reqs []*queuedBid) {
 				r.err = fmt.Errorf("auction: bid: %w", err)
 				continue
 			}
-			s.afterBatch(one, after)
+			done = append(done, s.settle(one, after))
 		}
 	}
+	// The bids are durable: answer them, then tell the watchers.
 	for _, r := range reqs {
 		close(r.done)
+	}
+	for _, c := range done {
+		s.announce(c)
 	}
 }
 
@@ -245,12 +250,18 @@ func (s *service) bidBatch(ctx context.Context, id int64, reqs []*queuedBid) (Lo
 	return after, nil
 }
 
-// afterBatch counts a committed batch's answers, remembers the lot's state and passes it to
-// the gate, and tells the watchers about the accepted bids in order (each message with the
-// lot's version after its bid, published under the batch's last version). None of it may
-// fail a bid, which is already durable.
-func (s *service) afterBatch(reqs []*queuedBid, after Lot) {
-	var msgs []any
+// committed is what a committed batch tells the gate and the watchers.
+type committed struct {
+	after Lot   // the lot after the batch (zero ID: not found)
+	msgs  []any // the accepted bids' messages, in order
+}
+
+// settle counts a committed batch's answers, remembers the lot's state and passes it to the
+// gate (before the answers: a bidder's next bid meets the gate already updated), and collects the
+// watchers' messages: each with the lot's version after its own bid (they are published
+// under the batch's last version).
+func (s *service) settle(reqs []*queuedBid, after Lot) committed {
+	c := committed{after: after}
 	for _, r := range reqs {
 		if r.err != nil {
 			s.m.bids.WithLabelValues("rejected").Inc()
@@ -260,24 +271,28 @@ func (s *service) afterBatch(reqs []*queuedBid, after Lot) {
 		s.m.bidSeconds.Observe(time.Since(r.start).Seconds())
 		l := r.res.Lot
 		for _, b := range r.res.Rows {
-			msgs = append(msgs, bidMsg{Type: "bid", BidID: strconv.FormatInt(b.ID, 10), BidderID: strconv.FormatInt(b.BidderID, 10),
+			c.msgs = append(c.msgs, bidMsg{Type: "bid", BidID: strconv.FormatInt(b.ID, 10), BidderID: strconv.FormatInt(b.BidderID, 10),
 				Amount: b.Amount, BidCount: b.Seq, EndsAt: l.EndsAt, Version: l.Version})
 		}
 		if r.res.Extended {
-			msgs = append(msgs, extendedMsg{Type: "extended", EndsAt: l.EndsAt, Version: l.Version})
+			c.msgs = append(c.msgs, extendedMsg{Type: "extended", EndsAt: l.EndsAt, Version: l.Version})
 		}
 	}
-	if after.ID == 0 {
-		return
-	}
-	s.batch.remember(after)
-	ctx := context.Background()
-	if s.gate != nil {
-		if err := s.gate.set(ctx, after, s.clock()); err != nil {
-			s.m.gateErrors.Inc()
+	if after.ID != 0 {
+		s.batch.remember(after)
+		if s.gate != nil {
+			if err := s.gate.set(context.Background(), after, s.clock()); err != nil {
+				s.m.gateErrors.Inc()
+			}
 		}
 	}
-	if len(msgs) > 0 {
-		s.broadcast(ctx, after.ID, after.Version, msgs...)
+	return c
+}
+
+// announce tells the watchers about a committed batch's bids; it may not fail a bid,
+// which is already durable and answered.
+func (s *service) announce(c committed) {
+	if len(c.msgs) > 0 {
+		s.broadcast(context.Background(), c.after.ID, c.after.Version, c.msgs...)
 	}
 }

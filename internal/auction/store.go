@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/text"
 )
 
 // store is the module's SQL on db.main; every method runs in the transaction in ctx when
@@ -259,9 +260,7 @@ func (s *store) releaseOrder(ctx context.Context, id int64) error {
 }
 
 func (s *store) failOrder(ctx context.Context, id int64, reason string, now time.Time) error {
-	if len(reason) > 255 {
-		reason = reason[:255]
-	}
+	reason = text.Truncate(reason, 255) // VARCHAR(255): at most 255 characters, so bytes fit
 	_, err := s.ext(ctx).ExecContext(ctx, `UPDATE auction_lots SET order_state = 'failed', order_error = ?, updated_at = ?
 		WHERE id = ? AND order_state = 'pending'`, reason, now, id)
 	return err

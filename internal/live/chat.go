@@ -11,6 +11,7 @@ import (
 	"github.com/microcosm-cc/bluemonday"
 
 	"github.com/mallhq/mall/internal/platform/errs"
+	mtext "github.com/mallhq/mall/internal/platform/text"
 )
 
 // ChatClass is the rate-limit class of chat messages, keyed by user.
@@ -85,7 +86,7 @@ func ParseClientMessage(data []byte) (text string, err error) {
 		return "", ErrChatInvalid.WithDetail("one JSON object per message")
 	}
 	if m.Type != "chat" {
-		return "", ErrChatInvalid.WithDetail("unknown message type %q; clients send only \"chat\"", truncate(m.Type, 32))
+		return "", ErrChatInvalid.WithDetail("unknown message type %q; clients send only \"chat\"", mtext.Truncate(m.Type, 32))
 	}
 	return m.Text, nil
 }

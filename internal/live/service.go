@@ -19,6 +19,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/text"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -388,7 +389,7 @@ func (s *service) Publish(ctx context.Context, p Publisher) (Room, error) {
 		if r.Status != StatusScheduled {
 			return "", ErrPublishRefused.WithDetail("the room is %s", r.Status)
 		}
-		r.Status, r.Publisher, r.StartedAt = StatusLive, truncate(p.Client, 128), nullTime(s.clock())
+		r.Status, r.Publisher, r.StartedAt = StatusLive, text.Truncate(p.Client, 128), nullTime(s.clock())
 		return EventRoomStarted, nil
 	})
 	result := "allowed"
@@ -417,7 +418,7 @@ func (s *service) Update(ctx context.Context, p Publisher) error {
 	if err != nil {
 		return err
 	}
-	if r.Status != StatusLive || r.Publisher != truncate(p.Client, 128) {
+	if r.Status != StatusLive || r.Publisher != text.Truncate(p.Client, 128) {
 		s.m.publish.WithLabelValues("cut").Inc()
 		return ErrPublishRefused.WithDetail("the room is %s", r.Status)
 	}
@@ -430,7 +431,7 @@ func (s *service) Update(ctx context.Context, p Publisher) error {
 
 func (s *service) PublishDone(ctx context.Context, p Publisher) error {
 	_, _, err := s.change(ctx, s.keyLock(p), func(r *roomRow) (string, error) {
-		if r.Status != StatusLive || r.Publisher != truncate(p.Client, 128) {
+		if r.Status != StatusLive || r.Publisher != text.Truncate(p.Client, 128) {
 			return "", nil
 		}
 		r.Status, r.EndedAt = StatusEnded, nullTime(s.clock())
@@ -460,14 +461,4 @@ func (s *service) Relay(ctx context.Context, app, name string) error {
 		return ErrPublishRefused.WithDetail("the room is %s", r.Status)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/sqldb"
@@ -46,10 +47,8 @@ func (s *service) PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order
 		return Order{}, err
 	}
 	now := s.clock()
-	title := in.Title
-	if len(title) > 200 {
-		title = title[:200]
-	}
+	// order_items.title holds 200 characters; a lot's title is at most that already.
+	title := string([]rune(in.Title)[:min(utf8.RuneCountInString(in.Title), 200)])
 	o := Order{ID: in.OrderID, CheckoutID: in.OrderID, BuyerID: in.BuyerID, MerchantID: in.MerchantID,
 		Status: StatusPendingPayment, Currency: Currency, TotalAmount: in.Price,
 		Address: Address{Name: addr.Name, Phone: addr.Phone, Province: addr.Province, City: addr.City,

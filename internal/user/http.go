@@ -14,6 +14,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/authn"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
+	"github.com/mallhq/mall/internal/platform/text"
 	"github.com/mallhq/mall/internal/user/oidc"
 )
 
@@ -277,7 +278,7 @@ func (h *handler) oauthCallback(c echo.Context) error {
 		return err
 	}
 	if q.Error != "" {
-		return ErrOAuthFailed.WithDetail("the provider refused the login (%s)", truncate(q.Error, 64))
+		return ErrOAuthFailed.WithDetail("the provider refused the login (%s)", text.Ellipsis(q.Error, 64))
 	}
 	if !slices.Contains(h.oauth.Providers(), c.Param("provider")) {
 		return oidc.ErrUnknownProvider

@@ -4,12 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/text"
 )
 
 // store is the module's SQL. Users, tokens, roles and identities are on db.main; addresses
@@ -133,7 +133,7 @@ func (s *store) roleScope(ctx context.Context, role Role) (string, error) {
 	var scope string
 	err := sqlx.GetContext(ctx, s.main(ctx), &scope, qRoleScope, string(role))
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrUnknownRole.WithDetail("no role named %q", truncate(string(role), 64))
+		return "", ErrUnknownRole.WithDetail("no role named %q", text.Ellipsis(string(role), 64))
 	}
 	return scope, err
 }
@@ -380,11 +380,4 @@ func (s *store) deleteAddress(ctx context.Context, userID, id int64) error {
 		return ErrAddressNotFound
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

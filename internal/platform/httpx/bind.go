@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/text"
 )
 
 // defaultBodyLimit applies when Bind runs outside NewEcho's chain (tests, other servers),
@@ -58,11 +59,11 @@ func checkJSONContentType(ct string) error {
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != echo.MIMEApplicationJSON {
-		return errs.ErrUnsupportedMedia.WithDetail("Content-Type must be application/json, got %q", truncate(ct, 100))
+		return errs.ErrUnsupportedMedia.WithDetail("Content-Type must be application/json, got %q", text.Ellipsis(ct, 100))
 	}
 	// JSON is UTF-8 (RFC 8259); a client declaring another charset would be misread.
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return errs.ErrUnsupportedMedia.WithDetail("charset must be utf-8, got %q", truncate(cs, 40))
+		return errs.ErrUnsupportedMedia.WithDetail("charset must be utf-8, got %q", text.Ellipsis(cs, 40))
 	}
 	return nil
 }
@@ -132,10 +133,10 @@ func jsonError(err error) error {
 	// DisallowUnknownFields reports `json: unknown field "x"` without a typed error.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		field := strings.Trim(name, `"`)
-		return errs.ErrInvalid.WithDetail("unknown field %s", truncate(name, 100)).
-			WithFields(errs.FieldError{Field: truncate(field, 100), Message: "is not a known field"})
+		return errs.ErrInvalid.WithDetail("unknown field %s", text.Ellipsis(name, 100)).
+			WithFields(errs.FieldError{Field: text.Ellipsis(field, 100), Message: "is not a known field"})
 	}
-	return errs.ErrInvalid.WithDetail("malformed JSON: %s", truncate(strings.TrimPrefix(err.Error(), "json: "), 200))
+	return errs.ErrInvalid.WithDetail("malformed JSON: %s", text.Ellipsis(strings.TrimPrefix(err.Error(), "json: "), 200))
 }
 
 func describeType(t reflect.Type) string {
@@ -167,16 +168,6 @@ func describeType(t reflect.Type) string {
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
 // BindQuery binds query parameters into v by its `query` tags (echo's binder) and
 // validates it like Bind. Use it for filters such as ?status=.
 func BindQuery(c echo.Context, v any) error {
@@ -184,7 +175,7 @@ func BindQuery(c echo.Context, v any) error {
 		var he *echo.HTTPError
 		if errors.As(err, &he) {
 			if m, ok := he.Message.(string); ok {
-				return errs.ErrInvalid.WithDetail("query parameters: %s", truncate(m, 200))
+				return errs.ErrInvalid.WithDetail("query parameters: %s", text.Ellipsis(m, 200))
 			}
 		}
 		return errs.ErrInvalid.WithDetail("query parameters are malformed")

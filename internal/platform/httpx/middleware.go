@@ -23,6 +23,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/errs"
 	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/metrics"
+	"github.com/mallhq/mall/internal/platform/text"
 )
 
 // Middleware is a global middleware contributed by another package through the fx group
@@ -237,7 +238,7 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			log.LogAttrs(req.Context(), level, "http request",
 				slog.String("method", req.Method),
 				slog.String("route", route),
-				slog.String("path", truncate(req.URL.Path, 512)),
+				slog.String("path", text.Ellipsis(req.URL.Path, 512)),
 				slog.Int("status", res.Status),
 				slog.Int64("bytes", res.Size),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/text"
 )
 
 // Check is a readiness check contributed through the fx group "readiness" (see AsCheck).
@@ -61,7 +62,7 @@ func (r *readiness) handle(c echo.Context) error {
 	var names []string
 	for _, res := range results {
 		if res.err != nil {
-			failed = append(failed, errs.FieldError{Field: res.Name, Message: truncate(res.err.Error(), 300)})
+			failed = append(failed, errs.FieldError{Field: res.Name, Message: text.Ellipsis(res.err.Error(), 300)})
 			names = append(names, res.Name)
 		}
 	}

@@ -1,6 +1,9 @@
 package outbox
 
-import "github.com/mallhq/mall/internal/platform/backoff"
+import (
+	"github.com/mallhq/mall/internal/platform/backoff"
+	"github.com/mallhq/mall/internal/platform/text"
+)
 
 // SetCrashHook makes r die between producing a batch and committing it whenever f returns
 // true, as a killed process would. Call it before Start.
@@ -14,4 +17,4 @@ func LockName(r *Relay) string { return r.lockName }
 
 var Backoff = backoff.Exponential
 
-var Truncate = truncate
+var Truncate = text.Truncate

@@ -20,6 +20,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/kafkax"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/text"
 )
 
 // Producer is the part of franz-go's client (kafkax.Producer) the relay publishes with.
@@ -581,7 +582,7 @@ func (r *Relay) mark(ctx context.Context, tx *sql.Tx, rows []outboxRow, results 
 		}
 		r.m.errors.Inc()
 		attempts := row.Attempts + 1
-		msg := truncate(res.Error(), 1000)
+		msg := text.Truncate(res.Error(), 1000)
 		if attempts >= r.cfg.MaxAttempts {
 			_, err = tx.ExecContext(ctx, `UPDATE platform_outbox SET status = 2, attempts = ?, last_error = ? WHERE id = ?`,
 				attempts, msg, row.ID)
@@ -611,21 +612,6 @@ func (r *Relay) mark(ctx context.Context, tx *sql.Tx, rows []outboxRow, results 
 		}
 	}
 	return len(ok), dead, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	// Do not cut a UTF-8 sequence in half: the column is utf8mb4.
-	for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 {
-		s = s[:len(s)-1]
-	}
-	if len(s) > 0 && s[len(s)-1] >= 0xC0 {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // maintain refreshes the gauges and deletes old rows while this relay leads. It uses the

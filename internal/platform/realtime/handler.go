@@ -15,6 +15,7 @@ import (
 
 	"github.com/mallhq/mall/internal/platform/authn"
 	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/text"
 )
 
 // TokenParam is the query parameter that may carry the access token (browsers cannot set
@@ -40,7 +41,7 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		}
 		if !originAllowed(req, h.cfg.AllowedOrigins) {
 			h.m.refusedOrigin.Inc()
-			return ErrOriginRefused.WithDetail("the Origin %q may not open this WebSocket", truncate(req.Header.Get("Origin"), 200))
+			return ErrOriginRefused.WithDetail("the Origin %q may not open this WebSocket", text.Truncate(req.Header.Get("Origin"), 200))
 		}
 		who, err := identify(req)
 		if err != nil {
@@ -246,13 +247,6 @@ func originAllowed(req *http.Request, patterns []string) bool {
 
 func matchOrigin(pattern, target string) (bool, error) {
 	return path.Match(strings.ToLower(pattern), strings.ToLower(target))
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 var errNoToken = errors.New("no token")
