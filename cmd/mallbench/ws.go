@@ -374,11 +374,8 @@ func wsBroadcast(n, m int, gap time.Duration) func(ctx context.Context, env *Env
 			}
 			lat = append(lat, time.Duration(lastRecv[i].Load()-sent[i].Load()))
 		}
-		if len(lat) > 0 {
-			slices.Sort(lat)
-			res.P50 = lat[len(lat)/2]
-			res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-		}
+		slices.Sort(lat)
+		res.P50, res.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
 		cpuAfter, err := serverMemory(ctx, env)
 		if err != nil {
 			return Result{}, "", err

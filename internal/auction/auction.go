@@ -134,8 +134,6 @@ const (
 	OrderPending OrderState = "pending" // owed: the scheduler (re)tries until it exists
 	OrderPlaced  OrderState = "placed"
 	OrderFailed  OrderState = "failed" // the order module refused for good (no address, no stock)
-	// OrderNoItem is kept for lots ended before lots without a product got orders too.
-	OrderNoItem OrderState = "no_item"
 )
 
 // PlaceBid is one bid request. MaxAmount 0 is a plain bid; otherwise the system bids for

@@ -73,7 +73,7 @@ if e and tonumber(e) < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'ends'
 return 0
 `)
 
-// check asks the gate about a bid; errMiss means the lot is not in Redis.
+// check asks the gate about a bid; the verdict gateMiss means the lot is not in Redis.
 func (g *gate) check(ctx context.Context, lotID, amount, bidderMerchant int64, now time.Time) (string, error) {
 	return checkScript.Run(ctx, g.rdb, []string{gateKey(lotID)}, amount, now.UnixMilli(), bidderMerchant,
 		g.grace.Milliseconds()).Text()

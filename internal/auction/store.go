@@ -103,7 +103,7 @@ func (s *store) lot(ctx context.Context, id int64, lock bool) (Lot, error) {
 	return r.lot(), nil
 }
 
-// lockLot locks a lot without waiting for another transaction holding it (the scheduler
+// lockLotSkip locks a lot without waiting for another transaction holding it (the scheduler
 // skips a lot a bid or another replica is busy with; the next tick takes it).
 func (s *store) lockLotSkip(ctx context.Context, id int64) (Lot, bool, error) {
 	var r lotRow
@@ -202,7 +202,8 @@ func (s *store) bids(ctx context.Context, lotID int64, limit int, before int64) 
 	return out, nil
 }
 
-// dueIDs lists lots in status whose time column is at or before now (the scheduler's work).
+// dueToStart and dueToEnd list the lots whose start or end is at or before now (the
+// scheduler's work).
 func (s *store) dueToStart(ctx context.Context, now time.Time, limit int) ([]int64, error) {
 	var ids []int64
 	err := sqlx.SelectContext(ctx, s.ext(ctx), &ids, `SELECT id FROM auction_lots WHERE status = 'scheduled' AND starts_at <= ?

@@ -175,7 +175,6 @@ func (s *service) detailCacheHandler() kafkax.Handler {
 	return kafkax.Handler{
 		Group:  DetailCacheGroup,
 		Topics: []string{Topic, stock.Topic},
-		DB:     s.cl.Main(),
 		Handle: s.handleDetailEvent,
 		// Invalidating is idempotent (see handleDetailEvent): no inbox commit per event.
 		NoInbox: true,

@@ -11,6 +11,7 @@ import (
 	"github.com/microcosm-cc/bluemonday"
 
 	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/ratelimit"
 	mtext "github.com/mallhq/mall/internal/platform/text"
 )
 
@@ -108,9 +109,8 @@ func (s *service) Chat(ctx context.Context, roomID, userID int64, text string) (
 		}
 		if !res.Allowed {
 			s.m.chat.WithLabelValues("rate_limited").Inc()
-			secs := int(res.RetryAfter.Seconds() + 0.999)
-			return ChatMessage{}, ErrChatRateLimit.WithDetail("too many messages; retry in %d s", max(secs, 1)).
-				WithRetryAfter(max(secs, 1))
+			secs := ratelimit.RetryAfterSeconds(res.RetryAfter)
+			return ChatMessage{}, ErrChatRateLimit.WithDetail("too many messages; retry in %d s", secs).WithRetryAfter(secs)
 		}
 	}
 	// The limit is taken before the room is read, so a flood costs Redis, not MySQL.

@@ -88,15 +88,6 @@ const (
 	StatusBanned    Status = "banned"
 )
 
-// Valid reports whether s is a known status.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusScheduled, StatusLive, StatusEnded, StatusBanned:
-		return true
-	}
-	return false
-}
-
 // Open reports whether the room still takes pins and chat (scheduled or live).
 func (s Status) Open() bool { return s == StatusScheduled || s == StatusLive }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mallhq/mall/internal/catalog"
@@ -85,14 +86,12 @@ func validKey(name string) bool {
 func cleanTitle(t string) (string, error) {
 	t = strings.TrimSpace(t)
 	n := utf8.RuneCountInString(t)
-	if !utf8.ValidString(t) || n == 0 || n > MaxTitleRunes || strings.ContainsFunc(t, isControl) {
+	if !utf8.ValidString(t) || n == 0 || n > MaxTitleRunes || strings.ContainsFunc(t, unicode.IsControl) {
 		return "", errs.ErrValidation.WithDetail("title must be 1 to %d characters without control characters", MaxTitleRunes).
 			WithFields(errs.FieldError{Field: "title", Message: "must be 1 to " + strconv.Itoa(MaxTitleRunes) + " characters"})
 	}
 	return t, nil
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 func (s *service) Create(ctx context.Context, merchantID int64, in NewRoom) (Created, error) {
 	if merchantID <= 0 {

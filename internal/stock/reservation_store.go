@@ -32,8 +32,6 @@ type move struct {
 }
 
 var (
-	moveHold = move{CauseHold, `UPDATE stock_levels SET available = available - ?, reserved = reserved + ?,
-		version = version + 1, updated_at = ? WHERE sku_id = ? AND available >= ?`}
 	moveRelease = move{CauseRelease, `UPDATE stock_levels SET reserved = reserved - ?, available = available + ?,
 		version = version + 1, updated_at = ? WHERE sku_id = ? AND reserved >= ?`}
 	moveConfirm = move{CauseConfirm, `UPDATE stock_levels SET reserved = reserved - ?, sold = sold + ?,

@@ -34,6 +34,7 @@ type Handler struct {
 	// sqldb.Ext(ctx, DB)) that also records the event in the inbox, so it runs at most
 	// once per event and group; it may run again if it returns an error or the
 	// transaction hits a deadlock, so it must have no effects outside the transaction.
+	// With NoInbox there is neither transaction nor inbox (see NoInbox).
 	Handle func(ctx context.Context, ev Envelope) error
 	// Types, when not empty, are the event types Handle acts on. Any other event is passed
 	// over without Handle and without an inbox transaction: it has no effect, so there is
