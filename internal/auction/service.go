@@ -224,29 +224,27 @@ const schedBatch = 100
 // compare-and-set, so replicas ticking at once do each thing once.
 func (s *service) Tick(ctx context.Context) error {
 	now := s.clock()
-	ids, err := s.st.dueToStart(ctx, now, schedBatch)
-	if err != nil {
-		return err
+	// One lot's failure (its order refused for a while, a lock timeout) is logged here and
+	// the tick goes on with the others; every step is retried on the next tick. Only a
+	// failed listing ends the tick (the caller logs it).
+	steps := []struct {
+		what string
+		due  func(context.Context, time.Time, int) ([]int64, error)
+		do   func(context.Context, int64) error
+	}{
+		{"starting a lot", s.st.dueToStart, s.startLot},
+		{"ending a lot", s.st.dueToEnd, s.endLot},
+		{"finishing an ended lot", func(ctx context.Context, _ time.Time, n int) ([]int64, error) { return s.st.unfinished(ctx, n) }, s.finish},
 	}
-	for _, id := range ids {
-		if err := s.startLot(ctx, id); err != nil {
+	for _, st := range steps {
+		ids, err := st.due(ctx, now, schedBatch)
+		if err != nil {
 			return err
 		}
-	}
-	if ids, err = s.st.dueToEnd(ctx, now, schedBatch); err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.endLot(ctx, id); err != nil {
-			return err
-		}
-	}
-	if ids, err = s.st.unfinished(ctx, schedBatch); err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.finish(ctx, id); err != nil {
-			s.log.Error("auction: finishing an ended lot", "lot_id", id, "error", err.Error())
+		for _, id := range ids {
+			if err := st.do(ctx, id); err != nil {
+				s.log.Error("auction: "+st.what, "lot_id", id, "error", err.Error())
+			}
 		}
 	}
 	return nil
