@@ -14,7 +14,6 @@ import (
 
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/order"
-	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	mlog "github.com/mallhq/mall/internal/platform/log"
@@ -32,6 +31,7 @@ var Migrations = sqldb.Embedded("auction", migrationFiles, "migrations", sqldb.O
 // Module provides Service, the auction routes and the scheduler.
 var Module = fx.Module("auction",
 	fx.Provide(
+		ConfigSection.From,
 		newService,
 		func(s *service) Service { return s },
 		httpx.AsRoutes(newHandler),
@@ -39,19 +39,6 @@ var Module = fx.Module("auction",
 	fx.Invoke(startScheduler),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "auction") }),
 )
-
-// Config tunes the module (auction.*).
-type Config struct {
-	// ScheduleInterval is how often the scheduler starts and ends due lots; 0 disables it.
-	ScheduleInterval time.Duration
-	// Gate turns the Redis bid gate on.
-	Gate bool
-	// GateGrace keeps a lot open in the gate this long past its end (MySQL decides).
-	GateGrace time.Duration
-}
-
-// DefaultConfig is used for what neither Config nor the application configuration sets.
-var DefaultConfig = Config{ScheduleInterval: 500 * time.Millisecond, Gate: true, GateGrace: 2 * time.Second}
 
 // Params is what New needs.
 type Params struct {
@@ -64,10 +51,8 @@ type Params struct {
 	Redis   redis.UniversalClient
 	// Hub serves /ws/auctions/:id and delivers messages to its watchers (nil: no
 	// WebSocket route, messages dropped).
-	Hub *realtime.Hub `optional:"true"`
-	// Config overrides App (tests); without either, DefaultConfig.
-	Config   *Config               `optional:"true"`
-	App      config.Config         `optional:"true"`
+	Hub      *realtime.Hub `optional:"true"`
+	Config   Config
 	Outbox   outbox.Writer         `optional:"true"`
 	Registry prometheus.Registerer `optional:"true"`
 	Log      *slog.Logger          `optional:"true"`
@@ -81,14 +66,7 @@ func newService(p Params) (*service, error) {
 		return nil, errors.New("auction: DB, IDs, Catalog, Orders and Redis are required")
 	}
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
-	cfg := DefaultConfig
-	switch {
-	case p.Config != nil:
-		cfg = *p.Config
-	case p.App.Auction.ScheduleInterval > 0:
-		cfg.ScheduleInterval = p.App.Auction.ScheduleInterval
-		cfg.Gate = !p.App.Auction.GateDisabled
-	}
+	cfg := p.Config
 	var hub Broadcaster = discard{}
 	if p.Hub != nil {
 		hub = p.Hub
@@ -99,7 +77,7 @@ func newService(p Params) (*service, error) {
 	}
 	s := &service{log: log, db: p.DB.Main(), st: &store{db: p.DB.Main()}, ids: p.IDs, catalog: p.Catalog,
 		orders: p.Orders, hub: p.Hub, outbox: ob, pub: &orderedPublisher{rdb: p.Redis, hub: hub}, cfg: cfg, m: m, now: time.Now}
-	if cfg.Gate {
+	if !cfg.GateDisabled {
 		s.gate = &gate{rdb: p.Redis, grace: cfg.GateGrace}
 	}
 	return s, nil

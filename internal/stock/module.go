@@ -24,6 +24,7 @@ var Migrations = sqldb.Embedded("stock", migrationFiles, "migrations", sqldb.OnM
 // Module provides Service and the merchant stock routes.
 var Module = fx.Module("stock",
 	fx.Provide(
+		ConfigSection.From,
 		New,
 		httpx.AsRoutes(newHandler),
 	),
@@ -36,7 +37,7 @@ type Params struct {
 	fx.In
 
 	DB       *sqldb.Cluster
-	Config   *Config               `optional:"true"`
+	Config   Config
 	Registry prometheus.Registerer `optional:"true"`
 	Outbox   outbox.Writer         `optional:"true"`
 	Log      *slog.Logger          `optional:"true"`
@@ -48,10 +49,7 @@ func New(p Params) (Service, error) {
 		return nil, errors.New("stock: DB is required")
 	}
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
-	cfg := DefaultConfig
-	if p.Config != nil {
-		cfg = *p.Config
-	}
+	cfg := p.Config
 	m, err := newMetrics(p.Registry)
 	if err != nil {
 		return nil, err

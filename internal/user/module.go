@@ -37,6 +37,7 @@ var (
 // janitor.
 var Module = fx.Module("user",
 	fx.Provide(
+		ConfigSection.From,
 		newService,
 		func(s *service) Service { return s },
 		newOIDC,
@@ -50,15 +51,15 @@ var Module = fx.Module("user",
 
 // newOIDC builds the third-party login client for auth.oidc; it makes no network calls
 // (providers are discovered on first use).
-func newOIDC(cfg config.Config, rdb redis.UniversalClient) (*oidc.Client, error) {
-	return oidc.New(context.Background(), cfg.Auth.OIDC, rdb, nil)
+func newOIDC(cfg Config, rdb redis.UniversalClient) (*oidc.Client, error) {
+	return oidc.New(context.Background(), cfg.OIDC, rdb, nil)
 }
 
 // Params is what New needs.
 type Params struct {
 	fx.In
 
-	Config config.Config
+	Config Config
 	DB     *sqldb.Cluster
 	IDs    *idgen.Generator
 	Redis  redis.UniversalClient
@@ -79,7 +80,7 @@ func New(p Params) (Service, error) {
 }
 
 func newService(p Params) (*service, error) {
-	a := p.Config.Auth
+	a := p.Config
 	if p.DB == nil || p.IDs == nil || p.Redis == nil {
 		return nil, errors.New("user: DB, IDs and Redis are required")
 	}
@@ -125,12 +126,16 @@ func newService(p Params) (*service, error) {
 // or grants platform_admin to the existing account with this email (leaving its password
 // alone), and returns the user ID and whether the account is new. Running it again changes
 // nothing. It needs only the databases and an ID generator: no signing keys, no Redis.
-func EnsureAdmin(ctx context.Context, cfg config.Config, db *sqldb.Cluster, ids *idgen.Generator, email, password string) (userID int64, created bool, err error) {
-	h, err := newHasher(DefaultPasswordParams, cfg.Auth.Password.MaxConcurrentHashes)
+func EnsureAdmin(ctx context.Context, app config.Config, db *sqldb.Cluster, ids *idgen.Generator, email, password string) (userID int64, created bool, err error) {
+	cfg, err := ConfigSection.From(app)
 	if err != nil {
 		return 0, false, err
 	}
-	s := &service{cfg: cfg.Auth, log: slog.New(slog.DiscardHandler), st: &store{cl: db}, cl: db, ids: ids,
+	h, err := newHasher(DefaultPasswordParams, cfg.Password.MaxConcurrentHashes)
+	if err != nil {
+		return 0, false, err
+	}
+	s := &service{cfg: cfg, log: slog.New(slog.DiscardHandler), st: &store{cl: db}, cl: db, ids: ids,
 		outbox: outbox.NewWriter(), hash: h, now: time.Now}
 	return s.EnsureAdmin(ctx, email, password)
 }

@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/mallhq/mall/internal/platform/authn"
-	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/outbox"
@@ -24,7 +23,7 @@ import (
 
 // service implements Service and everything the HTTP handlers need.
 type service struct {
-	cfg      config.Auth
+	cfg      Config
 	log      *slog.Logger
 	st       *store
 	cl       *sqldb.Cluster
