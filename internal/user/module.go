@@ -102,7 +102,7 @@ func newService(p Params) (*service, error) {
 	}
 	st := &store{cl: p.DB}
 	now := time.Now
-	sessions := &sessions{
+	sess := &sessions{
 		cfg:    a,
 		log:    log,
 		st:     st,
@@ -122,16 +122,16 @@ func newService(p Params) (*service, error) {
 			hash:     h,
 			guard:    newLoginGuard(p.Redis, log, a.Login.MaxFailuresPerAccount, a.Login.MaxFailuresPerIP),
 			profiles: &profileCache{},
-			sessions: sessions,
+			sessions: sess,
 			now:      now,
 		},
-		sessions: sessions,
+		sessions: sess,
 		roles: &roles{
 			roleCache: &roleCache{st: st, log: log},
 			st:        st,
 			cl:        p.DB,
 			outbox:    ob,
-			sessions:  sessions,
+			sessions:  sess,
 			now:       now,
 		},
 		addresses: &addresses{st: st, cl: p.DB, ids: p.IDs, phones: phones, now: now},
@@ -151,6 +151,7 @@ func EnsureAdmin(ctx context.Context, cfg config.Config, db *sqldb.Cluster, ids 
 	if err != nil {
 		return 0, false, err
 	}
+	// Only the parts EnsureAdmin uses: accounts to register, roles to grant.
 	st, ob := &store{cl: db}, outbox.NewWriter()
 	s := &service{
 		accounts: &accounts{log: slog.New(slog.DiscardHandler), st: st, cl: db, ids: ids, outbox: ob, hash: h, now: time.Now},

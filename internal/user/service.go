@@ -10,8 +10,8 @@ import (
 // service implements Service and everything the HTTP handlers need. It composes four
 // parts, each holding only what it needs, and their methods are promoted: accounts
 // (registration, password and third-party login), sessions (tokens, refresh, logout), roles
-// (bindings and the role cache) and addresses. Its own fields are what authentication and
-// the background jobs in module.go use besides the parts.
+// (bindings and the role cache) and addresses. Its own fields are what the background jobs
+// in module.go (key reload, refresh-token janitor) need.
 type service struct {
 	*accounts
 	*sessions
