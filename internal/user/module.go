@@ -103,22 +103,43 @@ func newService(p Params) (*service, error) {
 	}
 	st := &store{cl: p.DB}
 	now := time.Now
+	sess := &sessions{
+		cfg:    a,
+		log:    log,
+		st:     st,
+		cl:     p.DB,
+		ids:    p.IDs,
+		tokens: newTokenIssuer(keys, a.JWT.Issuer, a.JWT.Audience, a.JWT.AccessTTL, now),
+		deny:   newDenyList(p.Redis, log),
+		now:    now,
+	}
 	return &service{
-		cfg:      a,
-		log:      log,
-		st:       st,
-		cl:       p.DB,
-		ids:      p.IDs,
-		outbox:   ob,
-		hash:     h,
-		keys:     keys,
-		tokens:   newTokenIssuer(keys, a.JWT.Issuer, a.JWT.Audience, a.JWT.AccessTTL, now),
-		deny:     newDenyList(p.Redis, log),
-		guard:    newLoginGuard(p.Redis, log, a.Login.MaxFailuresPerAccount, a.Login.MaxFailuresPerIP),
-		phones:   phones,
-		roles:    &roleCache{st: st, log: log},
-		profiles: &profileCache{},
-		now:      now,
+		accounts: &accounts{
+			log:      log,
+			st:       st,
+			cl:       p.DB,
+			ids:      p.IDs,
+			outbox:   ob,
+			hash:     h,
+			guard:    newLoginGuard(p.Redis, log, a.Login.MaxFailuresPerAccount, a.Login.MaxFailuresPerIP),
+			profiles: &profileCache{},
+			sessions: sess,
+			now:      now,
+		},
+		sessions: sess,
+		roles: &roles{
+			roleCache: &roleCache{st: st, log: log},
+			st:        st,
+			cl:        p.DB,
+			outbox:    ob,
+			sessions:  sess,
+			now:       now,
+		},
+		addresses: &addresses{st: st, cl: p.DB, ids: p.IDs, phones: phones, now: now},
+		log:       log,
+		st:        st,
+		keys:      keys,
+		now:       now,
 	}, nil
 }
 
@@ -135,8 +156,12 @@ func EnsureAdmin(ctx context.Context, app config.Config, db *sqldb.Cluster, ids 
 	if err != nil {
 		return 0, false, err
 	}
-	s := &service{cfg: cfg, log: slog.New(slog.DiscardHandler), st: &store{cl: db}, cl: db, ids: ids,
-		outbox: outbox.NewWriter(), hash: h, now: time.Now}
+	// Only the parts EnsureAdmin uses: accounts to register, roles to grant.
+	st, ob := &store{cl: db}, outbox.NewWriter()
+	s := &service{
+		accounts: &accounts{log: slog.New(slog.DiscardHandler), st: st, cl: db, ids: ids, outbox: ob, hash: h, now: time.Now},
+		roles:    &roles{st: st, cl: db, outbox: ob, now: time.Now},
+	}
 	return s.EnsureAdmin(ctx, email, password)
 }
 
