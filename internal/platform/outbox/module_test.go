@@ -18,8 +18,8 @@ import (
 
 // TestModules wires kafkax.Module and outbox.Module with fx the way the binary does: a module
 // writes through the provided Writer on each database, the relays (woken by the commits)
-// publish, a handler
-// registered with kafkax.AsHandler applies the events, and the app stops cleanly.
+// publish, a handler registered with kafkax.AsHandler applies the events, and the app stops
+// cleanly.
 func TestModules(t *testing.T) {
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{Shards: 2})
 	topic := kafkax.Topic("fxtest")
