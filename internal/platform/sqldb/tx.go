@@ -90,8 +90,8 @@ func (d *DB) runTx(ctx context.Context, txo *sql.TxOptions, fn func(ctx context.
 }
 
 // AfterCommit registers fn to run once the transaction in ctx (the innermost one, as
-// CurrentTx) has committed: after the outermost WithinTx's commit, with that call's
-// context (no transaction in it). It never runs when the transaction rolls back, and an
+// CurrentTx) has committed: after the outermost WithinTx's commit, with the context that
+// call was given (without the committed transaction). It never runs when the transaction rolls back, and an
 // attempt retried after a deadlock discards what it registered, so fn runs at most once,
 // for the attempt that committed. Outside a transaction it returns ErrNoTx. fn runs on
 // the committing goroutine before WithinTx returns, so it must be quick (a wake-up, a
