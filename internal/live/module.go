@@ -1,7 +1,6 @@
 package live
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/catalog"
@@ -25,6 +23,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -95,7 +94,7 @@ var Module = fx.Module("live",
 		fx.Annotate(chatClass, fx.ResultTags(`group:"ratelimit.classes"`)),
 		fx.Annotate(rtmpClass, fx.ResultTags(`group:"ratelimit.classes"`)),
 	),
-	fx.Invoke(startPusher),
+	fx.Provide(worker.As(viewerPusher)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "live") }),
 )
 
@@ -167,25 +166,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-type pusherParams struct {
-	fx.In
-	LC    fx.Lifecycle
-	Svc   Service
-	Redis redis.UniversalClient
-	Log   *slog.Logger
-}
-
-// startPusher runs the viewer-count pusher while the application runs (when there is a hub).
-func startPusher(p pusherParams) {
-	s, ok := p.Svc.(*service)
-	if !ok || s.hub == nil {
-		return
-	}
-	vp := &viewerPusher{svc: s, rdb: p.Redis, interval: s.cfg.ViewersInterval, log: p.Log}
-	p.LC.Append(fx.Hook{
-		OnStart: func(context.Context) error { vp.start(); return nil },
-		OnStop:  func(context.Context) error { vp.close(); return nil },
-	})
 }
