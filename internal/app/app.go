@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/redisx"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/mallhq/mall/internal/stock"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -98,6 +100,7 @@ var Platform = fx.Options(
 		newRegistry,
 		openCluster,
 		newIDGenerator,
+		workerScope,
 		fx.Annotate(mysqlChecks, fx.ResultTags(`group:"readiness,flatten"`)),
 	),
 	redisx.Module,
@@ -108,6 +111,7 @@ var Platform = fx.Options(
 	idempotency.Module,
 	realtime.Module,
 	httpx.Module,
+	worker.Module,
 )
 
 type registryOut struct {
@@ -142,6 +146,16 @@ func openCluster(lc fx.Lifecycle, cfg config.Config, reg prometheus.Registerer, 
 		reg.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, d.Name))
 	}
 	return cl, nil
+}
+
+// workerScope names the cluster for the leader-only workers' leases: the replicas sharing
+// the main database are one cluster (and test apps on one Redis keep apart by it).
+func workerScope(cfg config.Config) (worker.Scope, error) {
+	mc, err := mysql.ParseDSN(cfg.DB.Main)
+	if err != nil {
+		return "", fmt.Errorf("db.main: %w", err)
+	}
+	return worker.Scope(mc.DBName), nil
 }
 
 func mysqlChecks(cl *sqldb.Cluster) []httpx.Check {

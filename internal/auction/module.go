@@ -4,8 +4,8 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +20,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 )
 
 //go:embed migrations/*.sql
@@ -36,7 +37,7 @@ var Module = fx.Module("auction",
 		func(s *service) Service { return s },
 		httpx.AsRoutes(newHandler),
 	),
-	fx.Invoke(startScheduler),
+	fx.Provide(worker.As(scheduler)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "auction") }),
 )
 
@@ -130,46 +131,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// startScheduler runs Tick every ScheduleInterval on every replica; the compare-and-set
-// steps make each start, end and order happen once however many replicas tick.
-func startScheduler(lc fx.Lifecycle, s *service) {
+// scheduler runs Tick every ScheduleInterval on every replica; the compare-and-set steps
+// make each start, end and order happen once however many replicas tick.
+func scheduler(s *service) worker.Spec {
 	if s.cfg.ScheduleInterval <= 0 {
-		return
+		return worker.Spec{}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t := time.NewTicker(s.cfg.ScheduleInterval)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-t.C:
-					}
-					tctx, tcancel := context.WithTimeout(ctx, time.Minute)
-					if err := s.Tick(tctx); err != nil && ctx.Err() == nil {
-						s.log.Error("auction: scheduler", "error", err.Error())
-					}
-					tcancel()
-				}
-			}()
-			return nil
-		},
-		OnStop: func(stop context.Context) error {
-			cancel()
-			done := make(chan struct{})
-			go func() { wg.Wait(); close(done) }()
-			select {
-			case <-done:
-				return nil
-			case <-stop.Done():
-				return stop.Err()
+	return worker.Spec{Name: "auction.scheduler", Interval: s.cfg.ScheduleInterval, Timeout: time.Minute,
+		Run: func(ctx context.Context) error {
+			if err := s.Tick(ctx); err != nil {
+				return fmt.Errorf("auction: scheduler: %w", err)
 			}
-		},
-	})
+			return nil
+		}}
 }

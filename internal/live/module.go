@@ -1,14 +1,12 @@
 package live
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/catalog"
@@ -20,6 +18,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -41,7 +40,7 @@ var Module = fx.Module("live",
 		fx.Annotate(chatClass, fx.ResultTags(`group:"ratelimit.classes"`)),
 		fx.Annotate(rtmpClass, fx.ResultTags(`group:"ratelimit.classes"`)),
 	),
-	fx.Invoke(startPusher),
+	fx.Provide(worker.As(viewerPusher)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "live") }),
 )
 
@@ -113,25 +112,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-type pusherParams struct {
-	fx.In
-	LC    fx.Lifecycle
-	Svc   Service
-	Redis redis.UniversalClient
-	Log   *slog.Logger
-}
-
-// startPusher runs the viewer-count pusher while the application runs (when there is a hub).
-func startPusher(p pusherParams) {
-	s, ok := p.Svc.(*service)
-	if !ok || s.hub == nil {
-		return
-	}
-	vp := &viewerPusher{svc: s, rdb: p.Redis, interval: s.cfg.ViewersInterval, log: p.Log}
-	p.LC.Append(fx.Hook{
-		OnStart: func(context.Context) error { vp.start(); return nil },
-		OnStop:  func(context.Context) error { vp.close(); return nil },
-	})
 }

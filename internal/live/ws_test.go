@@ -348,7 +348,7 @@ func testViewerCountPushed(t *testing.T, e *env) {
 // TestViewerPushOneReplicaPerTick: two replicas on one database and Redis, a viewer on
 // each. Both see the count of both (presence across replicas), and the room gets one push
 // per interval, not one per replica: over a window the pushes a viewer receives stay under
-// what a single pusher can send (the per-room SET NX expires at 0.9 of the interval).
+// what a single pusher can send (the leader's jittered waits are at least 0.9 of the interval).
 func TestViewerPushOneReplicaPerTick(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

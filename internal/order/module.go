@@ -17,6 +17,7 @@ import (
 	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/mallhq/mall/internal/stock"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -49,7 +50,7 @@ var Module = fx.Module("order",
 		httpx.AsRoutes(newHandler),
 		kafkax.AsHandler(newStockHandler),
 	),
-	fx.Invoke(startWorkers),
+	fx.Provide(worker.As(partitions), worker.As(timeoutSweeper)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "order") }),
 )
 

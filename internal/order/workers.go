@@ -2,13 +2,12 @@ package order
 
 import (
 	"context"
-	"sync"
+	"fmt"
 	"time"
-
-	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/errs"
+	"github.com/mallhq/mall/internal/platform/worker"
 )
 
 // sweepBatch bounds the orders one sweep of one shard cancels; the next tick takes the rest.
@@ -85,83 +84,44 @@ func isConflict(err error) bool {
 	return ok && e.Code == ErrStatusConflict.Code
 }
 
-// startWorkers adds the coming months' partitions at startup (in the background: DDL must
-// not delay readiness) and then every PartitionInterval, and runs the payment-timeout sweeper every SweepInterval.
-func startWorkers(lc fx.Lifecycle, s *service) {
-	stop := make(chan struct{})
-	base, cancelAll := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	// every runs fn every d (first at once when now), never blocking the start.
-	every := func(d time.Duration, now bool, fn func(ctx context.Context)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if now {
-				ctx, cancel := context.WithTimeout(base, time.Minute)
-				fn(ctx)
-				cancel()
-			}
-			if d <= 0 {
-				return
-			}
-			t := time.NewTicker(d)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-				}
-				ctx, cancel := context.WithTimeout(base, d+time.Minute)
-				fn(ctx)
-				cancel()
-			}
-		}()
+// partitions adds the coming months' partitions at startup (in the background: DDL must
+// not delay readiness) and then every PartitionInterval.
+func partitions(s *service) worker.Spec {
+	if s.cfg.PartitionMonths <= 0 {
+		return worker.Spec{}
 	}
-	partitions := func(ctx context.Context) {
-		if s.cfg.PartitionMonths <= 0 {
-			return
-		}
-		if n, err := EnsurePartitions(ctx, s.cl, s.clock(), s.cfg.PartitionMonths); err != nil {
-			s.log.Error("order: adding partitions", "error", err.Error())
-		} else if n > 0 {
-			s.log.Info("order: partitions added", "count", n)
-		}
-	}
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			if s.cfg.PartitionMonths > 0 {
-				every(s.cfg.PartitionInterval, true, partitions)
+	return worker.Spec{Name: "order.partitions", RunAtStart: true, Interval: s.cfg.PartitionInterval,
+		Timeout: s.cfg.PartitionInterval + time.Minute,
+		Run: func(ctx context.Context) error {
+			n, err := EnsurePartitions(ctx, s.cl, s.clock(), s.cfg.PartitionMonths)
+			if err != nil {
+				return fmt.Errorf("order: adding partitions: %w", err)
 			}
-			if s.cfg.SweepInterval > 0 {
-				every(s.cfg.SweepInterval, false, func(ctx context.Context) {
-					for ctx.Err() == nil {
-						n, err := s.SweepExpired(ctx, sweepBatch)
-						if err != nil {
-							s.log.Error("order: payment timeout sweep", "error", err.Error())
-							return
-						}
-						if n < sweepBatch {
-							return
-						}
-					}
-				})
+			if n > 0 {
+				s.log.Info("order: partitions added", "count", n)
 			}
 			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			close(stop)
-			cancelAll()
-			done := make(chan struct{})
-			go func() { wg.Wait(); close(done) }()
-			select {
-			case <-done:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+		}}
+}
+
+// timeoutSweeper cancels the unpaid orders past their deadline every SweepInterval.
+func timeoutSweeper(s *service) worker.Spec {
+	if s.cfg.SweepInterval <= 0 {
+		return worker.Spec{}
+	}
+	return worker.Spec{Name: "order.payment_timeout", Interval: s.cfg.SweepInterval, Timeout: s.cfg.SweepInterval + time.Minute,
+		Run: func(ctx context.Context) error {
+			for ctx.Err() == nil {
+				n, err := s.SweepExpired(ctx, sweepBatch)
+				if err != nil {
+					return fmt.Errorf("order: payment timeout sweep: %w", err)
+				}
+				if n < sweepBatch {
+					return nil
+				}
 			}
-		},
-	})
+			return nil
+		}}
 }
 
 func errsAs(err error) (*errs.Error, bool) { return errs.As(err) }

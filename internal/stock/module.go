@@ -12,6 +12,7 @@ import (
 	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,7 +29,7 @@ var Module = fx.Module("stock",
 		New,
 		httpx.AsRoutes(newHandler),
 	),
-	fx.Invoke(startSweeper),
+	fx.Provide(worker.As(sweeper)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "stock") }),
 )
 

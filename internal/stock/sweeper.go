@@ -2,11 +2,12 @@ package stock
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/fx"
+
+	"github.com/mallhq/mall/internal/platform/worker"
 )
 
 type metrics struct {
@@ -41,54 +42,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // sweepBatch bounds the orders one sweep releases; the next tick takes the rest.
 const sweepBatch = 200
 
-// runSweeper releases expired reservations every cfg.SweepInterval until stop.
-func runSweeper(s *service, interval time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), interval+30*time.Second)
-		for {
-			n, err := s.SweepExpired(ctx, sweepBatch)
-			if err != nil {
-				s.log.Error("stock: sweeping expired reservations failed", "error", err.Error())
-				break
-			}
-			if n == 0 || ctx.Err() != nil {
-				break
-			}
-		}
-		cancel()
-	}
-}
-
-// startSweeper runs the sweeper for the application's lifetime.
-func startSweeper(lc fx.Lifecycle, svc Service, log *slog.Logger) {
+// sweeper releases expired reservations every cfg.SweepInterval (disabled at 0).
+func sweeper(svc Service) worker.Spec {
 	s, ok := svc.(*service)
 	if !ok || s.cfg.SweepInterval <= 0 {
-		return
+		return worker.Spec{}
 	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			go func() {
-				defer close(done)
-				runSweeper(s, s.cfg.SweepInterval, stop)
-			}()
-			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			close(stop)
-			select {
-			case <-done:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+	return worker.Spec{Name: "stock.sweeper", Interval: s.cfg.SweepInterval, Timeout: s.cfg.SweepInterval + 30*time.Second,
+		Run: func(ctx context.Context) error {
+			for ctx.Err() == nil {
+				n, err := s.SweepExpired(ctx, sweepBatch)
+				if err != nil {
+					return fmt.Errorf("stock: sweeping expired reservations: %w", err)
+				}
+				if n == 0 {
+					return nil
+				}
 			}
-		},
-	})
+			return nil
+		}}
 }

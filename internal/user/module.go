@@ -4,9 +4,9 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -19,6 +19,7 @@ import (
 	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/mallhq/mall/internal/user/oidc"
 )
 
@@ -45,6 +46,7 @@ var Module = fx.Module("user",
 		httpx.AsMiddleware(func(s *service) httpx.Middleware { return s.authMiddleware() }),
 		httpx.AsRouteMiddleware(requireLogin),
 	),
+	fx.Provide(worker.As(keyReloader), worker.As(refreshJanitor)),
 	fx.Invoke(runLifecycle),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "user") }),
 )
@@ -172,85 +174,47 @@ const (
 )
 
 func runLifecycle(lc fx.Lifecycle, s *service) {
-	var (
-		cancel context.CancelFunc
-		done   chan struct{}
-	)
-	lc.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			// Load the roles now so a broken database fails the start, not the first request.
-			if _, err := s.roles.get(ctx); err != nil {
-				return err
-			}
-			var bg context.Context
-			bg, cancel = context.WithCancel(context.Background())
-			done = make(chan struct{})
-			go func() {
-				defer close(done)
-				s.runBackground(bg)
-			}()
-			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			cancel()
-			select {
-			case <-done:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
-	})
+	lc.Append(fx.StartHook(func(ctx context.Context) error {
+		// Load the roles now so a broken database fails the start, not the first request.
+		_, err := s.roles.get(ctx)
+		return err
+	}))
 }
 
-// runBackground reloads the keys every keyReloadInterval and on SIGHUP, and deletes expired
-// refresh tokens every janitorInterval, until ctx ends.
-func (s *service) runBackground(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	keyTick := time.NewTicker(keyReloadInterval)
-	defer keyTick.Stop()
-	janitor := time.NewTicker(janitorInterval)
-	defer janitor.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			s.reloadKeys()
-		case <-keyTick.C:
-			s.reloadKeys()
-		case <-janitor.C:
-			s.deleteExpiredRefreshTokens(ctx)
-		}
-	}
+// keyReloader reloads the signing keys every keyReloadInterval and at once on SIGHUP.
+func keyReloader(s *service) worker.Spec {
+	return worker.Spec{Name: "user.signing_keys", Interval: keyReloadInterval, Signals: []os.Signal{syscall.SIGHUP},
+		Run: func(context.Context) error { return s.reloadKeys() }}
 }
 
-func (s *service) reloadKeys() {
+// refreshJanitor deletes expired refresh tokens every janitorInterval.
+func refreshJanitor(s *service) worker.Spec {
+	return worker.Spec{Name: "user.refresh_janitor", Interval: janitorInterval, Run: s.deleteExpiredRefreshTokens}
+}
+
+func (s *service) reloadKeys() error {
 	changed, err := s.keys.reload()
-	switch {
-	case err != nil:
-		s.log.Error("user: signing keys not reloaded; the previous keys stay in force", "error", err.Error())
-	case changed:
+	if err != nil {
+		return fmt.Errorf("user: signing keys not reloaded; the previous keys stay in force: %w", err)
+	}
+	if changed {
 		ks := s.keys.current()
 		s.log.Info("user: signing keys reloaded", "signing_kid", ks.signKID, "verification_keys", len(ks.verify))
 	}
+	return nil
 }
 
-func (s *service) deleteExpiredRefreshTokens(ctx context.Context) {
+func (s *service) deleteExpiredRefreshTokens(ctx context.Context) error {
 	// Keep expired rows a day so a late reuse still reads as reuse in the logs.
 	before := s.clock().Add(-24 * time.Hour)
 	for ctx.Err() == nil {
 		n, err := s.st.deleteExpiredRefresh(ctx, before, janitorBatch)
 		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("user: deleting expired refresh tokens failed", "error", err.Error())
-			}
-			return
+			return fmt.Errorf("user: deleting expired refresh tokens: %w", err)
 		}
 		if n < janitorBatch {
-			return
+			return nil
 		}
 	}
+	return nil
 }

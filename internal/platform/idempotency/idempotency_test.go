@@ -28,6 +28,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
+	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -624,6 +625,7 @@ VALUES (1, 'old', REPEAT('a', 32), 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TI
 	app := fxtest.New(t,
 		fx.Supply(cfg, cl, slog.New(slog.DiscardHandler)),
 		Module,
+		worker.Module, // runs the janitor the module contributes
 		fx.Populate(&g),
 		fx.Invoke(func(p routeMiddlewares) { rms = p }),
 	)

@@ -1,7 +1,6 @@
 package idempotency
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/redis/go-redis/v9"
@@ -10,13 +9,14 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 )
 
-// Module provides the *Guard, runs its janitor from OnStart to OnStop, and contributes the
+// Module provides the *Guard and its janitor (a worker), and contributes the
 // guard to every route with Idempotent set (httpx group "route_middleware", Order
 // RouteOrder). It needs *sqldb.Cluster, config.Config and *slog.Logger.
 var Module = fx.Module("idempotency",
-	fx.Provide(newFromFx, httpx.AsRouteMiddleware(routeMiddleware)),
+	fx.Provide(newFromFx, httpx.AsRouteMiddleware(routeMiddleware), worker.As((*Guard).Janitor)),
 )
 
 // RouteOrder runs the guard after rate limiting (ratelimit.RouteOrder = 10) and before
@@ -38,7 +38,7 @@ type fxParams struct {
 	Log     *slog.Logger
 }
 
-func newFromFx(lc fx.Lifecycle, p fxParams) (*Guard, error) {
+func newFromFx(p fxParams) (*Guard, error) {
 	cfg, log := p.Config, p.Log
 	maxBody, err := config.ParseBytes(cfg.HTTP.BodyLimit)
 	if err != nil {
@@ -54,30 +54,5 @@ func newFromFx(lc fx.Lifecycle, p fxParams) (*Guard, error) {
 	default:
 		g = New(p.Cluster.Main(), cfg.Idempotency, log.With("component", "idempotency"), WithMaxBody(maxBody))
 	}
-	var (
-		stop context.CancelFunc
-		done chan struct{}
-	)
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			var ctx context.Context
-			ctx, stop = context.WithCancel(context.Background())
-			done = make(chan struct{})
-			go func() {
-				defer close(done)
-				g.RunJanitor(ctx)
-			}()
-			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			stop()
-			select {
-			case <-done:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
-	})
 	return g, nil
 }
