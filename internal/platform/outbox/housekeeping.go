@@ -4,32 +4,25 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mallhq/mall/internal/platform/sqldb"
+	"github.com/mallhq/mall/internal/platform/worker"
 )
 
-// maintain refreshes the gauges and deletes old rows while this relay leads. It uses the
-// pool, not the lock connection, so the gauges keep moving while a batch waits on a broker.
-func (r *Relay) maintain(ctx context.Context) {
-	stats := time.NewTicker(r.o.statsInterval)
-	defer stats.Stop()
-	house := time.NewTicker(r.o.housekeeping)
-	defer house.Stop()
-	r.refreshStats(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-stats.C:
-			r.refreshStats(ctx)
-		case <-house.C:
-			r.housekeep(ctx)
-		}
-	}
+// maintenance runs the gauges' refresh and the deletion of old rows while this relay
+// leads: two workers, started by lead and stopped (waiting for a run in flight) when the
+// lead ends. They use the pool, not the lock connection, so the gauges keep moving while a
+// batch waits on a broker.
+func (r *Relay) maintenance() (*worker.Runner, error) {
+	return worker.New(worker.Params{Log: r.log, Registry: r.m.reg, Workers: []worker.Spec{
+		{Name: "outbox.stats." + r.db.Name, Interval: r.o.statsInterval, RunAtStart: true, Run: r.refreshStats},
+		{Name: "outbox.housekeeping." + r.db.Name, Interval: r.o.housekeeping, Run: r.housekeep},
+	}})
 }
 
-func (r *Relay) refreshStats(ctx context.Context) {
+func (r *Relay) refreshStats(ctx context.Context) error {
 	var backlog, dead int64
 	var oldest sql.NullTime
 	err := r.db.GetContext(ctx, &backlog, `SELECT COUNT(*) FROM platform_outbox WHERE status = 0`)
@@ -47,9 +40,8 @@ func (r *Relay) refreshStats(ctx context.Context) {
 	if err != nil {
 		if ctx.Err() == nil {
 			r.m.errors.Inc()
-			r.log.Warn("outbox stats query failed", "error", err)
 		}
-		return
+		return fmt.Errorf("outbox: stats of %s: %w", r.db.Name, err)
 	}
 	r.m.backlog.Set(float64(backlog))
 	r.m.deadRows.Set(float64(dead))
@@ -58,12 +50,14 @@ func (r *Relay) refreshStats(ctx context.Context) {
 		age = max(time.Since(oldest.Time).Seconds(), 0)
 	}
 	r.m.oldestAge.Set(age)
+	return nil
 }
 
 // housekeep deletes published outbox rows and inbox rows past their retention, a small
 // batch per transaction so it never holds many locks, and a bounded number of batches per
 // round so a large first cleanup spreads over several rounds.
-func (r *Relay) housekeep(ctx context.Context) {
+func (r *Relay) housekeep(ctx context.Context) error {
+	var errs []error
 	now := time.Now().UTC()
 	jobs := []struct {
 		what, query string
@@ -86,8 +80,8 @@ func (r *Relay) housekeep(ctx context.Context) {
 			if err != nil {
 				if ctx.Err() == nil {
 					r.m.errors.Inc()
-					r.log.Warn("outbox housekeeping failed", "table", j.what, "error", err)
 				}
+				errs = append(errs, fmt.Errorf("outbox: housekeeping of %s on %s: %w", j.what, r.db.Name, err))
 				break
 			}
 			if n < int64(r.o.deleteBatchSize) {
@@ -95,4 +89,5 @@ func (r *Relay) housekeep(ctx context.Context) {
 			}
 		}
 	}
+	return errors.Join(errs...)
 }

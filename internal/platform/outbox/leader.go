@@ -94,15 +94,20 @@ func (r *Relay) lead(conn *sql.Conn) (crashed bool) {
 	r.leader.Store(true)
 	r.m.leader.Set(1)
 	r.log.Info("outbox relay is the leader")
-	mctx, cancel := context.WithCancel(context.Background())
-	maintained := make(chan struct{})
-	go func() {
-		defer close(maintained)
-		r.maintain(mctx)
-	}()
+	maint, err := r.maintenance()
+	if err == nil {
+		err = maint.Start(context.Background())
+	}
+	if err != nil { // only a programming error (the specs are fixed): relay without maintenance
+		r.log.Error("outbox relay maintenance not started", "error", err)
+		maint = nil
+	}
 	defer func() {
-		cancel()
-		<-maintained
+		if maint != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_ = maint.Stop(ctx) // cancels a run in flight and waits for it
+			cancel()
+		}
 		if crashed {
 			discard(conn)
 		} else {

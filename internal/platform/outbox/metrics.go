@@ -17,6 +17,8 @@ type Metrics struct {
 	published *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	dead      *prometheus.CounterVec
+	// reg also holds the leading relay's maintenance workers' metrics (worker package).
+	reg prometheus.Registerer
 }
 
 // NewMetrics registers the relay metrics with reg. A second call with the same registry
@@ -36,6 +38,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		published: counter("mall_outbox_published_total", "Outbox rows published to Kafka."),
 		errors:    counter("mall_outbox_relay_errors_total", "Failed relay batches and failed publish attempts."),
 		dead:      counter("mall_outbox_dead_total", "Outbox rows parked as dead after their last attempt."),
+		reg:       reg,
 	}
 	var err error
 	for _, g := range []**prometheus.GaugeVec{&m.backlog, &m.oldestAge, &m.deadRows, &m.leader} {
@@ -55,6 +58,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 type dbMetrics struct {
 	backlog, oldestAge, deadRows, leader prometheus.Gauge
 	published, errors, dead              prometheus.Counter
+	reg                                  prometheus.Registerer
 }
 
 func (m *Metrics) forDB(db string) dbMetrics {
@@ -66,5 +70,6 @@ func (m *Metrics) forDB(db string) dbMetrics {
 		published: m.published.WithLabelValues(db),
 		errors:    m.errors.WithLabelValues(db),
 		dead:      m.dead.WithLabelValues(db),
+		reg:       m.reg,
 	}
 }

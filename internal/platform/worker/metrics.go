@@ -2,6 +2,8 @@ package worker
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	pmetrics "github.com/mallhq/mall/internal/platform/metrics"
 )
 
 type metrics struct {
@@ -32,12 +34,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 while this replica holds a leader-only worker's lease.",
 		}, label),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.seconds, m.failures, m.panics, m.leader} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
+	if reg == nil {
+		return m, nil
+	}
+	// Several Runners may share a registry (the application's, and each outbox relay's
+	// while it leads): they share the series.
+	var err error
+	for _, h := range []**prometheus.HistogramVec{&m.seconds} {
+		if *h, err = pmetrics.Register(reg, *h); err != nil {
+			return nil, err
 		}
+	}
+	for _, c := range []**prometheus.CounterVec{&m.failures, &m.panics} {
+		if *c, err = pmetrics.Register(reg, *c); err != nil {
+			return nil, err
+		}
+	}
+	if m.leader, err = pmetrics.Register(reg, m.leader); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
