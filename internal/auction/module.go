@@ -38,6 +38,8 @@ var Module = fx.Module("auction",
 	),
 	fx.Invoke(startScheduler),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "auction") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("auction") }),
 )
 
 // Config tunes the module (auction.*).
@@ -80,6 +82,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Orders == nil || p.Redis == nil {
 		return nil, errors.New("auction: DB, IDs, Catalog, Orders and Redis are required")
 	}
+	p.DB = p.DB.For("auction") // also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig
 	switch {

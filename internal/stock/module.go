@@ -29,6 +29,8 @@ var Module = fx.Module("stock",
 	),
 	fx.Invoke(startSweeper),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "stock") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("stock") }),
 )
 
 // Params is what New needs.
@@ -47,6 +49,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil {
 		return nil, errors.New("stock: DB is required")
 	}
+	p.DB = p.DB.For("stock") // also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig
 	if p.Config != nil {

@@ -46,6 +46,8 @@ var Module = fx.Module("user",
 	),
 	fx.Invoke(runLifecycle),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "user") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("user") }),
 )
 
 // newOIDC builds the third-party login client for auth.oidc; it makes no network calls
@@ -83,6 +85,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Redis == nil {
 		return nil, errors.New("user: DB, IDs and Redis are required")
 	}
+	p.DB = p.DB.For("user") // also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	params := DefaultPasswordParams
 	if p.Password != nil {
@@ -130,6 +133,7 @@ func EnsureAdmin(ctx context.Context, cfg config.Config, db *sqldb.Cluster, ids 
 	if err != nil {
 		return 0, false, err
 	}
+	db = db.For("user")
 	s := &service{cfg: cfg.Auth, log: slog.New(slog.DiscardHandler), st: &store{cl: db}, cl: db, ids: ids,
 		outbox: outbox.NewWriter(), hash: h, now: time.Now}
 	return s.EnsureAdmin(ctx, email, password)
