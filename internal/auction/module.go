@@ -82,7 +82,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Orders == nil || p.Redis == nil {
 		return nil, errors.New("auction: DB, IDs, Catalog, Orders and Redis are required")
 	}
-	p.DB = p.DB.For("auction") // also without fx
+	p.DB = p.DB.For("auction") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig
 	switch {

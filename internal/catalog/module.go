@@ -82,7 +82,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil || p.IDs == nil || p.Stock == nil || p.Redis == nil || p.Bus == nil {
 		return nil, errors.New("catalog: DB, IDs, Stock, Redis and Bus are required")
 	}
-	p.DB = p.DB.For("catalog") // also without fx
+	p.DB = p.DB.For("catalog") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig()
 	if p.Config != nil {

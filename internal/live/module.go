@@ -130,7 +130,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil || p.IDs == nil || p.Config == nil || p.Catalog == nil || p.Users == nil {
 		return nil, errors.New("live: DB, IDs, Config, Catalog and Users are required")
 	}
-	p.DB = p.DB.For("live") // also without fx
+	p.DB = p.DB.For("live") // the module's own handles, also without fx
 	return newService(p)
 }
 

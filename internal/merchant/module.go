@@ -59,7 +59,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Users == nil {
 		return nil, errors.New("merchant: DB, IDs and Users are required")
 	}
-	p.DB = p.DB.For("merchant") // also without fx
+	p.DB = p.DB.For("merchant") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	db := p.DB.Main()
 	return &service{log: log, db: db, st: &store{db: db}, ids: p.IDs, outbox: ob, users: p.Users,

@@ -103,7 +103,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Stock == nil || p.Users == nil {
 		return nil, errors.New("order: DB, IDs, Catalog, Stock and Users are required")
 	}
-	p.DB = p.DB.For("order") // also without fx
+	p.DB = p.DB.For("order") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig
 	switch {

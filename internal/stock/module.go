@@ -49,7 +49,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil {
 		return nil, errors.New("stock: DB is required")
 	}
-	p.DB = p.DB.For("stock") // also without fx
+	p.DB = p.DB.For("stock") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := DefaultConfig
 	if p.Config != nil {

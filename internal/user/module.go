@@ -85,7 +85,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Redis == nil {
 		return nil, errors.New("user: DB, IDs and Redis are required")
 	}
-	p.DB = p.DB.For("user") // also without fx
+	p.DB = p.DB.For("user") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	params := DefaultPasswordParams
 	if p.Password != nil {
