@@ -17,7 +17,6 @@ scripts/services.sh up
 export MALL_DB_MAIN=${MALL_DB_MAIN:-"mall:mall@tcp(127.0.0.1:$MYSQL_PORT)/mall"}
 export MALL_DB_SHARDS=${MALL_DB_SHARDS:-"mall:mall@tcp(127.0.0.1:$MYSQL_PORT)/mall_shard_0,mall:mall@tcp(127.0.0.1:$MYSQL_PORT)/mall_shard_1"}
 export MALL_REDIS_ADDR=${MALL_REDIS_ADDR:-127.0.0.1:$REDIS_PORT}
-export MALL_ARCHIVE_POSTGRES_DSN=${MALL_ARCHIVE_POSTGRES_DSN:-"postgres://postgres@127.0.0.1:$PG_PORT/mall?sslmode=disable"}
 export MALL_HTTP_ADDR=${MALL_HTTP_ADDR:-:8080}
 
 bin/mall migrate up

@@ -38,7 +38,7 @@ func newDBCmd(withConfig func(func(*cobra.Command, config.Config) error) func(*c
 			})
 		}),
 	}
-	parts.Flags().IntVar(&months, "months", order.DefaultConfig.PartitionMonths, "months ahead of the current one to cover")
+	parts.Flags().IntVar(&months, "months", order.ConfigSection.Default().PartitionMonths, "months ahead of the current one to cover")
 	cmd.AddCommand(parts)
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -44,7 +45,9 @@ func main() {
 		if errors.As(err, &ee) {
 			code = ee.code
 		}
-		fmt.Fprintln(os.Stderr, "mall:", err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "mall:", line) // a configuration error has a line per bad key
+		}
 		os.Exit(code)
 	}
 }
@@ -61,7 +64,7 @@ func newRoot(out io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&cfgFile, "config", os.Getenv("MALL_CONFIG"),
 		"configuration file merged over the built-in defaults (env MALL_CONFIG)")
 	load := func() (config.Config, error) {
-		c, err := config.Load(cfgFile)
+		c, err := app.LoadConfig(cfgFile)
 		if err != nil {
 			return c, &exitError{code: 2, err: err}
 		}

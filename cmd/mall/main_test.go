@@ -109,6 +109,22 @@ func TestBadConfigStopsStartupWithOneLine(t *testing.T) {
 	}
 }
 
+// TestBadConfigNamesEveryKey: bad keys of three modules and of the platform stop startup
+// together, a line for each.
+func TestBadConfigNamesEveryKey(t *testing.T) {
+	_, stderr, code := run(t, append(os.Environ(), "MALL_ORDER_PAYMENT_TIMEOUT=1ms", "MALL_LIVE_VIEWERS_INTERVAL=1ms",
+		"MALL_STOCK_MAX_HOLD_PER_BUYER=0", "MALL_HTTP_ADDR=nowhere"), "serve")
+	if code != 2 {
+		t.Fatalf("exit code %d, want 2; stderr %q", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for i, key := range []string{"http.addr", "stock.max_hold_per_buyer", "order.payment_timeout", "live.viewers_interval"} {
+		if len(lines) != 4 || !strings.HasPrefix(lines[i], "mall: config: "+key+": ") {
+			t.Fatalf("want four lines naming http.addr, stock, order and live keys, got %q", stderr)
+		}
+	}
+}
+
 func TestUnreachableDatabaseIsAClearStartupError(t *testing.T) {
 	e := append(os.Environ(), "MALL_DB_MAIN=mall:mall@tcp("+freeAddr(t)+")/mall", "MALL_DB_SHARDS=")
 	_, stderr, code := run(t, e, "serve")

@@ -90,7 +90,11 @@ func reindex(ctx context.Context, cfg config.Config) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("search reindex: %w", err)
 	}
-	st, err := stock.New(stock.Params{DB: cl})
+	stockCfg, err := stock.ConfigSection.From(cfg)
+	if err != nil {
+		return 0, errors.Join(err, idx.Close())
+	}
+	st, err := stock.New(stock.Params{DB: cl, Config: stockCfg})
 	if err != nil {
 		return 0, errors.Join(err, idx.Close())
 	}

@@ -184,7 +184,9 @@ func openSeedServices(ctx context.Context, cfg config.Config, logs io.Writer, ex
 	}
 	// The seed issues no tokens and serves no search: private directories keep it off the
 	// server's signing keys and search index (whose file lock the server holds).
-	cfg.Auth.JWT.KeysDir, cfg.Auth.JWT.GenerateKey = filepath.Join(tmp, "jwt"), true
+	cfg = user.ConfigSection.With(cfg, func(c *user.Config) {
+		c.JWT.KeysDir, c.JWT.GenerateKey = filepath.Join(tmp, "jwt"), true
+	})
 	cfg.Search.Bleve.Path = filepath.Join(tmp, "search.bleve")
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	// One round trip per statement instead of prepare, execute and close: the seed writes

@@ -24,7 +24,11 @@ func newStockCmd(withConfig func(func(*cobra.Command, config.Config) error) func
 		Args: cobra.NoArgs,
 		RunE: withConfig(func(cmd *cobra.Command, cfg config.Config) error {
 			return withCluster(cmd.Context(), cfg, func(ctx context.Context, cl *sqldb.Cluster) error {
-				svc, err := stock.New(stock.Params{DB: cl})
+				stockCfg, err := stock.ConfigSection.From(cfg)
+				if err != nil {
+					return err
+				}
+				svc, err := stock.New(stock.Params{DB: cl, Config: stockCfg})
 				if err != nil {
 					return err
 				}

@@ -125,6 +125,18 @@ var scenarios = []Scenario{
 		Goal:   bidGoal(3000, 50*time.Millisecond),
 	},
 	{
+		// Event delivery: checkouts (two orders, two order.created events each) at a fixed
+		// 50/s; latency is an event's occurred_at to the order topic's consumer group taking
+		// it up (mall_kafka_consumer_event_lag_seconds, lag.go): the outbox relay, woken by the
+		// commit, then Kafka and the consumer's fetch. occurred_at is stamped inside the
+		// order's transaction just before its commit, so the commit's own time counts too.
+		// Before the order rows, so their backlog does not weigh on it.
+		Name:    "order.created commit -> consumer at 50 checkouts/s (open loop)",
+		Target:  TargetMall,
+		Rate:    50,
+		Measure: eventLag(50, 10*time.Second),
+	},
+	{
 		// Checkout of one unit from each of the two seeded merchants (two orders and their
 		// stock reservations) by a pool of fresh buyers in turn, each
 		// request with its own Idempotency-Key (orders.go). scripts/bench.sh runs MariaDB with

@@ -4,9 +4,7 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +18,6 @@ import (
 	"github.com/mallhq/mall/internal/live"
 	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/order"
-	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/cache"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
@@ -51,6 +48,26 @@ func Migrations() []sqldb.Migrations {
 	}
 }
 
+// ConfigSections are the modules' configuration sections: LoadConfig validates them all at
+// once, and each module provides its own Config from the loaded Config with its section.
+func ConfigSections() []config.Part {
+	return []config.Part{
+		user.ConfigSection,
+		catalog.ConfigSection,
+		stock.ConfigSection,
+		order.ConfigSection, order.PaymentsSection,
+		live.ConfigSection,
+		auction.ConfigSection,
+	}
+}
+
+// LoadConfig is config.Load with every module's section: the defaults, file (when not
+// empty) and the environment, with every bad key of the platform and the modules in one
+// error.
+func LoadConfig(file string) (config.Config, error) {
+	return config.Load(file, ConfigSections()...)
+}
+
 // Options is the whole application for `mall serve`.
 func Options(cfg config.Config, log *slog.Logger) fx.Option {
 	return fx.Options(
@@ -64,14 +81,12 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			return l
 		}),
 		Platform,
-		fx.Provide(catalogConfig, stockConfig,
-			fx.Annotate(paymentGateways, fx.ResultTags(`group:"`+order.ProvidersGroup+`,flatten"`))),
-		// Domain modules are added here as they land (user, catalog, merchant, stock, order, ...).
 		user.Module,
 		merchant.Module,
 		stock.Module,
 		catalog.Module,
 		order.Module,
+		order.Gateways,
 		live.Module,
 		auction.Module,
 	)
@@ -135,54 +150,6 @@ func mysqlChecks(cl *sqldb.Cluster) []httpx.Check {
 		out = append(out, httpx.Check{Name: "mysql:" + d.Name, Check: d.PingContext})
 	}
 	return out
-}
-
-// catalogConfig is the catalog module's configuration from catalog.* (tests that list
-// their own modules may fx.Supply a *catalog.Config instead).
-func catalogConfig(cfg config.Config) *catalog.Config {
-	c := cfg.Catalog
-	return &catalog.Config{
-		ReviewRequired: c.ReviewRequired,
-		DetailCache: catalog.DetailCacheConfig{
-			L1Size: c.DetailCache.L1Size, L1TTL: c.DetailCache.L1TTL, L2TTL: c.DetailCache.L2TTL,
-		},
-	}
-}
-
-// stockConfig is the stock module's configuration from stock.*.
-func stockConfig(cfg config.Config) *stock.Config {
-	return &stock.Config{MaxHoldPerBuyer: cfg.Stock.MaxHoldPerBuyer, SweepInterval: cfg.Stock.SweepInterval}
-}
-
-// paymentGateways are the payment providers the configuration enables: the sandbox
-// (payments.sandbox.enabled) and Alipay (payments.alipay.app_id set).
-func paymentGateways(cfg config.Config) ([]payment.Provider, error) {
-	var out []payment.Provider
-	if s := cfg.Payments.Sandbox; s.Enabled {
-		sb, err := payment.NewSandbox(payment.SandboxConfig{Secret: s.Secret})
-		if err != nil {
-			return nil, fmt.Errorf("payments.sandbox: %w", err)
-		}
-		out = append(out, sb)
-	}
-	if a := cfg.Payments.Alipay; a.AppID != "" {
-		priv, err := os.ReadFile(a.PrivateKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("payments.alipay.private_key_file: %w", err)
-		}
-		pub, err := os.ReadFile(a.PublicKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("payments.alipay.public_key_file: %w", err)
-		}
-		ap, err := payment.NewAlipay(payment.AlipayConfig{AppID: a.AppID, SellerID: a.SellerID,
-			PrivateKeyPEM: string(priv), AlipayPublicKeyPEM: string(pub), GatewayURL: a.GatewayURL,
-			NotifyURL: a.NotifyURL, ReturnURL: a.ReturnURL})
-		if err != nil {
-			return nil, fmt.Errorf("payments.alipay: %w", err)
-		}
-		out = append(out, ap)
-	}
-	return out, nil
 }
 
 // newIDGenerator uses app.node_id when set, otherwise leases a node number in Redis for

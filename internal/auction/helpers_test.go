@@ -30,9 +30,8 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	cfg := apptest.Config(t)
-	cfg.Catalog.ReviewRequired = false
-	cfg.Auction.ScheduleInterval = 100 * time.Millisecond
+	cfg := catalog.ConfigSection.With(apptest.Config(t), func(c *catalog.Config) { c.ReviewRequired = false })
+	cfg = auction.ConfigSection.With(cfg, func(c *auction.Config) { c.ScheduleInterval = 100 * time.Millisecond })
 	h := &harness{t: t}
 	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.catalog, &h.stock, &h.auctions}})
 	_, tk := h.Admin()

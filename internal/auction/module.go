@@ -14,7 +14,6 @@ import (
 
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/order"
-	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	mlog "github.com/mallhq/mall/internal/platform/log"
@@ -32,6 +31,7 @@ var Migrations = sqldb.Embedded("auction", migrationFiles, "migrations", sqldb.O
 // Module provides Service, the auction routes and the scheduler.
 var Module = fx.Module("auction",
 	fx.Provide(
+		ConfigSection.From,
 		newService,
 		func(s *service) Service { return s },
 		httpx.AsRoutes(newHandler),
@@ -41,19 +41,6 @@ var Module = fx.Module("auction",
 	// The module's own database handles: no other module's call joins its transactions.
 	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("auction") }),
 )
-
-// Config tunes the module (auction.*).
-type Config struct {
-	// ScheduleInterval is how often the scheduler starts and ends due lots; 0 disables it.
-	ScheduleInterval time.Duration
-	// Gate turns the Redis bid gate on.
-	Gate bool
-	// GateGrace keeps a lot open in the gate this long past its end (MySQL decides).
-	GateGrace time.Duration
-}
-
-// DefaultConfig is used for what neither Config nor the application configuration sets.
-var DefaultConfig = Config{ScheduleInterval: 500 * time.Millisecond, Gate: true, GateGrace: 2 * time.Second}
 
 // Params is what New needs.
 type Params struct {
@@ -66,10 +53,8 @@ type Params struct {
 	Redis   redis.UniversalClient
 	// Hub serves /ws/auctions/:id and delivers messages to its watchers (nil: no
 	// WebSocket route, messages dropped).
-	Hub *realtime.Hub `optional:"true"`
-	// Config overrides App (tests); without either, DefaultConfig.
-	Config   *Config               `optional:"true"`
-	App      config.Config         `optional:"true"`
+	Hub      *realtime.Hub `optional:"true"`
+	Config   Config
 	Outbox   outbox.Writer         `optional:"true"`
 	Registry prometheus.Registerer `optional:"true"`
 	Log      *slog.Logger          `optional:"true"`
@@ -84,14 +69,7 @@ func newService(p Params) (*service, error) {
 	}
 	p.DB = p.DB.For("auction") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
-	cfg := DefaultConfig
-	switch {
-	case p.Config != nil:
-		cfg = *p.Config
-	case p.App.Auction.ScheduleInterval > 0:
-		cfg.ScheduleInterval = p.App.Auction.ScheduleInterval
-		cfg.Gate = !p.App.Auction.GateDisabled
-	}
+	cfg := p.Config
 	var hub Broadcaster = discard{}
 	if p.Hub != nil {
 		hub = p.Hub
@@ -102,7 +80,7 @@ func newService(p Params) (*service, error) {
 	}
 	s := &service{log: log, db: p.DB.Main(), st: &store{db: p.DB.Main()}, ids: p.IDs, catalog: p.Catalog,
 		orders: p.Orders, hub: p.Hub, outbox: ob, pub: &orderedPublisher{rdb: p.Redis, hub: hub}, cfg: cfg, m: m, now: time.Now}
-	if cfg.Gate {
+	if !cfg.GateDisabled {
 		s.gate = &gate{rdb: p.Redis, grace: cfg.GateGrace}
 	}
 	return s, nil

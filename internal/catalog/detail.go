@@ -46,18 +46,6 @@ const detailNegativeTTL = 5 * time.Second
 // context (a client that hangs up must not leave the old value cached).
 const invalidateTimeout = 3 * time.Second
 
-// DetailCacheConfig sizes the detail cache (config catalog.detail_cache.*).
-type DetailCacheConfig struct {
-	// L1Size is the number of products kept in process; 0 disables L1.
-	L1Size int
-	// L1TTL and L2TTL are the in-process and Redis lifetimes; zero takes the cache
-	// package's defaults.
-	L1TTL, L2TTL time.Duration
-}
-
-// DefaultDetailCache is the detail cache's configuration when none is given.
-var DefaultDetailCache = DetailCacheConfig{L1Size: 10000, L1TTL: 30 * time.Second, L2TTL: 10 * time.Minute}
-
 func newDetailCache(rdb redis.UniversalClient, bus *cache.Bus, c DetailCacheConfig) (*cache.Cache[detailValue], error) {
 	return cache.New[detailValue](rdb, bus, cache.Options{
 		Name:        DetailCacheName,

@@ -241,8 +241,7 @@ func TestDetailStampedeLoadsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := apptest.Config(t)
-			cfg.Catalog.DetailCache.L1Size = tt.l1Size
+			cfg := catalog.ConfigSection.With(apptest.Config(t), func(c *catalog.Config) { c.DetailCache.L1Size = tt.l1Size })
 			// Per-request rate limiting would add 1,000 Redis calls of its own; a Redis
 			// error on the cache's read falls back to the loader (by design) and would
 			// count as a second load.

@@ -40,10 +40,10 @@ func newHarness(t testing.TB) *harness {
 func newHarnessNoReview(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	cfg := catalog.DefaultConfig()
+	cfg := catalog.ConfigSection.Default()
 	cfg.ReviewRequired = false
 	h.App = apptest.New(t, apptest.Options{
-		Modules:  []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, fx.Supply(&cfg)},
+		Modules:  []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, fx.Replace(cfg)},
 		Populate: []any{&h.stock, &h.svc},
 	})
 	_, tk := h.Admin()

@@ -27,28 +27,10 @@ var migrationFiles embed.FS
 // Migrations of the module (catalog_* on db.main); the composition root lists them.
 var Migrations = sqldb.Embedded("catalog", migrationFiles, "migrations", sqldb.OnMain)
 
-// ReviewRequired is the default of Config.ReviewRequired: submitted products wait for an
-// operator (config catalog.review_required).
-const ReviewRequired = true
-
-// Config is the module's configuration; the composition root builds it from
-// config.Config (catalog.*), and tests may fx.Supply their own.
-type Config struct {
-	// ReviewRequired makes submit go to pending_review; false puts products on sale at once.
-	ReviewRequired bool
-	// DetailCache sizes the public detail cache. Its zero value disables L1; use
-	// DefaultConfig when changing only other fields.
-	DetailCache DetailCacheConfig
-}
-
-// DefaultConfig is the configuration when none is provided.
-func DefaultConfig() Config {
-	return Config{ReviewRequired: ReviewRequired, DetailCache: DefaultDetailCache}
-}
-
 // Module provides Service, the catalog routes and the detail cache's consumer.
 var Module = fx.Module("catalog",
 	fx.Provide(
+		ConfigSection.From,
 		New,
 		httpx.AsRoutes(newHandler),
 		kafkax.AsHandler(newDetailCacheHandler),
@@ -72,9 +54,9 @@ type Params struct {
 	// Merchants hides suspended merchants' products from the public detail; without it
 	// every merchant counts as active.
 	Merchants merchant.Service `optional:"true"`
-	Config    *Config          `optional:"true"`
-	Outbox    outbox.Writer    `optional:"true"`
-	Log       *slog.Logger     `optional:"true"`
+	Config    Config
+	Outbox    outbox.Writer `optional:"true"`
+	Log       *slog.Logger  `optional:"true"`
 }
 
 // New returns the Service.
@@ -84,10 +66,7 @@ func New(p Params) (Service, error) {
 	}
 	p.DB = p.DB.For("catalog") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
-	cfg := DefaultConfig()
-	if p.Config != nil {
-		cfg = *p.Config
-	}
+	cfg := p.Config
 	detail, err := newDetailCache(p.Redis, p.Bus, cfg.DetailCache)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: detail cache: %w", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mallhq/mall/internal/app/apptest"
+	"github.com/mallhq/mall/internal/live"
 	"github.com/mallhq/mall/internal/platform/config"
 )
 
@@ -43,13 +44,23 @@ const testSecret = "test-rtmp-secret-0123456789"
 // testConfig is apptest's configuration with the live keys for a private nginx on rtmpAddr
 // and httpAddr (host:port), and a short viewer interval.
 func testConfig(t testing.TB, rtmpAddr, httpAddr string) config.Config {
-	cfg := apptest.Config(t)
-	cfg.Live.HLSPushURL = "rtmp://" + rtmpAddr + "/hls"
-	cfg.Live.RTMPSecret = testSecret
-	cfg.Live.RTMPURL = "rtmp://" + rtmpAddr + "/live"
-	cfg.Live.HLSURL = "http://" + httpAddr + "/hls"
-	cfg.Live.ViewersInterval = 300 * time.Millisecond
-	return cfg
+	return live.ConfigSection.With(apptest.Config(t), func(c *live.Config) {
+		c.HLSPushURL = "rtmp://" + rtmpAddr + "/hls"
+		c.RTMPSecret = testSecret
+		c.RTMPURL = "rtmp://" + rtmpAddr + "/live"
+		c.HLSURL = "http://" + httpAddr + "/hls"
+		c.ViewersInterval = 300 * time.Millisecond
+	})
+}
+
+// liveConfig is the live module's configuration of the running application.
+func (e *env) liveConfig() live.Config {
+	e.t.Helper()
+	c, err := live.ConfigSection.From(e.a.Cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
 }
 
 func newEnvWith(t testing.TB, cfg config.Config) *env {

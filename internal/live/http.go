@@ -16,14 +16,14 @@ import (
 
 type handler struct {
 	svc Service
-	cfg *Config
+	cfg Config
 	hub *realtime.Hub // nil: no WebSocket route (REST-only tests)
 }
 
 type handlerParams struct {
 	fx.In
 	Svc Service
-	Cfg *Config
+	Cfg Config
 	Hub *realtime.Hub `optional:"true"`
 }
 
@@ -95,7 +95,7 @@ func (h *handler) toResponse(r Room) roomResponse {
 }
 
 func (h *handler) toKeyResponse(c Created) keyResponse {
-	return keyResponse{roomResponse: h.toResponse(c.Room), StreamKey: c.StreamKey, RTMPURL: h.cfg.RTMPURL}
+	return keyResponse{roomResponse: h.toResponse(c.Room), StreamKey: c.StreamKey, RTMPURL: h.cfg.rtmpBase()}
 }
 
 // Routes implements httpx.Routes.
@@ -355,7 +355,7 @@ func (h *handler) onPublish(c echo.Context) error {
 	// room-<id>.m3u8 and never named after the key. (A plain-name Location would rename
 	// the stream only for modules after the notify module; Debian's HLS runs before it and
 	// would write <key>.m3u8.)
-	c.Response().Header().Set(echo.HeaderLocation, h.cfg.HLSPushURL+"/"+PlaybackName(r.ID))
+	c.Response().Header().Set(echo.HeaderLocation, h.cfg.hlsPushBase()+"/"+PlaybackName(r.ID))
 	return c.String(http.StatusFound, "live\n")
 }
 

@@ -4,11 +4,7 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/url"
-	"path"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +13,6 @@ import (
 
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/merchant"
-	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	mlog "github.com/mallhq/mall/internal/platform/log"
@@ -34,60 +29,11 @@ var migrationFiles embed.FS
 // Migrations of the module (live_rooms on db.main); the composition root lists them.
 var Migrations = sqldb.Embedded("live", migrationFiles, "migrations", sqldb.OnMain)
 
-// Config is the module's configuration (live.* keys).
-type Config struct {
-	// RTMPSecret authenticates nginx-rtmp's notifications.
-	RTMPSecret string
-	// RTMPURL is the ingest base shown to merchants (rtmp://host:port/app).
-	RTMPURL string
-	// App is the RTMP application publishers must use: RTMPURL's last path segment.
-	App string
-	// HLSURL is the public playback base.
-	HLSURL string
-	// HLSPushURL is the ingest's own HLS application (rtmp://127.0.0.1:1935/hls) and
-	// HLSApp its application name (the last path segment).
-	HLSPushURL      string
-	HLSApp          string
-	ChatMaxRunes    int
-	ChatPerMinute   int
-	ChatBurst       int
-	ViewersInterval time.Duration
-}
-
-// HLSURLOf is the room's playlist URL.
-func (c Config) HLSURLOf(roomID int64) string {
-	return strings.TrimRight(c.HLSURL, "/") + "/" + PlaybackName(roomID) + ".m3u8"
-}
-
-// ConfigFrom builds the module's Config from live.*.
-func ConfigFrom(c config.Live) (*Config, error) {
-	u, err := url.Parse(c.RTMPURL)
-	if err != nil || u.Scheme != "rtmp" || u.Host == "" {
-		return nil, fmt.Errorf("live.rtmp_url: %q is not an rtmp://host/app URL", c.RTMPURL)
-	}
-	app := path.Base(strings.TrimRight(u.Path, "/"))
-	if app == "." || app == "/" || app == "" {
-		return nil, fmt.Errorf("live.rtmp_url: %q names no application (rtmp://host:port/live)", c.RTMPURL)
-	}
-	pu, err := url.Parse(c.HLSPushURL)
-	if err != nil || pu.Scheme != "rtmp" || pu.Host == "" {
-		return nil, fmt.Errorf("live.hls_push_url: %q is not an rtmp://host/app URL", c.HLSPushURL)
-	}
-	hlsApp := path.Base(strings.TrimRight(pu.Path, "/"))
-	if hlsApp == "." || hlsApp == "/" || hlsApp == "" || hlsApp == app {
-		return nil, fmt.Errorf("live.hls_push_url: %q must name an application other than %q", c.HLSPushURL, app)
-	}
-	return &Config{HLSApp: hlsApp, RTMPSecret: c.RTMPSecret, RTMPURL: strings.TrimRight(c.RTMPURL, "/"), App: app, HLSURL: c.HLSURL,
-		HLSPushURL:   strings.TrimRight(c.HLSPushURL, "/"),
-		ChatMaxRunes: c.ChatMaxRunes, ChatPerMinute: c.ChatPerMinute, ChatBurst: c.ChatBurst,
-		ViewersInterval: c.ViewersInterval}, nil
-}
-
 // Module provides Service, the live routes, the chat rate-limit class and the viewer-count
 // pusher.
 var Module = fx.Module("live",
 	fx.Provide(
-		func(c config.Config) (*Config, error) { return ConfigFrom(c.Live) },
+		ConfigSection.From,
 		New,
 		// The application's hub is the rooms' broadcaster.
 		func(h *realtime.Hub) Broadcaster { return h },
@@ -102,7 +48,7 @@ var Module = fx.Module("live",
 )
 
 // chatClass is the per-user chat limit from live.chat_per_minute and live.chat_burst.
-func chatClass(c *Config) ratelimit.Class {
+func chatClass(c Config) ratelimit.Class {
 	return ratelimit.Class{Name: ChatClass, Limit: ratelimit.Limit{Rate: c.ChatPerMinute, Period: time.Minute, Burst: c.ChatBurst}}
 }
 
@@ -112,7 +58,7 @@ type Params struct {
 
 	DB      *sqldb.Cluster
 	IDs     *idgen.Generator
-	Config  *Config
+	Config  Config
 	Catalog catalog.Service
 	Users   user.Service
 	// Merchants says whether a merchant is suspended (its rooms neither publish nor show).
@@ -127,8 +73,8 @@ type Params struct {
 
 // New returns the Service.
 func New(p Params) (Service, error) {
-	if p.DB == nil || p.IDs == nil || p.Config == nil || p.Catalog == nil || p.Users == nil {
-		return nil, errors.New("live: DB, IDs, Config, Catalog and Users are required")
+	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Users == nil {
+		return nil, errors.New("live: DB, IDs, Catalog and Users are required")
 	}
 	p.DB = p.DB.For("live") // the module's own handles, also without fx
 	return newService(p)
@@ -141,7 +87,7 @@ func newService(p Params) (*service, error) {
 		return nil, err
 	}
 	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, ids: p.IDs, outbox: ob, catalog: p.Catalog,
-		merch: p.Merchants, users: p.Users, limiter: p.Limiter, hub: p.Hub, cfg: *p.Config, m: m, now: time.Now}, nil
+		merch: p.Merchants, users: p.Users, limiter: p.Limiter, hub: p.Hub, cfg: p.Config, m: m, now: time.Now}, nil
 }
 
 type metrics struct {

@@ -361,7 +361,7 @@ func (s *service) Ban(ctx context.Context, roomID int64) (Room, error) {
 // is a refusal (nginx gets a 403 either way).
 func (s *service) keyLock(p Publisher) func(ctx context.Context) (roomRow, error) {
 	return func(ctx context.Context) (roomRow, error) {
-		if p.App != s.cfg.App || !validKey(p.Key) {
+		if p.App != s.cfg.ingestApp() || !validKey(p.Key) {
 			return roomRow{}, ErrPublishRefused
 		}
 		r, err := s.st.lockByKey(ctx, hashKey(p.Key))
@@ -376,7 +376,7 @@ func (s *service) Publish(ctx context.Context, p Publisher) (Room, error) {
 	// A suspended merchant may not go live. Asked before the transaction: the merchant
 	// module's read must not join this module's transaction.
 	suspended := false
-	if p.App == s.cfg.App && validKey(p.Key) {
+	if p.App == s.cfg.ingestApp() && validKey(p.Key) {
 		if r, err := s.st.byKey(ctx, hashKey(p.Key)); err == nil && !s.merchantActive(ctx, r.MerchantID) {
 			suspended = true
 		}
@@ -407,7 +407,7 @@ func (s *service) Publish(ctx context.Context, p Publisher) (Room, error) {
 }
 
 func (s *service) Update(ctx context.Context, p Publisher) error {
-	if p.App != s.cfg.App || !validKey(p.Key) {
+	if p.App != s.cfg.ingestApp() || !validKey(p.Key) {
 		return ErrPublishRefused
 	}
 	r, err := s.st.byKey(ctx, hashKey(p.Key))
@@ -445,7 +445,7 @@ func (s *service) PublishDone(ctx context.Context, p Publisher) error {
 func (s *service) Relay(ctx context.Context, app, name string) error {
 	id, ok := strings.CutPrefix(name, "room-")
 	roomID, err := strconv.ParseInt(id, 10, 64)
-	if app != s.cfg.HLSApp || !ok || err != nil || roomID <= 0 || PlaybackName(roomID) != name {
+	if app != s.cfg.hlsApp() || !ok || err != nil || roomID <= 0 || PlaybackName(roomID) != name {
 		return ErrPublishRefused
 	}
 	r, err := s.st.room(ctx, roomID)

@@ -50,7 +50,7 @@ func testRTMPNotifications(t *testing.T, e *env) {
 		relay("hls", r.StreamKey), relay("hls", "room-"), relay("hls", "room-+"+r.ID)} {
 		e.notify("on_relay", testSecret, bad).Want(t, http.StatusForbidden, "live.publish_refused")
 	}
-	if loc, want := res.Header.Get("Location"), e.a.Cfg.Live.HLSPushURL+"/room-"+r.ID; loc != want {
+	if loc, want := res.Header.Get("Location"), e.liveConfig().HLSPushURL+"/room-"+r.ID; loc != want {
 		t.Fatalf("Location %q, want %q", loc, want)
 	}
 	if got := e.get(r.ID).Status; got != "live" {

@@ -226,7 +226,7 @@ func testRoomSocketRefusals(t *testing.T, e *env) {
 func testChatRateLimitPerUser(t *testing.T, e *env) {
 	r := e.room("Busy chat")
 	_, tk := e.a.NewUser("chatty")
-	burst := e.a.Cfg.Live.ChatBurst
+	burst := e.liveConfig().ChatBurst
 	const n = 12
 	conns := make([]*websocket.Conn, 3)
 	for i := range conns {
@@ -370,7 +370,7 @@ func TestViewerPushOneReplicaPerTick(t *testing.T) {
 			}
 		}
 	}
-	interval := e.a.Cfg.Live.ViewersInterval
+	interval := e.liveConfig().ViewersInterval
 	window := 15 * interval
 	ctx, cancel := context.WithTimeout(context.Background(), window)
 	defer cancel()

@@ -178,7 +178,7 @@ func TestCheckoutRollbackReleasesStock(t *testing.T) {
 	s1, s2 := h.sku(m1, 100, 5), h.sku(m2, 200, 5)
 	b := h.buyer()
 	svc, err := order.New(order.Params{DB: h.Cluster, IDs: h.IDs, Catalog: h.catalog, Stock: h.stock, Users: h.Users,
-		Outbox: failingOutbox{}, Config: &order.Config{PaymentTimeout: time.Minute}})
+		Outbox: failingOutbox{}, Config: order.Config{PaymentTimeout: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -305,7 +305,7 @@ func TestPaidAfterHoldLapsed(t *testing.T) {
 	cfg := testConfig()
 	// 2 s: the payment must be created before the checkout expires, also on a loaded machine.
 	cfg.PaymentTimeout, cfg.HoldGrace, cfg.SweepInterval = 2*time.Second, 0, 0 // no order timeout sweeper
-	h := newHarness(t, cfg, fx.Supply(&stock.Config{MaxHoldPerBuyer: 200, SweepInterval: 100 * time.Millisecond}))
+	h := newHarness(t, cfg, fx.Replace(stock.Config{MaxHoldPerBuyer: 200, SweepInterval: 100 * time.Millisecond}))
 	m, _ := h.merchant()
 	sku := h.sku(m, 450, 2)
 	late, quick := h.buyer(), h.buyer()
@@ -404,9 +404,9 @@ func TestConcurrentTransitions(t *testing.T) {
 // TestSandboxDisabled: without payments.sandbox.enabled the sandbox route answers 404 and
 // pays nothing.
 func TestSandboxDisabled(t *testing.T) {
-	cfg := testConfig()
-	cfg.SandboxEnabled = false
-	h := newHarness(t, cfg)
+	pay := order.PaymentsSection.Default()
+	pay.Sandbox.Enabled = false
+	h := newHarness(t, testConfig(), fx.Replace(pay))
 	m, _ := h.merchant()
 	sku := h.sku(m, 100, 5)
 	b := h.buyer()

@@ -142,7 +142,7 @@ type harness struct {
 // testConfig: a long payment timeout (the timeout test sets its own), a fast sweeper.
 func testConfig() order.Config {
 	return order.Config{PaymentTimeout: 30 * time.Minute, HoldGrace: time.Minute, SweepInterval: 200 * time.Millisecond,
-		PartitionMonths: 3, SandboxEnabled: true}
+		PartitionMonths: 3}
 }
 
 func newHarness(t testing.TB, cfg order.Config, extra ...fx.Option) *harness {
@@ -150,12 +150,19 @@ func newHarness(t testing.TB, cfg order.Config, extra ...fx.Option) *harness {
 	h := &harness{t: t, provider: newTestProvider()}
 	h.App = apptest.New(t, apptest.Options{
 		Modules: append([]fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, order.Module,
-			fx.Supply(&catalog.Config{ReviewRequired: false}, &cfg),
+			fx.Replace(noReview(), cfg),
 			fx.Provide(order.AsProvider(func() *testProvider { return h.provider }))}, extra...),
 		Populate: []any{&h.catalog, &h.stock, &h.orders},
 	})
 	h.setUp()
 	return h
+}
+
+// noReview is the default catalog configuration with product review off.
+func noReview() catalog.Config {
+	c := catalog.ConfigSection.Default()
+	c.ReviewRequired = false
+	return c
 }
 
 // gateways are the payment providers of the application.
@@ -181,8 +188,7 @@ func (h *harness) sandbox() *payment.Sandbox {
 func newAppHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	cfg := apptest.Config(t)
-	cfg.Catalog.ReviewRequired = false
+	cfg := catalog.ConfigSection.With(apptest.Config(t), func(c *catalog.Config) { c.ReviewRequired = false })
 	h.App = apptest.Start(t, cfg, apptest.Options{Populate: []any{&h.catalog, &h.stock, &h.orders, &h.gateways}})
 	h.setUp()
 	return h

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mallhq/mall/internal/catalog"
 	"github.com/mallhq/mall/internal/order/payment"
-	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/kafkax"
@@ -43,6 +42,8 @@ func AsProvider(f any) any {
 // the payment-timeout sweeper and the monthly partition maintenance.
 var Module = fx.Module("order",
 	fx.Provide(
+		ConfigSection.From,
+		PaymentsSection.From,
 		newService,
 		func(s *service) Service { return s },
 		httpx.AsRoutes(newHandler),
@@ -55,29 +56,6 @@ var Module = fx.Module("order",
 	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("order") }),
 )
 
-// Config tunes the module.
-type Config struct {
-	// PaymentTimeout is how long an order waits for its payment (order.payment_timeout).
-	PaymentTimeout time.Duration
-	// HoldGrace is added to PaymentTimeout for the stock hold, so the timeout sweeper
-	// cancels (and closes the gateway payment) before the stock module's sweeper releases.
-	HoldGrace time.Duration
-	// SweepInterval is how often each shard's unpaid orders past their deadline are
-	// cancelled; 0 disables the sweeper.
-	SweepInterval time.Duration
-	// PartitionMonths is how many months ahead partitions exist; PartitionInterval is how
-	// often the module checks (0: only at startup; PartitionMonths 0: never).
-	PartitionMonths   int
-	PartitionInterval time.Duration
-	// SandboxEnabled allows POST /api/v1/payments/{id}/sandbox/complete
-	// (payments.sandbox.enabled).
-	SandboxEnabled bool
-}
-
-// DefaultConfig is used for what neither Config nor the application configuration sets.
-var DefaultConfig = Config{PaymentTimeout: 30 * time.Minute, HoldGrace: 5 * time.Minute,
-	SweepInterval: 5 * time.Second, PartitionMonths: 3, PartitionInterval: 24 * time.Hour}
-
 // Params is what New needs.
 type Params struct {
 	fx.In
@@ -88,12 +66,11 @@ type Params struct {
 	Stock     stock.Service
 	Users     user.Service
 	Providers []payment.Provider `group:"payment_providers"`
-	// Config overrides App (tests); without either, DefaultConfig.
-	Config   *Config               `optional:"true"`
-	App      config.Config         `optional:"true"`
-	Outbox   outbox.Writer         `optional:"true"`
-	Registry prometheus.Registerer `optional:"true"`
-	Log      *slog.Logger          `optional:"true"`
+	Config    Config
+	Payments  PaymentsConfig
+	Outbox    outbox.Writer         `optional:"true"`
+	Registry  prometheus.Registerer `optional:"true"`
+	Log       *slog.Logger          `optional:"true"`
 }
 
 // New returns the Service.
@@ -105,15 +82,7 @@ func newService(p Params) (*service, error) {
 	}
 	p.DB = p.DB.For("order") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
-	cfg := DefaultConfig
-	switch {
-	case p.Config != nil:
-		cfg = *p.Config
-	case p.App.Order.PaymentTimeout > 0:
-		cfg.PaymentTimeout = p.App.Order.PaymentTimeout
-		cfg.HoldGrace = p.App.Order.HoldGrace
-		cfg.SandboxEnabled = p.App.Payments.Sandbox.Enabled
-	}
+	cfg := p.Config
 	providers := map[string]payment.Provider{}
 	for _, pr := range p.Providers {
 		if pr == nil {
@@ -129,7 +98,7 @@ func newService(p Params) (*service, error) {
 		return nil, err
 	}
 	return &service{log: log, cl: p.DB, st: &store{}, ids: p.IDs, catalog: p.Catalog, stock: p.Stock,
-		users: p.Users, providers: providers, outbox: ob, cfg: cfg, m: m, now: time.Now}, nil
+		users: p.Users, providers: providers, outbox: ob, cfg: cfg, sandbox: p.Payments.Sandbox.Enabled, m: m, now: time.Now}, nil
 }
 
 type metrics struct {

@@ -21,7 +21,11 @@ import (
 // application wired as `mall serve` wires it) through POST /api/v1/payments/notify/sandbox.
 func TestSandboxNotifications(t *testing.T) {
 	h := newAppHarness(t)
-	secret := h.Cfg.Payments.Sandbox.Secret
+	pay, err := order.PaymentsSection.From(h.Cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := pay.Sandbox.Secret
 	// The gateway's side: the same secret signs what the application's sandbox verifies.
 	gw, err := payment.NewSandbox(payment.SandboxConfig{Secret: secret})
 	if err != nil {

@@ -360,7 +360,7 @@ func (s *service) afterNotification(ctx context.Context, prov payment.Provider, 
 // SandboxComplete pays the buyer's payment at the sandbox gateway and runs the signed
 // notification through HandleNotification.
 func (s *service) SandboxComplete(ctx context.Context, buyerID, paymentID int64) (Payment, error) {
-	if !s.cfg.SandboxEnabled {
+	if !s.sandbox {
 		return Payment{}, ErrSandboxDisabled
 	}
 	p, err := s.Payment(ctx, buyerID, paymentID)

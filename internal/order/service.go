@@ -30,8 +30,10 @@ type service struct {
 	providers map[string]payment.Provider
 	outbox    outbox.Writer
 	cfg       Config
-	m         *metrics
-	now       func() time.Time
+	// sandbox allows SandboxComplete (payments.sandbox.enabled).
+	sandbox bool
+	m       *metrics
+	now     func() time.Time
 }
 
 var _ Service = (*service)(nil)

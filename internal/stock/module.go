@@ -24,6 +24,7 @@ var Migrations = sqldb.Embedded("stock", migrationFiles, "migrations", sqldb.OnM
 // Module provides Service and the merchant stock routes.
 var Module = fx.Module("stock",
 	fx.Provide(
+		ConfigSection.From,
 		New,
 		httpx.AsRoutes(newHandler),
 	),
@@ -38,7 +39,7 @@ type Params struct {
 	fx.In
 
 	DB       *sqldb.Cluster
-	Config   *Config               `optional:"true"`
+	Config   Config
 	Registry prometheus.Registerer `optional:"true"`
 	Outbox   outbox.Writer         `optional:"true"`
 	Log      *slog.Logger          `optional:"true"`
@@ -51,10 +52,7 @@ func New(p Params) (Service, error) {
 	}
 	p.DB = p.DB.For("stock") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
-	cfg := DefaultConfig
-	if p.Config != nil {
-		cfg = *p.Config
-	}
+	cfg := p.Config
 	m, err := newMetrics(p.Registry)
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ func TestChangeRollsBackWithoutItsEvent(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.initSKU(1101, merchantA, 10)
-	broken, err := stock.New(stock.Params{DB: h.Cluster, Outbox: failingWriter{}})
+	broken, err := stock.New(stock.Params{DB: h.Cluster, Config: stock.ConfigSection.Default(), Outbox: failingWriter{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func newStockHarness(t testing.TB, cfg stock.Config) *harness {
 	t.Helper()
 	h := &harness{t: t}
 	h.App = apptest.New(t, apptest.Options{
-		Modules:  []fx.Option{user.Module, stock.Module, fx.Supply(&cfg)},
+		Modules:  []fx.Option{user.Module, stock.Module, fx.Replace(cfg)},
 		Populate: []any{&h.stock},
 	})
 	return h
@@ -64,7 +64,7 @@ func (h *harness) wantLevel(skuID, available, reserved, sold int64) {
 // TestReservationLifecycle: reserve, confirm, return and release, each idempotent, each
 // moving the counters once and writing the level events.
 func TestReservationLifecycle(t *testing.T) {
-	h := newStockHarness(t, stock.DefaultConfig)
+	h := newStockHarness(t, stock.ConfigSection.Default())
 	ctx := context.Background()
 	h.initSKU(2001, merchantA, 10)
 	h.initSKU(2002, merchantA, 5)
@@ -170,7 +170,7 @@ func TestReservationLifecycle(t *testing.T) {
 
 // TestReserveValidation: malformed holds change nothing.
 func TestReserveValidation(t *testing.T) {
-	h := newStockHarness(t, stock.DefaultConfig)
+	h := newStockHarness(t, stock.ConfigSection.Default())
 	ctx := context.Background()
 	h.initSKU(2101, merchantA, 10)
 	later := time.Now().Add(time.Hour)
@@ -193,7 +193,7 @@ func TestReserveValidation(t *testing.T) {
 // TestConcurrentReserveNeverOversells: 200 buyers race for 50 units of one SKU; exactly 50
 // win, then concurrent payments, cancellations and refunds keep every invariant.
 func TestConcurrentReserveNeverOversells(t *testing.T) {
-	h := newStockHarness(t, stock.DefaultConfig)
+	h := newStockHarness(t, stock.ConfigSection.Default())
 	ctx := context.Background()
 	const units, buyers = 50, 200
 	h.initSKU(2201, merchantA, units)
@@ -264,7 +264,7 @@ func TestConcurrentReserveNeverOversells(t *testing.T) {
 // confirmed, released and refunded concurrently: no deadlock escapes the retries, no counter
 // goes negative, and the reservations always match the counters.
 func TestConcurrentMultiSKUOrders(t *testing.T) {
-	h := newStockHarness(t, stock.DefaultConfig)
+	h := newStockHarness(t, stock.ConfigSection.Default())
 	ctx := context.Background()
 	skus := []int64{2301, 2302, 2303, 2304, 2305}
 	for _, s := range skus {
@@ -329,7 +329,7 @@ func TestConcurrentMultiSKUOrders(t *testing.T) {
 
 // TestConcurrentReserveOfOneOrder: a retried checkout racing itself holds the stock once.
 func TestConcurrentReserveOfOneOrder(t *testing.T) {
-	h := newStockHarness(t, stock.DefaultConfig)
+	h := newStockHarness(t, stock.ConfigSection.Default())
 	ctx := context.Background()
 	h.initSKU(2401, merchantA, 100)
 	h.initSKU(2402, merchantA, 100)
@@ -473,7 +473,7 @@ func TestSweeperRunsInTheApplication(t *testing.T) {
 // TestCheckFindsReservationMismatch: counters that disagree with the reservations, or an
 // on_hand that does not add up, are violations.
 func TestCheckFindsReservationMismatch(t *testing.T) {
-	h := newStockHarness(t, stock.DefaultConfig)
+	h := newStockHarness(t, stock.ConfigSection.Default())
 	ctx := context.Background()
 	h.initSKU(2801, merchantA, 10)
 	h.initSKU(2802, merchantA, 10)

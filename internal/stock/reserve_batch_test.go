@@ -12,7 +12,7 @@ import (
 
 // TestReserveHoldsTogether: the holds of one call (a checkout's orders) are all made or none.
 func TestReserveHoldsTogether(t *testing.T) {
-	h := newStockHarness(t, stock.DefaultConfig)
+	h := newStockHarness(t, stock.ConfigSection.Default())
 	ctx := context.Background()
 	h.initSKU(3001, merchantA, 5)
 	h.initSKU(3002, merchantB, 1)
@@ -52,7 +52,7 @@ func TestReserveHoldsTogether(t *testing.T) {
 // lines, an unknown SKU) fails alone: every other call of its batch succeeds, and the
 // counters equal exactly what the successful calls asked for.
 func TestReserveBatchIsolatesRequests(t *testing.T) {
-	cfg := stock.DefaultConfig
+	cfg := stock.ConfigSection.Default()
 	cfg.MaxHoldPerBuyer = 3
 	h := newStockHarness(t, cfg)
 	ctx := context.Background()

@@ -50,18 +50,6 @@ type Service interface {
 	Reservations(ctx context.Context, orderID int64) ([]Reservation, error)
 }
 
-// Config tunes reservations.
-type Config struct {
-	// MaxHoldPerBuyer caps the unpaid units of one SKU one buyer may hold at a time, so one
-	// buyer cannot lock a merchant's whole stock.
-	MaxHoldPerBuyer int64
-	// SweepInterval is how often expired reservations are released; 0 disables the sweeper.
-	SweepInterval time.Duration
-}
-
-// DefaultConfig is used when no Config is supplied.
-var DefaultConfig = Config{MaxHoldPerBuyer: 200, SweepInterval: 10 * time.Second}
-
 // Level is one SKU's stock.
 type Level struct {
 	SKUID      int64

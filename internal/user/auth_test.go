@@ -120,7 +120,7 @@ func median(ds []time.Duration) time.Duration {
 // signingKey reads the server's current signing key from its keys directory.
 func (h *harness) signingKey(t *testing.T) (string, ed25519.PrivateKey) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(h.cfg.Auth.JWT.KeysDir, "*.pem"))
+	files, err := filepath.Glob(filepath.Join(authOf(t, h.cfg).JWT.KeysDir, "*.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func (h *harness) signingKey(t *testing.T) (string, ed25519.PrivateKey) {
 	}
 	slices.Sort(kids)
 	kid := kids[len(kids)-1]
-	b, err := os.ReadFile(filepath.Join(h.cfg.Auth.JWT.KeysDir, kid+".pem"))
+	b, err := os.ReadFile(filepath.Join(authOf(t, h.cfg).JWT.KeysDir, kid+".pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func (h *harness) signingKey(t *testing.T) (string, ed25519.PrivateKey) {
 func (h *harness) claims(sub string) jwt.MapClaims {
 	now := time.Now()
 	return jwt.MapClaims{
-		"iss": h.cfg.Auth.JWT.Issuer, "aud": h.cfg.Auth.JWT.Audience, "sub": sub,
+		"iss": authOf(h.t, h.cfg).JWT.Issuer, "aud": authOf(h.t, h.cfg).JWT.Audience, "sub": sub,
 		"exp": now.Add(10 * time.Minute).Unix(), "iat": now.Unix(), "jti": rand.Text(), "sid": "1",
 		"roles": []string{"buyer"},
 	}

@@ -32,15 +32,17 @@ type fuzzer struct {
 	kid    string
 	key    ed25519.PrivateKey
 	userID int64
+	jwt    user.JWTConfig
 }
 
 func newFuzzer(f *testing.F) *fuzzer {
-	cfg := testConfig(f)
-	cfg.Auth.Login.MaxFailuresPerAccount = 1 << 30
-	cfg.Auth.Login.MaxFailuresPerIP = 1 << 30
+	cfg := withAuth(testConfig(f), func(c *user.Config) {
+		c.Login.MaxFailuresPerAccount = 1 << 30
+		c.Login.MaxFailuresPerIP = 1 << 30
+	})
 	h := start(f, cfg, harnessOptions{password: cheapPassword})
-	z := &fuzzer{h: h}
-	z.kid, z.key = readSigningKey(f, cfg.Auth.JWT.KeysDir)
+	z := &fuzzer{h: h, jwt: authOf(f, cfg).JWT}
+	z.kid, z.key = readSigningKey(f, z.jwt.KeysDir)
 	// One real account for the authenticated routes.
 	email := apptest.UniqueEmail("fuzz")
 	rec := z.serve(http.MethodPost, "/api/v1/auth/register", []byte(`{"email":"`+email+`","password":"`+goodPassword+`"}`), "")
@@ -81,7 +83,7 @@ func readSigningKey(t testing.TB, dir string) (string, ed25519.PrivateKey) {
 func (z *fuzzer) token(roles ...string) string {
 	now := time.Now()
 	c := jwt.MapClaims{
-		"iss": z.h.cfg.Auth.JWT.Issuer, "aud": z.h.cfg.Auth.JWT.Audience, "sub": strconv.FormatInt(z.userID, 10),
+		"iss": z.jwt.Issuer, "aud": z.jwt.Audience, "sub": strconv.FormatInt(z.userID, 10),
 		"exp": now.Add(10 * time.Minute).Unix(), "iat": now.Unix(), "jti": rand.Text(),
 		"sid": strconv.FormatInt(time.Now().UnixNano(), 10), "roles": append([]string{"buyer"}, roles...),
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
+	"github.com/mallhq/mall/internal/user"
 )
 
 func (h *harness) loginAs(email, password, ip string) response {
@@ -27,9 +28,10 @@ func wantTooMany(t *testing.T, r response) {
 // comes before the password is checked (the right password is refused too); a success
 // resets the account's count but not the IP's.
 func TestBruteForceLimits(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Auth.Login.MaxFailuresPerAccount = 5
-	cfg.Auth.Login.MaxFailuresPerIP = 8
+	cfg := withAuth(testConfig(t), func(c *user.Config) {
+		c.Login.MaxFailuresPerAccount = 5
+		c.Login.MaxFailuresPerIP = 8
+	})
 	h := start(t, cfg, harnessOptions{password: cheapPassword})
 
 	t.Run("per account", func(t *testing.T) {
@@ -79,7 +81,7 @@ func TestWithoutRedis(t *testing.T) {
 	rs := redisxtest.StartServer(t)
 	cfg := testConfig(t)
 	cfg.Redis.Addr = rs.Addr
-	cfg.Auth.Login.MaxFailuresPerAccount = 3
+	cfg = withAuth(cfg, func(c *user.Config) { c.Login.MaxFailuresPerAccount = 3 })
 	h := start(t, cfg, harnessOptions{password: cheapPassword})
 	victim := h.Register(apptest.UniqueEmail("offline")).Email
 	_, keep := h.NewUser("keep")

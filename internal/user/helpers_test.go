@@ -26,6 +26,21 @@ const goodPassword = apptest.Password
 
 func testConfig(t testing.TB) config.Config { return apptest.Config(t) }
 
+// authOf is the user module's configuration (auth.*) in cfg. No t.Helper: a harness's t
+// may be a *testing.F, which refuses Helper inside the fuzz function.
+func authOf(t testing.TB, cfg config.Config) user.Config {
+	c, err := user.ConfigSection.From(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// withAuth is cfg with the user module's configuration changed by edit.
+func withAuth(cfg config.Config, edit func(*user.Config)) config.Config {
+	return user.ConfigSection.With(cfg, edit)
+}
+
 type harnessOptions struct {
 	// full starts every module (app.Options), not just the platform and the user module.
 	full     bool

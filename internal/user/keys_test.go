@@ -41,7 +41,7 @@ func kidOf(t *testing.T, tok string) string {
 // keeping only the old public key still verifies; removing it rejects them.
 func TestKeyRotation(t *testing.T) {
 	cfg := testConfig(t)
-	dir := cfg.Auth.JWT.KeysDir
+	dir := authOf(t, cfg).JWT.KeysDir
 	h := start(t, cfg, harnessOptions{password: cheapPassword})
 
 	files, _ := filepath.Glob(filepath.Join(dir, "*.pem"))

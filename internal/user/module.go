@@ -37,6 +37,7 @@ var (
 // janitor.
 var Module = fx.Module("user",
 	fx.Provide(
+		ConfigSection.From,
 		newService,
 		func(s *service) Service { return s },
 		newOIDC,
@@ -52,15 +53,15 @@ var Module = fx.Module("user",
 
 // newOIDC builds the third-party login client for auth.oidc; it makes no network calls
 // (providers are discovered on first use).
-func newOIDC(cfg config.Config, rdb redis.UniversalClient) (*oidc.Client, error) {
-	return oidc.New(context.Background(), cfg.Auth.OIDC, rdb, nil)
+func newOIDC(cfg Config, rdb redis.UniversalClient) (*oidc.Client, error) {
+	return oidc.New(context.Background(), cfg.OIDC, rdb, nil)
 }
 
 // Params is what New needs.
 type Params struct {
 	fx.In
 
-	Config config.Config
+	Config Config
 	DB     *sqldb.Cluster
 	IDs    *idgen.Generator
 	Redis  redis.UniversalClient
@@ -81,7 +82,7 @@ func New(p Params) (Service, error) {
 }
 
 func newService(p Params) (*service, error) {
-	a := p.Config.Auth
+	a := p.Config
 	if p.DB == nil || p.IDs == nil || p.Redis == nil {
 		return nil, errors.New("user: DB, IDs and Redis are required")
 	}
@@ -105,22 +106,43 @@ func newService(p Params) (*service, error) {
 	}
 	st := &store{cl: p.DB}
 	now := time.Now
+	sess := &sessions{
+		cfg:    a,
+		log:    log,
+		st:     st,
+		cl:     p.DB,
+		ids:    p.IDs,
+		tokens: newTokenIssuer(keys, a.JWT.Issuer, a.JWT.Audience, a.JWT.AccessTTL, now),
+		deny:   newDenyList(p.Redis, log),
+		now:    now,
+	}
 	return &service{
-		cfg:      a,
-		log:      log,
-		st:       st,
-		cl:       p.DB,
-		ids:      p.IDs,
-		outbox:   ob,
-		hash:     h,
-		keys:     keys,
-		tokens:   newTokenIssuer(keys, a.JWT.Issuer, a.JWT.Audience, a.JWT.AccessTTL, now),
-		deny:     newDenyList(p.Redis, log),
-		guard:    newLoginGuard(p.Redis, log, a.Login.MaxFailuresPerAccount, a.Login.MaxFailuresPerIP),
-		phones:   phones,
-		roles:    &roleCache{st: st, log: log},
-		profiles: &profileCache{},
-		now:      now,
+		accounts: &accounts{
+			log:      log,
+			st:       st,
+			cl:       p.DB,
+			ids:      p.IDs,
+			outbox:   ob,
+			hash:     h,
+			guard:    newLoginGuard(p.Redis, log, a.Login.MaxFailuresPerAccount, a.Login.MaxFailuresPerIP),
+			profiles: &profileCache{},
+			sessions: sess,
+			now:      now,
+		},
+		sessions: sess,
+		roles: &roles{
+			roleCache: &roleCache{st: st, log: log},
+			st:        st,
+			cl:        p.DB,
+			outbox:    ob,
+			sessions:  sess,
+			now:       now,
+		},
+		addresses: &addresses{st: st, cl: p.DB, ids: p.IDs, phones: phones, now: now},
+		log:       log,
+		st:        st,
+		keys:      keys,
+		now:       now,
 	}, nil
 }
 
@@ -128,14 +150,22 @@ func newService(p Params) (*service, error) {
 // or grants platform_admin to the existing account with this email (leaving its password
 // alone), and returns the user ID and whether the account is new. Running it again changes
 // nothing. It needs only the databases and an ID generator: no signing keys, no Redis.
-func EnsureAdmin(ctx context.Context, cfg config.Config, db *sqldb.Cluster, ids *idgen.Generator, email, password string) (userID int64, created bool, err error) {
-	h, err := newHasher(DefaultPasswordParams, cfg.Auth.Password.MaxConcurrentHashes)
+func EnsureAdmin(ctx context.Context, app config.Config, db *sqldb.Cluster, ids *idgen.Generator, email, password string) (userID int64, created bool, err error) {
+	cfg, err := ConfigSection.From(app)
+	if err != nil {
+		return 0, false, err
+	}
+	h, err := newHasher(DefaultPasswordParams, cfg.Password.MaxConcurrentHashes)
 	if err != nil {
 		return 0, false, err
 	}
 	db = db.For("user")
-	s := &service{cfg: cfg.Auth, log: slog.New(slog.DiscardHandler), st: &store{cl: db}, cl: db, ids: ids,
-		outbox: outbox.NewWriter(), hash: h, now: time.Now}
+	// Only the parts EnsureAdmin uses: accounts to register, roles to grant.
+	st, ob := &store{cl: db}, outbox.NewWriter()
+	s := &service{
+		accounts: &accounts{log: slog.New(slog.DiscardHandler), st: st, cl: db, ids: ids, outbox: ob, hash: h, now: time.Now},
+		roles:    &roles{st: st, cl: db, outbox: ob, now: time.Now},
+	}
 	return s.EnsureAdmin(ctx, email, password)
 }
 

@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/mallhq/mall/internal/app/apptest"
-	"github.com/mallhq/mall/internal/platform/config"
+	"github.com/mallhq/mall/internal/user"
+	"github.com/mallhq/mall/internal/user/oidc"
 	"github.com/mallhq/mall/internal/user/oidc/oidctest"
 )
 
@@ -19,7 +20,9 @@ func TestOIDCLogin(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.HTTP.Addr = apptest.FreeAddr(t)
 	base := "http://" + cfg.HTTP.Addr
-	cfg.Auth.OIDC = []config.OIDCProvider{p.Config("mock", base+"/api/v1/auth/oauth/mock/callback")}
+	cfg = withAuth(cfg, func(c *user.Config) {
+		c.OIDC = []oidc.ProviderConfig{oidc.ProviderConfig(p.Config("mock", base+"/api/v1/auth/oauth/mock/callback"))}
+	})
 	h := start(t, cfg, harnessOptions{password: cheapPassword})
 
 	// login runs the browser's part: authorize -> provider -> back to our callback.

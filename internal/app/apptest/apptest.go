@@ -45,7 +45,7 @@ const Password = "correct horse battery"
 // and the Redis buckets keyed by it.
 func Config(t testing.TB) config.Config {
 	t.Helper()
-	cfg, err := config.Load("")
+	cfg, err := app.LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +64,8 @@ func Config(t testing.TB) config.Config {
 	cfg.RateLimit.AuthPerMinute = 1_000_000
 	cfg.RateLimit.DefaultPerMinute = 1_000_000
 	cfg.Search.Bleve.Path = filepath.Join(t.TempDir(), "search")
-	cfg.Auth.JWT.KeysDir = filepath.Join(t.TempDir(), "jwt")
-	return cfg
+	keys := filepath.Join(t.TempDir(), "jwt")
+	return user.ConfigSection.With(cfg, func(c *user.Config) { c.JWT.KeysDir = keys })
 }
 
 // Options adjust Start.

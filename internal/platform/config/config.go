@@ -4,7 +4,6 @@ package config
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -32,15 +31,32 @@ type Config struct {
 	RateLimit   RateLimit   `mapstructure:"ratelimit"`
 	Idempotency Idempotency `mapstructure:"idempotency"`
 	Search      Search      `mapstructure:"search"`
-	Catalog     Catalog     `mapstructure:"catalog"`
-	Stock       Stock       `mapstructure:"stock"`
-	Archive     Archive     `mapstructure:"archive"`
-	Auth        Auth        `mapstructure:"auth"`
-	Order       Order       `mapstructure:"order"`
-	Payments    Payments    `mapstructure:"payments"`
-	Live        Live        `mapstructure:"live"`
-	Auction     Auction     `mapstructure:"auction"`
 	Realtime    Realtime    `mapstructure:"realtime"`
+
+	// modules holds each module's subtree by its top-level key: raw (decoded YAML and
+	// environment) until Load or Section.With stores the Section's decoded value. Shared
+	// between copies of a Config, so never written in place (see with).
+	modules map[string]any
+}
+
+// with returns c with the subtree at key set to val, leaving c's own map untouched.
+func (c Config) with(key string, val any) Config {
+	m := make(map[string]any, len(c.modules)+1)
+	for k, v := range c.modules {
+		m[k] = v
+	}
+	m[key] = val
+	c.modules = m
+	return c
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 type App struct {
@@ -113,28 +129,6 @@ type Idempotency struct {
 	Store string `mapstructure:"store"`
 }
 
-type Catalog struct {
-	// ReviewRequired makes submitted products wait for an operator's approval.
-	ReviewRequired bool               `mapstructure:"review_required"`
-	DetailCache    CatalogDetailCache `mapstructure:"detail_cache"`
-}
-
-// CatalogDetailCache sizes the public product detail's two-level cache.
-type CatalogDetailCache struct {
-	// L1Size is the number of products kept in process; 0 disables L1 (Redis only).
-	L1Size int           `mapstructure:"l1_size"`
-	L1TTL  time.Duration `mapstructure:"l1_ttl"`
-	L2TTL  time.Duration `mapstructure:"l2_ttl"`
-}
-
-// Stock tunes the stock module's reservations.
-type Stock struct {
-	// MaxHoldPerBuyer caps the unpaid units of one SKU one buyer may hold at once.
-	MaxHoldPerBuyer int64 `mapstructure:"max_hold_per_buyer"`
-	// SweepInterval is how often expired reservations are released (0 disables it).
-	SweepInterval time.Duration `mapstructure:"sweep_interval"`
-}
-
 type Search struct {
 	Engine        string              `mapstructure:"engine"`
 	Bleve         SearchBleve         `mapstructure:"bleve"`
@@ -153,81 +147,6 @@ type SearchElasticsearch struct {
 	Index string `mapstructure:"index"`
 	// Analyzer for text fields: "cjk" (built in) or a plugin's, e.g. "ik_max_word".
 	Analyzer string `mapstructure:"analyzer"`
-}
-
-type Archive struct {
-	PostgresDSN string `mapstructure:"postgres_dsn"`
-}
-
-type Auth struct {
-	JWT        AuthJWT       `mapstructure:"jwt"`
-	RefreshTTL time.Duration `mapstructure:"refresh_ttl"`
-	Password   AuthPassword  `mapstructure:"password"`
-	Login      AuthLogin     `mapstructure:"login"`
-	// EncryptionKey is base64 of 32 bytes: AES-256-GCM for personal data at rest (phones).
-	EncryptionKey string         `mapstructure:"encryption_key"`
-	OIDC          []OIDCProvider `mapstructure:"oidc"`
-}
-
-type AuthJWT struct {
-	KeysDir   string        `mapstructure:"keys_dir"`
-	Issuer    string        `mapstructure:"issuer"`
-	Audience  string        `mapstructure:"audience"`
-	AccessTTL time.Duration `mapstructure:"access_ttl"`
-	// GenerateKey creates a signing key in KeysDir when it holds none (development).
-	GenerateKey bool `mapstructure:"generate_key"`
-}
-
-type AuthPassword struct {
-	// MaxConcurrentHashes bounds argon2id work in flight (each takes 19 MiB); 0 = GOMAXPROCS.
-	MaxConcurrentHashes int `mapstructure:"max_concurrent_hashes"`
-}
-
-type AuthLogin struct {
-	MaxFailuresPerAccount int `mapstructure:"max_failures_per_account"` // per hour
-	MaxFailuresPerIP      int `mapstructure:"max_failures_per_ip"`      // per hour
-}
-
-// OIDCProvider is one third-party login provider (authorization code + PKCE).
-type OIDCProvider struct {
-	Name         string   `mapstructure:"name"`
-	Issuer       string   `mapstructure:"issuer"`
-	ClientID     string   `mapstructure:"client_id"`
-	ClientSecret string   `mapstructure:"client_secret"`
-	RedirectURL  string   `mapstructure:"redirect_url"`
-	Scopes       []string `mapstructure:"scopes"`
-}
-
-type Order struct {
-	PaymentTimeout time.Duration `mapstructure:"payment_timeout"`
-	// HoldGrace is added to PaymentTimeout for the checkout's stock hold, so the order
-	// timeout sweeper cancels (and closes the gateway payment) before the stock sweeper
-	// releases the units.
-	HoldGrace time.Duration `mapstructure:"hold_grace"`
-}
-
-type Payments struct {
-	Sandbox PaymentsSandbox `mapstructure:"sandbox"`
-	Alipay  PaymentsAlipay  `mapstructure:"alipay"`
-}
-
-type PaymentsSandbox struct {
-	Enabled bool `mapstructure:"enabled"`
-	// Secret signs the sandbox gateway's notifications (HMAC-SHA256, at least 16 bytes).
-	Secret string `mapstructure:"secret"`
-}
-
-// PaymentsAlipay configures the alipay provider; it is enabled when AppID is set.
-type PaymentsAlipay struct {
-	AppID    string `mapstructure:"app_id"`
-	SellerID string `mapstructure:"seller_id"`
-	// PrivateKeyFile is our application's RSA private key (PEM); PublicKeyFile is Alipay's
-	// public key for the app (PEM).
-	PrivateKeyFile string `mapstructure:"private_key_file"`
-	PublicKeyFile  string `mapstructure:"public_key_file"`
-	GatewayURL     string `mapstructure:"gateway_url"`
-	NotifyURL      string `mapstructure:"notify_url"`
-	ReturnURL      string `mapstructure:"return_url"`
 }
 
 // Realtime configures the WebSocket hub (internal/platform/realtime).
@@ -250,35 +169,6 @@ type Realtime struct {
 	PresenceTTL time.Duration `mapstructure:"presence_ttl"`
 }
 
-// Live configures live rooms (internal/live) and their nginx-rtmp ingest.
-type Live struct {
-	// RTMPSecret authenticates nginx-rtmp's notifications (?secret= on /internal/rtmp/*).
-	RTMPSecret string `mapstructure:"rtmp_secret"`
-	// RTMPURL is the ingest base merchants publish to (rtmp://host:port/app); the stream
-	// key is appended as the stream name.
-	RTMPURL string `mapstructure:"rtmp_url"`
-	// HLSURL is the public playback base; a room plays at HLSURL/room-<id>.m3u8.
-	HLSURL string `mapstructure:"hls_url"`
-	// HLSPushURL is where an ingest nginx reaches its own HLS application: on_publish
-	// answers a redirect to HLSPushURL/room-<id>, and nginx-rtmp relays the stream there.
-	HLSPushURL string `mapstructure:"hls_push_url"`
-	// ChatMaxRunes bounds one chat message (before HTML is stripped).
-	ChatMaxRunes int `mapstructure:"chat_max_runes"`
-	// ChatPerMinute and ChatBurst are each user's chat rate limit (GCRA, per user).
-	ChatPerMinute int `mapstructure:"chat_per_minute"`
-	ChatBurst     int `mapstructure:"chat_burst"`
-	// ViewersInterval is how often the viewer count is pushed to each live room.
-	ViewersInterval time.Duration `mapstructure:"viewers_interval"`
-}
-
-// Auction tunes the auction module.
-type Auction struct {
-	// ScheduleInterval is how often lots are started and ended (and winners' orders retried).
-	ScheduleInterval time.Duration `mapstructure:"schedule_interval"`
-	// GateDisabled sends every bid to MySQL without the Redis pre-filter.
-	GateDisabled bool `mapstructure:"gate_disabled"`
-}
-
 // Error is a configuration error naming the key.
 type Error struct {
 	Key string
@@ -287,25 +177,78 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Msg) }
 
-// Load reads the defaults, then file (when not empty), then the environment.
-func Load(file string) (Config, error) {
+// Invalid is an *Error for key; a section's Check names keys relative to its section.
+func Invalid(key, format string, args ...any) error {
+	return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// loaded is what the file and the environment decode into: the platform's keys, and the
+// modules' subtrees kept raw until their Section decodes them.
+type loaded struct {
+	Config  `mapstructure:",squash"`
+	Modules map[string]any `mapstructure:",remain"`
+}
+
+// Load reads the defaults, then file (when not empty), then the environment, and validates
+// the platform's keys and every section given. The error joins every bad key, each an *Error
+// naming its full key. With sections, a top-level key that neither the platform nor a section
+// owns is an error too.
+func Load(file string, sections ...Part) (Config, error) {
 	v, err := newViper(file)
 	if err != nil {
 		return Config{}, err
 	}
-	var c Config
-	err = v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	)))
-	if err != nil {
-		return Config{}, decodeError(err)
+	var l loaded
+	if err := v.UnmarshalExact(&l, viper.DecodeHook(decodeHook)); err != nil {
+		return Config{}, errors.Join(decodeErrors("", err)...)
 	}
-	if err := c.Validate(); err != nil {
+	c := l.Config
+	c.modules = l.Modules
+	errs := c.validate()
+	owned := map[string]bool{}
+	for _, s := range sections {
+		owned[s.key()] = true
+		val, err := s.load(c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c = c.with(s.key(), val)
+	}
+	if len(sections) > 0 {
+		for _, k := range sortedKeys(c.modules) {
+			if !owned[k] {
+				errs = append(errs, &Error{Key: k, Msg: "unknown key"})
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
+
+// Defaults is the built-in configuration (configs/mall.yaml) without the file and the
+// environment, not validated: the base of Section.Default.
+func Defaults() Config {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	var l loaded
+	if err := v.ReadConfig(bytes.NewReader(configs.Default)); err != nil {
+		panic(fmt.Sprintf("config: embedded defaults: %v", err)) // a test loads them
+	}
+	if err := v.Unmarshal(&l, viper.DecodeHook(decodeHook)); err != nil {
+		panic(fmt.Sprintf("config: embedded defaults: %v", err))
+	}
+	c := l.Config
+	c.modules = l.Modules
+	return c
+}
+
+var decodeHook = mapstructure.ComposeDecodeHookFunc(
+	mapstructure.StringToTimeDurationHookFunc(),
+	mapstructure.StringToSliceHookFunc(","),
+)
 
 func newViper(file string) (*viper.Viper, error) {
 	v := viper.New()
@@ -335,33 +278,65 @@ func newViper(file string) (*viper.Viper, error) {
 	return v, nil
 }
 
-// decodeError turns a mapstructure error into a one-line error naming the first key.
-func decodeError(err error) error {
-	msg := err.Error()
-	// mapstructure: "decoding failed due to the following error(s):\n\n'http.read_timeout' time: invalid duration"
-	lines := strings.Split(msg, "\n")
-	for _, l := range lines {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "decoding failed") || strings.HasSuffix(l, "error(s):") {
-			continue
+// decodeErrors turns a mapstructure error tree into one *Error per bad key, each key
+// prefixed with prefix (a section's key, or "" for the whole file).
+func decodeErrors(prefix string, err error) []error {
+	full := func(name string) string {
+		switch {
+		case prefix == "":
+			return name
+		case name == "":
+			return prefix
 		}
-		l = strings.TrimPrefix(l, "* ")
-		if strings.HasPrefix(l, "'") {
-			if i := strings.Index(l[1:], "'"); i > 0 {
-				return &Error{Key: l[1 : i+1], Msg: strings.TrimSpace(l[i+2:])}
-			}
-		}
-		if strings.Contains(l, "has invalid keys:") {
-			parts := strings.SplitN(l, "has invalid keys:", 2)
-			return &Error{Key: strings.TrimSpace(parts[1]), Msg: "unknown key"}
-		}
-		return &Error{Key: "(decode)", Msg: l}
+		return prefix + "." + name
 	}
-	return &Error{Key: "(decode)", Msg: msg}
+	// mapstructure wraps the join of every field's error in one fmt error.
+	for {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			var out []error
+			for _, e := range j.Unwrap() {
+				out = append(out, decodeErrors(prefix, e)...)
+			}
+			return out
+		}
+		if _, ok := err.(*mapstructure.DecodeError); ok {
+			break
+		}
+		inner := errors.Unwrap(err)
+		if inner == nil {
+			break
+		}
+		err = inner
+	}
+	var de *mapstructure.DecodeError
+	if !errors.As(err, &de) {
+		return []error{&Error{Key: full("(decode)"), Msg: err.Error()}}
+	}
+	inner := de.Unwrap()
+	if j, ok := inner.(interface{ Unwrap() []error }); ok {
+		return decodeErrors(prefix, errors.Join(j.Unwrap()...))
+	}
+	if keys, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
+		var out []error
+		for _, k := range strings.Split(keys, ", ") {
+			name := k
+			if de.Name() != "" {
+				name = de.Name() + "." + k
+			}
+			out = append(out, &Error{Key: full(name), Msg: "unknown key"})
+		}
+		return out
+	}
+	msg := inner.Error()
+	var pe *mapstructure.ParseError
+	if errors.As(inner, &pe) && pe.Err != nil {
+		msg = fmt.Sprintf("cannot parse %v as %s", pe.Value, pe.Expected.Type())
+	}
+	return []error{&Error{Key: full(de.Name()), Msg: msg}}
 }
 
-// Validate checks every key whose bad value would only show up later, at first use.
-func (c Config) Validate() error {
+// validate checks the platform's keys whose bad value would only show up later, at first use.
+func (c Config) validate() []error {
 	var errsList []error
 	bad := func(key, format string, args ...any) {
 		errsList = append(errsList, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
@@ -474,124 +449,14 @@ func (c Config) Validate() error {
 	default:
 		bad("search.engine", "must be bleve or elasticsearch, got %q", c.Search.Engine)
 	}
-	if c.Auction.ScheduleInterval <= 0 {
-		bad("auction.schedule_interval", "must be positive, got %s", c.Auction.ScheduleInterval)
+	if c.App.Env == "production" && c.Kafka.Embedded {
+		bad("kafka.embedded", "must be false in production")
 	}
-	if c.Stock.MaxHoldPerBuyer < 1 {
-		bad("stock.max_hold_per_buyer", "must be at least 1, got %d", c.Stock.MaxHoldPerBuyer)
-	}
-	if c.Stock.SweepInterval < 0 {
-		bad("stock.sweep_interval", "must be >= 0 (0 disables the sweeper), got %s", c.Stock.SweepInterval)
-	}
-	if c.Catalog.DetailCache.L1Size < 0 {
-		bad("catalog.detail_cache.l1_size", "must be >= 0 (0 disables the in-process level), got %d", c.Catalog.DetailCache.L1Size)
-	}
-	if c.Catalog.DetailCache.L1TTL <= 0 {
-		bad("catalog.detail_cache.l1_ttl", "must be positive, got %s", c.Catalog.DetailCache.L1TTL)
-	}
-	if c.Catalog.DetailCache.L2TTL < c.Catalog.DetailCache.L1TTL {
-		bad("catalog.detail_cache.l2_ttl", "must be at least catalog.detail_cache.l1_ttl, got %s", c.Catalog.DetailCache.L2TTL)
-	}
-	// One second, not minutes: the crash-safety test (cmd/mall) runs the real binary through
-	// whole payment timeouts; production values are tens of minutes (default 30m).
-	if c.Order.PaymentTimeout < time.Second {
-		bad("order.payment_timeout", "must be at least 1s, got %s", c.Order.PaymentTimeout)
-	}
-	if c.Order.HoldGrace < 0 {
-		bad("order.hold_grace", "must be >= 0, got %s", c.Order.HoldGrace)
-	}
-	if c.Auth.JWT.KeysDir == "" {
-		bad("auth.jwt.keys_dir", "is required")
-	}
-	if c.Auth.JWT.Issuer == "" || c.Auth.JWT.Audience == "" {
-		bad("auth.jwt.issuer", "issuer and audience are required")
-	}
-	if c.Auth.JWT.AccessTTL < time.Minute || c.Auth.JWT.AccessTTL > time.Hour {
-		bad("auth.jwt.access_ttl", "must be between 1m and 1h, got %s", c.Auth.JWT.AccessTTL)
-	}
-	if c.Auth.RefreshTTL < time.Hour {
-		bad("auth.refresh_ttl", "must be at least 1h, got %s", c.Auth.RefreshTTL)
-	}
-	if k, err := base64.StdEncoding.DecodeString(c.Auth.EncryptionKey); err != nil || len(k) != 32 {
-		bad("auth.encryption_key", "must be base64 of 32 bytes (openssl rand -base64 32)")
-	}
-	if c.Auth.Password.MaxConcurrentHashes < 0 {
-		bad("auth.password.max_concurrent_hashes", "must be >= 0")
-	}
-	if c.Auth.Login.MaxFailuresPerAccount <= 0 || c.Auth.Login.MaxFailuresPerIP <= 0 {
-		bad("auth.login.max_failures_per_account", "login failure limits must be positive")
-	}
-	seenProvider := map[string]bool{}
-	for i, p := range c.Auth.OIDC {
-		key := fmt.Sprintf("auth.oidc[%d]", i)
-		switch {
-		case p.Name == "" || seenProvider[p.Name]:
-			bad(key+".name", "must be set and unique")
-		case p.Issuer == "" || p.ClientID == "" || p.RedirectURL == "":
-			bad(key, "issuer, client_id and redirect_url are required")
-		}
-		seenProvider[p.Name] = true
-	}
-	if c.Live.RTMPSecret == "" {
-		bad("live.rtmp_secret", "is required")
-	}
-	if !strings.HasPrefix(c.Live.RTMPURL, "rtmp://") {
-		bad("live.rtmp_url", "must be an rtmp:// URL, got %q", c.Live.RTMPURL)
-	}
-	if !strings.HasPrefix(c.Live.HLSPushURL, "rtmp://") {
-		bad("live.hls_push_url", "must be an rtmp:// URL, got %q", c.Live.HLSPushURL)
-	}
-	if !strings.HasPrefix(c.Live.HLSURL, "http://") && !strings.HasPrefix(c.Live.HLSURL, "https://") {
-		bad("live.hls_url", "must be an http(s):// URL, got %q", c.Live.HLSURL)
-	}
-	if c.Live.ChatMaxRunes < 1 || c.Live.ChatMaxRunes > 2000 {
-		bad("live.chat_max_runes", "must be from 1 to 2000, got %d", c.Live.ChatMaxRunes)
-	}
-	if c.Live.ChatPerMinute < 1 || c.Live.ChatBurst < 1 {
-		bad("live.chat_per_minute", "chat_per_minute and chat_burst must be positive")
-	}
-	if c.Live.ViewersInterval < 100*time.Millisecond {
-		bad("live.viewers_interval", "must be at least 100ms, got %s", c.Live.ViewersInterval)
-	}
-	if c.App.Env == "production" {
-		if c.Kafka.Embedded {
-			bad("kafka.embedded", "must be false in production")
-		}
-		if c.Payments.Sandbox.Enabled {
-			bad("payments.sandbox.enabled", "must be false in production")
-		}
-		if c.Payments.Alipay.AppID != "" && !strings.HasPrefix(c.Payments.Alipay.NotifyURL, "https://") {
-			bad("payments.alipay.notify_url", "must be an https:// URL in production")
-		}
-		if c.Auth.EncryptionKey == devEncryptionKey {
-			bad("auth.encryption_key", "the development key is not allowed in production")
-		}
-		if c.Auth.JWT.GenerateKey {
-			bad("auth.jwt.generate_key", "must be false in production (install keys in auth.jwt.keys_dir)")
-		}
-		if c.Live.RTMPSecret == "dev-rtmp-secret" {
-			bad("live.rtmp_secret", "the development secret is not allowed in production")
-		}
-	}
-	if c.Payments.Sandbox.Enabled && len(c.Payments.Sandbox.Secret) < 16 {
-		bad("payments.sandbox.secret", "must be at least 16 bytes when the sandbox is enabled")
-	}
-	if a := c.Payments.Alipay; a.AppID != "" {
-		if a.PrivateKeyFile == "" || a.PublicKeyFile == "" {
-			bad("payments.alipay.private_key_file", "private_key_file and public_key_file are required with app_id")
-		}
-		if a.NotifyURL == "" {
-			bad("payments.alipay.notify_url", "is required with app_id (our POST /api/v1/payments/notify/alipay, absolute)")
-		}
-	}
-	if len(errsList) > 0 {
-		return errsList[0] // one clear line; fix it and the next one shows
-	}
-	return nil
+	return errsList
 }
 
-// devEncryptionKey is the default in configs/mall.yaml, refused in production.
-const devEncryptionKey = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzJieXRlcyE="
+// IsProduction reports app.env = production, where development settings are refused.
+func (a App) IsProduction() bool { return a.Env == "production" }
 
 // ParseBytes parses sizes like "1MB", "512KB", "1024".
 func ParseBytes(s string) (int64, error) {
@@ -616,20 +481,68 @@ func ParseBytes(s string) (int64, error) {
 // secretKeys are masked by Print; DSNs keep everything but their password.
 var secretWords = []string{"secret", "password", "private_key", "token", "encryption_key"}
 
-// Print writes the effective configuration as sorted key = value lines, secrets masked.
+// Print writes the effective configuration as sorted key = value lines, secrets masked:
+// the platform's keys and every module's (decoded by its section when Load had it).
 func Print(c Config) string {
 	var lines []string
-	walk(reflect.ValueOf(c), "", func(key string, v reflect.Value) {
+	emit := func(key string, v reflect.Value) {
 		lines = append(lines, key+" = "+render(key, v))
-	})
+	}
+	walk(reflect.ValueOf(c), "", emit)
+	for _, k := range sortedKeys(c.modules) {
+		walkAny(reflect.ValueOf(c.modules[k]), k, emit)
+	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// walkAny walks a module's subtree: a decoded struct, or raw maps and lists.
+func walkAny(v reflect.Value, key string, f func(string, reflect.Value)) {
+	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			f(key, reflect.ValueOf(""))
+			return
+		}
+		v = v.Elem()
+	}
+	switch {
+	case v.Kind() == reflect.Struct && v.Type() != reflect.TypeOf(time.Duration(0)):
+		walk(v, key, f)
+	case v.Kind() == reflect.Map:
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		for _, mk := range keys {
+			walkAny(v.MapIndex(mk), key+"."+fmt.Sprint(mk), f)
+		}
+	case v.Kind() == reflect.Slice && v.Len() > 0 && isComposite(v.Index(0)):
+		for j := 0; j < v.Len(); j++ {
+			walkAny(v.Index(j), fmt.Sprintf("%s[%d]", key, j), f)
+		}
+	default:
+		f(key, v)
+	}
+}
+
+func isComposite(v reflect.Value) bool {
+	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return false
+		}
+		v = v.Elem()
+	}
+	return v.Kind() == reflect.Map || (v.Kind() == reflect.Struct && v.Type() != reflect.TypeOf(time.Duration(0)))
 }
 
 func walk(v reflect.Value, prefix string, f func(string, reflect.Value)) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
+		if !t.Field(i).IsExported() {
+			continue
+		}
 		key := t.Field(i).Tag.Get("mapstructure")
+		if key == "" || key == "-" {
+			continue
+		}
 		if prefix != "" {
 			key = prefix + "." + key
 		}

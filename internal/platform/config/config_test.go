@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,37 +11,17 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 )
 
-func TestDefaultsLoadAndValidate(t *testing.T) {
-	c, err := config.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.HTTP.Addr != ":8080" || !c.Kafka.Embedded || c.Order.PaymentTimeout != 30*time.Minute || c.Order.HoldGrace != 5*time.Minute || len(c.DB.Shards) != 2 {
-		t.Fatalf("unexpected defaults: %+v", c)
-	}
-	dc := c.Catalog.DetailCache
-	if !c.Catalog.ReviewRequired || dc.L1Size != 10000 || dc.L1TTL != 30*time.Second || dc.L2TTL != 10*time.Minute {
-		t.Fatalf("catalog defaults: %+v", c.Catalog)
-	}
-}
+// The module keys' own tests (every section of every module, the README's table of keys)
+// are in internal/app, which knows the modules; these test the platform's keys and the
+// section mechanism with sections of their own.
 
-func TestEnvironmentOverrides(t *testing.T) {
-	t.Setenv("MALL_HTTP_ADDR", "127.0.0.1:9999")
-	t.Setenv("MALL_DB_SHARDS", "u:p@tcp(h:1)/a,u:p@tcp(h:2)/b,u:p@tcp(h:3)/c")
-	t.Setenv("MALL_ORDER_PAYMENT_TIMEOUT", "45m")
-	t.Setenv("MALL_ORDER_HOLD_GRACE", "2s")
-	t.Setenv("MALL_PAYMENTS_SANDBOX_ENABLED", "false")
-	t.Setenv("MALL_SEARCH_BLEVE_PATH", "/tmp/x")
-	t.Setenv("MALL_CATALOG_DETAIL_CACHE_L1_SIZE", "0")
-	t.Setenv("MALL_CATALOG_REVIEW_REQUIRED", "false")
+func TestPlatformDefaultsLoadAndValidate(t *testing.T) {
 	c, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTP.Addr != "127.0.0.1:9999" || len(c.DB.Shards) != 3 || c.DB.Shards[2] != "u:p@tcp(h:3)/c" ||
-		c.Order.PaymentTimeout != 45*time.Minute || c.Order.HoldGrace != 2*time.Second || c.Payments.Sandbox.Enabled || c.Search.Bleve.Path != "/tmp/x" ||
-		c.Catalog.DetailCache.L1Size != 0 || c.Catalog.ReviewRequired {
-		t.Fatalf("overrides not applied: %+v", c)
+	if c.HTTP.Addr != ":8080" || !c.Kafka.Embedded || len(c.DB.Shards) != 2 || c.Outbox.PollInterval != 200*time.Millisecond {
+		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
 
@@ -58,96 +39,6 @@ func TestFileMergesOverDefaults(t *testing.T) {
 	}
 }
 
-func TestBadConfigNamesTheKey(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		file    string
-		wantKey string
-	}{
-		{name: "bad duration", env: map[string]string{"MALL_ORDER_PAYMENT_TIMEOUT": "soon"}, wantKey: "order.payment_timeout"},
-		{name: "short payment timeout", env: map[string]string{"MALL_ORDER_PAYMENT_TIMEOUT": "500ms"}, wantKey: "order.payment_timeout"},
-		{name: "negative hold grace", env: map[string]string{"MALL_ORDER_HOLD_GRACE": "-1s"}, wantKey: "order.hold_grace"},
-		{name: "bad dsn", env: map[string]string{"MALL_DB_MAIN": "not a dsn"}, wantKey: "db.main"},
-		{name: "empty dsn", env: map[string]string{"MALL_DB_MAIN": ""}, wantKey: "db.main"},
-		{name: "bad shard", env: map[string]string{"MALL_DB_SHARDS": "u:p@tcp(h:1)/a,garbage"}, wantKey: "db.shards"},
-		{name: "bad engine", env: map[string]string{"MALL_SEARCH_ENGINE": "solr"}, wantKey: "search.engine"},
-		{name: "es without urls", env: map[string]string{"MALL_SEARCH_ENGINE": "elasticsearch"}, wantKey: "search.elasticsearch.urls"},
-		{name: "no brokers", env: map[string]string{"MALL_KAFKA_EMBEDDED": "false"}, wantKey: "kafka.brokers"},
-		{name: "bad bool", env: map[string]string{"MALL_KAFKA_EMBEDDED": "perhaps"}, wantKey: "kafka.embedded"},
-		{name: "bad addr", env: map[string]string{"MALL_HTTP_ADDR": "8080"}, wantKey: "http.addr"},
-		{name: "bad level", env: map[string]string{"MALL_LOG_LEVEL": "loud"}, wantKey: "log.level"},
-		{name: "production with dev secrets", env: map[string]string{"MALL_APP_ENV": "production", "MALL_KAFKA_EMBEDDED": "false", "MALL_KAFKA_BROKERS": "k:9092", "MALL_PAYMENTS_SANDBOX_ENABLED": "false"}, wantKey: "auth.encryption_key"},
-		{name: "short encryption key", env: map[string]string{"MALL_AUTH_ENCRYPTION_KEY": "c2hvcnQ="}, wantKey: "auth.encryption_key"},
-		{name: "long access ttl", env: map[string]string{"MALL_AUTH_JWT_ACCESS_TTL": "24h"}, wantKey: "auth.jwt.access_ttl"},
-		{name: "negative l1 size", env: map[string]string{"MALL_CATALOG_DETAIL_CACHE_L1_SIZE": "-1"}, wantKey: "catalog.detail_cache.l1_size"},
-		{name: "zero l1 ttl", env: map[string]string{"MALL_CATALOG_DETAIL_CACHE_L1_TTL": "0s"}, wantKey: "catalog.detail_cache.l1_ttl"},
-		{name: "l2 ttl below l1", env: map[string]string{"MALL_CATALOG_DETAIL_CACHE_L2_TTL": "1s"}, wantKey: "catalog.detail_cache.l2_ttl"},
-		{name: "unknown key in file", file: "htp:\n  addr: x\n", wantKey: "htp"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			f := ""
-			if tt.file != "" {
-				f = filepath.Join(t.TempDir(), "mall.yaml")
-				if err := os.WriteFile(f, []byte(tt.file), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			_, err := config.Load(f)
-			if err == nil {
-				t.Fatal("want an error")
-			}
-			msg := err.Error()
-			if !strings.HasPrefix(msg, "config: ") || !strings.Contains(msg, tt.wantKey) || strings.Contains(msg, "\n") {
-				t.Fatalf("want one line naming %q, got %q", tt.wantKey, msg)
-			}
-		})
-	}
-}
-
-func TestPrintMasksSecrets(t *testing.T) {
-	t.Setenv("MALL_DB_MAIN", "mall:s3cret-pw@tcp(127.0.0.1:3306)/mall")
-	t.Setenv("MALL_REDIS_PASSWORD", "redis-pw")
-	t.Setenv("MALL_LIVE_RTMP_SECRET", "rtmp-pw")
-	t.Setenv("MALL_AUTH_ENCRYPTION_KEY", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=")
-	t.Setenv("MALL_ARCHIVE_POSTGRES_DSN", "postgres://u:pg-pw@h:5432/db")
-	c, err := config.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := config.Print(c)
-	for _, secret := range []string{"s3cret-pw", "redis-pw", "rtmp-pw", "pg-pw", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk="} {
-		if strings.Contains(out, secret) {
-			t.Errorf("config print leaks %q:\n%s", secret, out)
-		}
-	}
-	for _, want := range []string{"db.main = mall:******@tcp(127.0.0.1:3306)/mall", "http.addr = :8080", "live.rtmp_secret = ******"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in:\n%s", want, out)
-		}
-	}
-}
-
-func TestPrintMasksSecretsInLists(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "mall.yaml")
-	yaml := "auth:\n  oidc:\n    - name: gh\n      issuer: https://id.example\n      client_id: cid\n      client_secret: oidc-pw\n      redirect_url: https://shop/cb\n"
-	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := config.Print(c)
-	if strings.Contains(out, "oidc-pw") || !strings.Contains(out, "auth.oidc[0].client_id = cid") {
-		t.Fatalf("print:\n%s", out)
-	}
-}
-
 func TestEmptyShardsMeansMain(t *testing.T) {
 	t.Setenv("MALL_DB_SHARDS", "")
 	c, err := config.Load("")
@@ -159,24 +50,217 @@ func TestEmptyShardsMeansMain(t *testing.T) {
 	}
 }
 
-// TestREADMEDocumentsEveryKey keeps the README's configuration table in step with the
-// keys the binary accepts.
-func TestREADMEDocumentsEveryKey(t *testing.T) {
-	readme, err := os.ReadFile("../../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestPlatformPrintMasksSecrets(t *testing.T) {
+	t.Setenv("MALL_DB_MAIN", "mall:s3cret-pw@tcp(127.0.0.1:3306)/mall")
+	t.Setenv("MALL_REDIS_PASSWORD", "redis-pw")
+	t.Setenv("MALL_SEARCH_ELASTICSEARCH_PASSWORD", "es-pw")
 	c, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(config.Print(c), "\n") {
-		key, _, ok := strings.Cut(line, " = ")
-		if !ok {
-			continue
+	out := config.Print(c)
+	for _, secret := range []string{"s3cret-pw", "redis-pw", "es-pw"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("config print leaks %q:\n%s", secret, out)
 		}
-		if !strings.Contains(string(readme), "`"+key+"`") {
-			t.Errorf("README.md does not document %s", key)
+	}
+	if !strings.Contains(out, "db.main = mall:******@tcp(127.0.0.1:3306)/mall") {
+		t.Errorf("db.main not masked in:\n%s", out)
+	}
+}
+
+func TestMaskDSN(t *testing.T) {
+	tests := []struct{ give, want string }{
+		{give: "postgres://u:pg-pw@h:5432/db?sslmode=disable", want: "postgres://u:******@h:5432/db?sslmode=disable"},
+		{give: "postgres://u@h:5432/db", want: "postgres://u@h:5432/db"},
+		{give: "mall:pw@tcp(127.0.0.1:3306)/mall", want: "mall:******@tcp(127.0.0.1:3306)/mall"},
+	}
+	for _, tt := range tests {
+		if got := config.MaskDSN(tt.give); got != tt.want {
+			t.Errorf("MaskDSN(%q) = %q, want %q", tt.give, got, tt.want)
 		}
+	}
+}
+
+// Sections of three made-up modules, like the real modules declare theirs.
+type alphaConfig struct {
+	Timeout time.Duration `mapstructure:"timeout" validate:"min=1s"`
+	Nested  struct {
+		Size int `mapstructure:"size" validate:"gte=0"`
+	} `mapstructure:"nested"`
+}
+
+type betaConfig struct {
+	URL    string `mapstructure:"url" validate:"required"`
+	Secret string `mapstructure:"secret"`
+}
+
+// Check: a rule tags cannot say, naming a key relative to the section.
+func (b betaConfig) Check(app config.App) error {
+	if app.IsProduction() && b.Secret == "dev" {
+		return config.Invalid("secret", "the development secret is not allowed in production")
+	}
+	return nil
+}
+
+type gammaConfig struct {
+	Mode string `mapstructure:"mode" validate:"oneof=fast safe"`
+}
+
+// raw stands for the real modules' sections (internal/app tests those): their subtrees in
+// the embedded defaults must be owned by a section, or Load reports them as unknown.
+func raw(keys ...string) []config.Part {
+	var out []config.Part
+	for _, k := range keys {
+		out = append(out, config.Section[map[string]any]{Key: k})
+	}
+	return out
+}
+
+// load is config.Load with the three test sections and the real modules' raw ones.
+func load(file string) (config.Config, error) {
+	parts := append(raw("auth", "catalog", "stock", "order", "payments", "live", "auction"), alpha, beta, gamma)
+	return config.Load(file, parts...)
+}
+
+var (
+	alpha = config.Section[alphaConfig]{Key: "alpha"}
+	beta  = config.Section[betaConfig]{Key: "beta"}
+	gamma = config.Section[gammaConfig]{Key: "gamma"}
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "mall.yaml")
+	if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+const goodSections = "alpha:\n  timeout: 5s\n  nested:\n    size: 3\nbeta:\n  url: http://x\n  secret: dev\ngamma:\n  mode: fast\n"
+
+func TestSectionsDecode(t *testing.T) {
+	t.Setenv("MALL_ALPHA_TIMEOUT", "7s")
+	c, err := load(writeFile(t, goodSections))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := alpha.From(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Timeout != 7*time.Second || a.Nested.Size != 3 {
+		t.Fatalf("alpha = %+v (the environment overrides the file)", a)
+	}
+	out := config.Print(c)
+	for _, want := range []string{"alpha.timeout = 7s", "alpha.nested.size = 3", "beta.url = http://x", "beta.secret = ******", "gamma.mode = fast"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
+
+// TestEveryBadKeyOfEverySection: one bad key in each of three sections, plus a platform
+// key, a production-only rule and an unknown key, all in one error, each with its full key.
+func TestEveryBadKeyOfEverySection(t *testing.T) {
+	t.Setenv("MALL_APP_ENV", "production")
+	t.Setenv("MALL_KAFKA_EMBEDDED", "false")
+	t.Setenv("MALL_KAFKA_BROKERS", "k:9092")
+	t.Setenv("MALL_LOG_LEVEL", "loud")
+	f := writeFile(t, "alpha:\n  timeout: 500ms\n  nested:\n    size: -1\n    sise: 2\nbeta:\n  url: \"\"\n  secret: dev\ngamma:\n  mode: reckless\ndelta:\n  x: 1\n")
+	_, err := load(f)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	want := []string{
+		"config: log.level: must be debug, info, warn or error, got \"loud\"",
+		"config: alpha.nested.sise: unknown key",
+		"config: beta.url: is required",
+		"config: beta.secret: the development secret is not allowed in production",
+		"config: gamma.mode: must be one of fast, safe, got \"reckless\"",
+		"config: delta: unknown key",
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, w := range want {
+		found := false
+		for _, l := range lines {
+			found = found || l == w
+		}
+		if !found {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	if len(lines) != len(want) {
+		t.Errorf("%d errors, want %d:\n%v", len(lines), len(want), err)
+	}
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("%T is not a *config.Error", err)
+	}
+
+	// With the unknown key fixed, the decoded sections' validation speaks for them.
+	f = writeFile(t, "alpha:\n  timeout: 500ms\n  nested:\n    size: -1\nbeta:\n  url: http://x\ngamma:\n  mode: fast\n")
+	_, err = load(f)
+	for _, w := range []string{"config: alpha.timeout: must be at least 1s, got 500ms", "config: alpha.nested.size: must be at least 0, got -1"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in %v", w, err)
+		}
+	}
+}
+
+func TestSectionDecodeErrorsNameTheKey(t *testing.T) {
+	t.Setenv("MALL_ALPHA_TIMEOUT", "soon")
+	t.Setenv("MALL_ALPHA_NESTED_SIZE", "many")
+	_, err := load(writeFile(t, goodSections))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, k := range []string{"config: alpha.timeout: ", "config: alpha.nested.size: "} {
+		if !strings.Contains(err.Error(), k) {
+			t.Errorf("missing %q in %v", k, err)
+		}
+	}
+}
+
+func TestSectionWithLeavesTheOriginal(t *testing.T) {
+	c, err := load(writeFile(t, goodSections))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := alpha.With(c, func(a *alphaConfig) { a.Timeout = time.Minute })
+	if a, _ := alpha.From(d); a.Timeout != time.Minute {
+		t.Fatalf("with: %+v", a)
+	}
+	if a, _ := alpha.From(c); a.Timeout != 5*time.Second {
+		t.Fatalf("original changed: %+v", a)
+	}
+	if !strings.Contains(config.Print(d), "alpha.timeout = 1m0s") {
+		t.Fatalf("print of the changed config:\n%s", config.Print(d))
+	}
+}
+
+func TestPlatformBadKeys(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantKey string
+	}{
+		{name: "bad dsn", env: map[string]string{"MALL_DB_MAIN": "not a dsn"}, wantKey: "db.main"},
+		{name: "bad engine", env: map[string]string{"MALL_SEARCH_ENGINE": "solr"}, wantKey: "search.engine"},
+		{name: "bad bool", env: map[string]string{"MALL_KAFKA_EMBEDDED": "perhaps"}, wantKey: "kafka.embedded"},
+		{name: "bad duration", env: map[string]string{"MALL_HTTP_READ_TIMEOUT": "soon"}, wantKey: "http.read_timeout"},
+		{name: "embedded kafka in production", env: map[string]string{"MALL_APP_ENV": "production"}, wantKey: "kafka.embedded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			_, err := config.Load("")
+			if err == nil || !strings.Contains(err.Error(), "config: "+tt.wantKey+": ") {
+				t.Fatalf("want an error naming %q, got %v", tt.wantKey, err)
+			}
+		})
 	}
 }

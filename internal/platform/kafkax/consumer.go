@@ -69,6 +69,14 @@ type ConsumerMetrics struct {
 	errors      *prometheus.CounterVec
 	undecodable *prometheus.CounterVec
 	ignored     *prometheus.CounterVec
+	lag         *prometheus.HistogramVec
+}
+
+// lagBuckets resolve milliseconds, where an outbox woken at commit delivers, up to the
+// minutes of a consumer stuck behind a failing event.
+var lagBuckets = []float64{
+	.001, .002, .003, .004, .005, .006, .008, .01, .0125, .015, .02, .025, .03, .04, .05, .075,
+	.1, .15, .2, .3, .5, .75, 1, 2.5, 5, 10, 30, 60,
 }
 
 // NewConsumerMetrics registers the runner's metrics with reg.
@@ -89,6 +97,11 @@ func NewConsumerMetrics(reg prometheus.Registerer) (*ConsumerMetrics, error) {
 		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mall_kafka_consumer_ignored_total", Help: "Events passed over because the group does not handle their type.",
 		}, []string{"group"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mall_kafka_consumer_event_lag_seconds",
+			Help:    "Time from an event's occurred_at (stamped in the writing transaction, before its commit) to its consumer group taking it up.",
+			Buckets: lagBuckets,
+		}, []string{"group"}),
 	}
 	var err error
 	m.applied, err = metrics.Register(reg, m.applied)
@@ -103,6 +116,9 @@ func NewConsumerMetrics(reg prometheus.Registerer) (*ConsumerMetrics, error) {
 	}
 	if err == nil {
 		m.ignored, err = metrics.Register(reg, m.ignored)
+	}
+	if err == nil {
+		m.lag, err = metrics.Register(reg, m.lag)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kafkax: metrics: %w", err)
@@ -347,6 +363,11 @@ func (c *consumer) applyRecord(rec *kgo.Record) bool {
 		c.r.log.Error("kafka record skipped: undecodable envelope", "group", group, "topic", rec.Topic,
 			"partition", rec.Partition, "offset", rec.Offset, "error", err)
 		return true
+	}
+	// Every decoded event counts, handled or passed over: the lag measures delivery (outbox
+	// relay, broker, this group's place in its partition), not the handler.
+	if !ev.OccurredAt.IsZero() {
+		c.r.m.lag.WithLabelValues(group).Observe(max(time.Since(ev.OccurredAt).Seconds(), 0))
 	}
 	if (len(c.h.Types) > 0 && !slices.Contains(c.h.Types, ev.Type)) || (c.h.Wants != nil && !c.h.Wants(ev)) {
 		c.r.m.ignored.WithLabelValues(group).Inc()

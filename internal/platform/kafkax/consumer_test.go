@@ -146,6 +146,11 @@ func TestRunnerRetriesAndInboxAbsorbsRedelivery(t *testing.T) {
 	if got := metric(t, reg, "mall_kafka_consumer_undecodable_total", labels); got != 1 {
 		t.Errorf("undecodable_total = %v, want 1", got)
 	}
+	// One lag sample per decoded event, however often it was retried; the test's events are
+	// stamped moments before producing, so they all arrive in well under a minute.
+	if cnt, sum := histogram(t, reg, "mall_kafka_consumer_event_lag_seconds", labels); cnt != n || sum <= 0 || sum/float64(cnt) > 60 {
+		t.Errorf("event lag: %d samples, sum %.3fs; want %d samples with a positive mean under a minute", cnt, sum, n)
+	}
 	if got := h.calls.Load(); got != n+3 {
 		t.Errorf("Handle ran %d times, want %d (once per event plus 3 retries)", got, n+3)
 	}

@@ -49,3 +49,29 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// histogram returns the sample count and sum of the histogram name whose labels are labels.
+func histogram(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ok := true
+			for _, lp := range m.GetLabel() {
+				if v, want := labels[lp.GetName()]; want && v != lp.GetValue() {
+					ok = false
+				}
+			}
+			if h := m.GetHistogram(); ok && h != nil {
+				return h.GetSampleCount(), h.GetSampleSum()
+			}
+		}
+	}
+	return 0, 0
+}

@@ -14,14 +14,18 @@ import (
 )
 
 // Module provides the Writer and runs one relay per physical database between OnStart and
-// OnStop. It needs kafkax.Module for the producer.
+// OnStop. It needs kafkax.Module for the producer. The Writer wakes this replica's relay of
+// a database as soon as a transaction that wrote events there commits.
 var Module = fx.Module("outbox",
-	fx.Provide(NewWriter, NewMetrics),
-	fx.Invoke(runRelays),
+	fx.Provide(NewMetrics, runRelays, func(rs relays) Writer { return NewWriter(rs...) }),
+	fx.Invoke(func(relays) {}),
 )
 
-func runRelays(lc fx.Lifecycle, c config.Config, cl *sqldb.Cluster, p *kafkax.Producer, log *slog.Logger, m *Metrics) {
-	var relays []*Relay
+// relays are this replica's relays, one per physical database.
+type relays []*Relay
+
+func runRelays(lc fx.Lifecycle, c config.Config, cl *sqldb.Cluster, p *kafkax.Producer, log *slog.Logger, m *Metrics) relays {
+	var relays relays
 	for _, db := range cl.All() {
 		relays = append(relays, NewRelay(db, p, c.Outbox, log, m))
 	}
@@ -34,6 +38,7 @@ func runRelays(lc fx.Lifecycle, c config.Config, cl *sqldb.Cluster, p *kafkax.Pr
 		},
 		OnStop: func(ctx context.Context) error { return StopAll(ctx, relays...) },
 	})
+	return relays
 }
 
 // StopAll stops relays concurrently, each bounded by ctx.

@@ -17,8 +17,9 @@ import (
 )
 
 // TestModules wires kafkax.Module and outbox.Module with fx the way the binary does: a module
-// writes through the provided Writer on each database, the relays publish, a handler
-// registered with kafkax.AsHandler applies the events, and the app stops cleanly.
+// writes through the provided Writer on each database, the relays (woken by the commits)
+// publish, a handler registered with kafkax.AsHandler applies the events, and the app stops
+// cleanly.
 func TestModules(t *testing.T) {
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{Shards: 2})
 	topic := kafkax.Topic("fxtest")
@@ -32,6 +33,9 @@ func TestModules(t *testing.T) {
 		Kafka:  config.Kafka{Embedded: true, ClientID: "fxtest", Partitions: 3},
 		Outbox: fastConfig(),
 	}
+	// Polling once a minute: the events arrive in time only because the provided Writer
+	// wakes each database's relay when the transaction commits.
+	cfg.Outbox.PollInterval = time.Minute
 	app := fx.New(
 		fx.NopLogger,
 		fx.Supply(cfg, cl, kafkaxtest.Logger()),

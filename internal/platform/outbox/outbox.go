@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/mallhq/mall/internal/platform/kafkax"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
@@ -49,8 +51,22 @@ type Writer interface {
 	Add(ctx context.Context, events ...Event) error
 }
 
-// NewWriter returns the Writer backed by Add.
-func NewWriter() Writer { return writer{} }
+// NewWriter returns the Writer backed by Add. When the transaction of an Add commits, the
+// writer wakes the relays among relays that publish that transaction's database, so its
+// events go out at once rather than at the relay's next poll (outbox.poll_interval). A
+// relay only acts on the wake while it leads: with several replicas, events written on a
+// replica whose relay does not lead wait for the leader's poll. Without relays (tests,
+// modules built without fx) every event waits for the poll.
+//
+// Relays are matched by connection pool (the *sqlx.DB inside a *sqldb.DB), not by the
+// *sqldb.DB pointer, so any handle on the same pool finds its database's relay.
+func NewWriter(relays ...*Relay) Writer {
+	w := writer{relays: map[*sqlx.DB][]*Relay{}}
+	for _, r := range relays {
+		w.relays[r.db.DB] = append(w.relays[r.db.DB], r)
+	}
+	return w
+}
 
 // WriterOr returns w, or NewWriter() when w is nil (modules take an optional Writer).
 func WriterOr(w Writer) Writer {
@@ -60,11 +76,28 @@ func WriterOr(w Writer) Writer {
 	return w
 }
 
-type writer struct{}
+type writer struct {
+	relays map[*sqlx.DB][]*Relay // read-only after NewWriter
+}
 
 var _ Writer = writer{}
 
-func (writer) Add(ctx context.Context, events ...Event) error { return Add(ctx, events...) }
+func (w writer) Add(ctx context.Context, events ...Event) error {
+	if err := Add(ctx, events...); err != nil || len(events) == 0 {
+		return err
+	}
+	_, db, _ := sqldb.CurrentTx(ctx) // Add succeeded: ctx carries a transaction
+	relays := w.relays[db.DB]
+	if len(relays) == 0 {
+		return nil
+	}
+	// Several Adds in one transaction wake the relay several times; Notify coalesces them.
+	return sqldb.AfterCommit(ctx, func(context.Context) {
+		for _, r := range relays {
+			r.Notify()
+		}
+	})
+}
 
 // Status of an outbox row.
 const (
@@ -83,7 +116,8 @@ const insertPrefix = `INSERT INTO platform_outbox
 	(event_id, topic, aggregate_id, event_type, envelope, status, attempts, available_at, created_at) VALUES `
 
 // Add writes events to platform_outbox through the transaction in ctx, on that
-// transaction's database. Outside a transaction it returns ErrNoTx.
+// transaction's database. Outside a transaction it returns ErrNoTx. Add wakes no relay:
+// modules write through a Writer (NewWriter), which does.
 func Add(ctx context.Context, events ...Event) error {
 	ext, db, ok := sqldb.CurrentTx(ctx)
 	if !ok {

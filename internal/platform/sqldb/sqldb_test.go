@@ -176,7 +176,7 @@ func TestMigrateIsIdempotentAndReportsStatus(t *testing.T) {
 // but not a transaction. A call from inside one module's transaction into another module
 // (its own scope) commits on its own, whatever the caller's transaction does; handles of
 // the same scope join as before, and outbox-style platform code still finds the caller's
-// transaction with CurrentTx.
+// transaction with CurrentTx. After-commit hooks run at the commit of their own transaction.
 func TestScopesDoNotShareTransactions(t *testing.T) {
 	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{Shards: 2})
 	ctx := context.Background()
@@ -205,7 +205,11 @@ func TestScopesDoNotShareTransactions(t *testing.T) {
 	}
 
 	boom := errors.New("boom")
+	var stockCommitted, orderCommitted bool
 	err := orders.Main().WithinTx(ctx, func(ctx context.Context) error {
+		if err := sqldb.AfterCommit(ctx, func(context.Context) { orderCommitted = true }); err != nil {
+			return err
+		}
 		if err := insert(ctx, orders.Main(), 1); err != nil {
 			return err
 		}
@@ -217,6 +221,9 @@ func TestScopesDoNotShareTransactions(t *testing.T) {
 			if ext, db, ok := sqldb.CurrentTx(ctx); !ok || db.Scope() != "stock" || ext == nil {
 				t.Error("CurrentTx inside the stock transaction")
 			}
+			if err := sqldb.AfterCommit(ctx, func(context.Context) { stockCommitted = true }); err != nil {
+				return err
+			}
 			return insert(ctx, stock.Main(), 2)
 		}); err != nil {
 			return err
@@ -224,6 +231,9 @@ func TestScopesDoNotShareTransactions(t *testing.T) {
 		// Another module without a transaction of its own: the pool, committed at once.
 		if err := insert(ctx, stock.Main(), 3); err != nil {
 			return err
+		}
+		if !stockCommitted {
+			t.Error("the stock transaction's after-commit hook did not run at its own commit")
 		}
 		if _, db, ok := sqldb.CurrentTx(ctx); !ok || db.Scope() != "order" {
 			t.Error("CurrentTx after the stock call is not order's transaction")
@@ -239,6 +249,9 @@ func TestScopesDoNotShareTransactions(t *testing.T) {
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
+	}
+	if orderCommitted {
+		t.Error("the rolled-back order transaction ran its after-commit hook")
 	}
 	if has(1) || has(4) || !has(2) || !has(3) {
 		t.Fatalf("after the order rollback: 1=%v 4=%v (want false), 2=%v 3=%v (want true)", has(1), has(4), has(2), has(3))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -17,6 +18,9 @@ type txKey struct{}
 type txState struct {
 	db *DB
 	tx *sqlx.Tx
+
+	mu          sync.Mutex
+	afterCommit []func(ctx context.Context)
 }
 
 // joins reports whether a call through d belongs to the transaction: same physical
@@ -49,9 +53,9 @@ const MaxTxAttempts = 10
 
 // WithinTx runs fn in a transaction on d carried in the context. A nested call through a
 // handle of the same database and module scope joins the outer transaction (another
-// module's handle opens its own, see Cluster.For); the outermost call commits, or rolls back when fn
-// returns an error or panics. The outermost call retries fn on deadlock (1213) and lock
-// wait timeout (1205), so fn must not have effects outside the transaction.
+// module's handle opens its own, see Cluster.For); the outermost call commits, or rolls
+// back when fn returns an error or panics. The outermost call retries fn on deadlock
+// (1213) and lock wait timeout (1205), so fn must not have effects outside the transaction.
 func (d *DB) WithinTx(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error {
 	if _, ok := txOf(ctx, d); ok {
 		return fn(ctx)
@@ -88,14 +92,44 @@ func (d *DB) runTx(ctx context.Context, txo *sql.TxOptions, fn func(ctx context.
 			panic(p)
 		}
 	}()
-	if err = fn(context.WithValue(ctx, txKey{}, &txState{db: d, tx: tx})); err != nil {
+	st := &txState{db: d, tx: tx}
+	if err = fn(context.WithValue(ctx, txKey{}, st)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("sqldb: commit on %s: %w", d.Name, err)
 	}
+	st.runAfterCommit(ctx)
 	return nil
+}
+
+// AfterCommit registers fn to run once the transaction in ctx (the innermost one, as
+// CurrentTx) has committed: after the outermost WithinTx's commit, with the context that
+// call was given (without the committed transaction). It never runs when the transaction rolls back, and an
+// attempt retried after a deadlock discards what it registered, so fn runs at most once,
+// for the attempt that committed. Outside a transaction it returns ErrNoTx. fn runs on
+// the committing goroutine before WithinTx returns, so it must be quick (a wake-up, a
+// metric), and it must not fail: the transaction is already durable.
+func AfterCommit(ctx context.Context, fn func(ctx context.Context)) error {
+	st, ok := ctx.Value(txKey{}).(*txState)
+	if !ok {
+		return ErrNoTx
+	}
+	st.mu.Lock()
+	st.afterCommit = append(st.afterCommit, fn)
+	st.mu.Unlock()
+	return nil
+}
+
+func (st *txState) runAfterCommit(ctx context.Context) {
+	st.mu.Lock()
+	fns := st.afterCommit
+	st.afterCommit = nil
+	st.mu.Unlock()
+	for _, fn := range fns {
+		fn(ctx)
+	}
 }
 
 // Ext returns the transaction in ctx when d joins it (same database and scope), otherwise

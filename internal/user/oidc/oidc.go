@@ -69,6 +69,35 @@ const (
 // DefaultScopes are requested when a provider's config lists none.
 var DefaultScopes = []string{gooidc.ScopeOpenID, "email", "profile"}
 
+// ProviderConfig is one third-party login provider (auth.oidc[i]; authorization code + PKCE).
+type ProviderConfig struct {
+	Name         string   `mapstructure:"name"`
+	Issuer       string   `mapstructure:"issuer"`
+	ClientID     string   `mapstructure:"client_id"`
+	ClientSecret string   `mapstructure:"client_secret"`
+	RedirectURL  string   `mapstructure:"redirect_url"`
+	Scopes       []string `mapstructure:"scopes"`
+}
+
+// CheckProviders validates a provider list; each error is a *config.Error naming
+// prefix[i].field. It is what New checks, for the configuration's own validation.
+func CheckProviders(prefix string, providers []ProviderConfig) error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, p := range providers {
+		key := fmt.Sprintf("%s[%d]", prefix, i)
+		if err := validate(key, p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[p.Name] {
+			errs = append(errs, &config.Error{Key: key + ".name", Msg: fmt.Sprintf("%q is listed twice", p.Name)})
+		}
+		seen[p.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
 // Client starts logins and finishes them. It is safe for concurrent use.
 type Client struct {
 	rdb       redis.UniversalClient
@@ -78,7 +107,7 @@ type Client struct {
 }
 
 type provider struct {
-	cfg    config.OIDCProvider
+	cfg    ProviderConfig
 	scopes []string
 	// sem lets one discovery run at a time; ready caches its result once it succeeds.
 	// Failures are not cached, so the next call tries again.
@@ -104,22 +133,18 @@ var providerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 // provider is discovered on first use), so an unreachable provider does not keep the
 // application from starting. hc is used for every request to a provider; nil means a
 // client with DefaultHTTPTimeout.
-func New(ctx context.Context, providers []config.OIDCProvider, rdb redis.UniversalClient, hc *http.Client) (*Client, error) {
+func New(ctx context.Context, providers []ProviderConfig, rdb redis.UniversalClient, hc *http.Client) (*Client, error) {
 	if rdb == nil {
 		return nil, errors.New("oidc: a Redis client is required")
 	}
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
+	if err := CheckProviders("auth.oidc", providers); err != nil {
+		return nil, err
+	}
 	c := &Client{rdb: rdb, hc: hc, providers: make(map[string]*provider, len(providers))}
-	for i, p := range providers {
-		key := fmt.Sprintf("auth.oidc[%d]", i)
-		if err := validate(key, p); err != nil {
-			return nil, err
-		}
-		if _, dup := c.providers[p.Name]; dup {
-			return nil, &config.Error{Key: key + ".name", Msg: fmt.Sprintf("%q is listed twice", p.Name)}
-		}
+	for _, p := range providers {
 		scopes := DefaultScopes
 		if len(p.Scopes) > 0 {
 			scopes = p.Scopes
@@ -134,7 +159,7 @@ func New(ctx context.Context, providers []config.OIDCProvider, rdb redis.Univers
 	return c, nil
 }
 
-func validate(key string, p config.OIDCProvider) error {
+func validate(key string, p ProviderConfig) error {
 	if !providerNameRE.MatchString(p.Name) {
 		return &config.Error{Key: key + ".name", Msg: "must be 1-64 letters, digits, '-' or '_' (it is a URL path segment)"}
 	}

@@ -26,9 +26,13 @@ const callback = "http://127.0.0.1:1/api/v1/auth/oauth/%s/callback" // never req
 
 func redirectFor(name string) string { return strings.Replace(callback, "%s", name, 1) }
 
-func newClient(t *testing.T, providers ...config.OIDCProvider) (*Client, *redis.Client) {
+func newClient(t *testing.T, entries ...oidctest.ProviderConfig) (*Client, *redis.Client) {
 	t.Helper()
 	rdb := redisxtest.Client(t)
+	providers := make([]ProviderConfig, len(entries))
+	for i, e := range entries {
+		providers[i] = ProviderConfig(e)
+	}
 	c, err := New(context.Background(), providers, rdb, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -377,7 +381,7 @@ func TestProviderDownAtStartup(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens there now: connections are refused
-		c, _ := newClient(t, config.OIDCProvider{Name: "gone", Issuer: "http://" + addr + "/oidc",
+		c, _ := newClient(t, oidctest.ProviderConfig{Name: "gone", Issuer: "http://" + addr + "/oidc",
 			ClientID: "id", ClientSecret: "secret", RedirectURL: redirectFor("gone")})
 		_, err = c.AuthorizeURL(context.Background(), "gone")
 		wantErr(t, err, ErrProviderUnavailable)
@@ -467,30 +471,30 @@ func TestCustomScopesKeepOpenID(t *testing.T) {
 func TestNew(t *testing.T) {
 	t.Parallel()
 	rdb := redisxtest.Client(t)
-	ok := config.OIDCProvider{Name: "google", Issuer: "https://accounts.google.com", ClientID: "id",
+	ok := ProviderConfig{Name: "google", Issuer: "https://accounts.google.com", ClientID: "id",
 		ClientSecret: "secret", RedirectURL: "https://mall.example/api/v1/auth/oauth/google/callback"}
-	with := func(f func(*config.OIDCProvider)) []config.OIDCProvider {
+	with := func(f func(*ProviderConfig)) []ProviderConfig {
 		p := ok
 		f(&p)
-		return []config.OIDCProvider{p}
+		return []ProviderConfig{p}
 	}
 	tests := []struct {
 		give    string
-		give2   []config.OIDCProvider
+		give2   []ProviderConfig
 		wantKey string // "" = valid
 	}{
-		{give: "valid", give2: []config.OIDCProvider{ok}},
+		{give: "valid", give2: []ProviderConfig{ok}},
 		{give: "none", give2: nil},
-		{give: "http issuer on loopback", give2: with(func(p *config.OIDCProvider) { p.Issuer = "http://127.0.0.1:5556/dex" })},
-		{give: "no client secret (public client)", give2: with(func(p *config.OIDCProvider) { p.ClientSecret = "" })},
-		{give: "empty name", give2: with(func(p *config.OIDCProvider) { p.Name = "" }), wantKey: "auth.oidc[0].name"},
-		{give: "name with a slash", give2: with(func(p *config.OIDCProvider) { p.Name = "a/b" }), wantKey: "auth.oidc[0].name"},
-		{give: "duplicate name", give2: []config.OIDCProvider{ok, ok}, wantKey: "auth.oidc[1].name"},
-		{give: "http issuer elsewhere", give2: with(func(p *config.OIDCProvider) { p.Issuer = "http://accounts.example" }), wantKey: "auth.oidc[0].issuer"},
-		{give: "relative issuer", give2: with(func(p *config.OIDCProvider) { p.Issuer = "/oidc" }), wantKey: "auth.oidc[0].issuer"},
-		{give: "no client id", give2: with(func(p *config.OIDCProvider) { p.ClientID = "" }), wantKey: "auth.oidc[0].client_id"},
-		{give: "relative redirect", give2: with(func(p *config.OIDCProvider) { p.RedirectURL = "/callback" }), wantKey: "auth.oidc[0].redirect_url"},
-		{give: "blank scope", give2: with(func(p *config.OIDCProvider) { p.Scopes = []string{"openid", ""} }), wantKey: "auth.oidc[0].scopes"},
+		{give: "http issuer on loopback", give2: with(func(p *ProviderConfig) { p.Issuer = "http://127.0.0.1:5556/dex" })},
+		{give: "no client secret (public client)", give2: with(func(p *ProviderConfig) { p.ClientSecret = "" })},
+		{give: "empty name", give2: with(func(p *ProviderConfig) { p.Name = "" }), wantKey: "auth.oidc[0].name"},
+		{give: "name with a slash", give2: with(func(p *ProviderConfig) { p.Name = "a/b" }), wantKey: "auth.oidc[0].name"},
+		{give: "duplicate name", give2: []ProviderConfig{ok, ok}, wantKey: "auth.oidc[1].name"},
+		{give: "http issuer elsewhere", give2: with(func(p *ProviderConfig) { p.Issuer = "http://accounts.example" }), wantKey: "auth.oidc[0].issuer"},
+		{give: "relative issuer", give2: with(func(p *ProviderConfig) { p.Issuer = "/oidc" }), wantKey: "auth.oidc[0].issuer"},
+		{give: "no client id", give2: with(func(p *ProviderConfig) { p.ClientID = "" }), wantKey: "auth.oidc[0].client_id"},
+		{give: "relative redirect", give2: with(func(p *ProviderConfig) { p.RedirectURL = "/callback" }), wantKey: "auth.oidc[0].redirect_url"},
+		{give: "blank scope", give2: with(func(p *ProviderConfig) { p.Scopes = []string{"openid", ""} }), wantKey: "auth.oidc[0].scopes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
@@ -518,7 +522,7 @@ func TestNew(t *testing.T) {
 	t.Run("providers in config order", func(t *testing.T) {
 		b := ok
 		b.Name = "apple"
-		c, err := New(context.Background(), []config.OIDCProvider{ok, b}, rdb, nil)
+		c, err := New(context.Background(), []ProviderConfig{ok, b}, rdb, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

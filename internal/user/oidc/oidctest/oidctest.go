@@ -7,7 +7,9 @@
 // the verifier against the challenge it was given).
 //
 //	p := oidctest.Start(t)
-//	cfg.Auth.OIDC = []config.OIDCProvider{p.Config("mock", srv.URL+"/api/v1/auth/oauth/mock/callback")}
+//	cfg = user.ConfigSection.With(cfg, func(c *user.Config) {
+//		c.OIDC = []oidc.ProviderConfig{oidc.ProviderConfig(p.Config("mock", srv.URL+"/api/v1/auth/oauth/mock/callback"))}
+//	})
 //	p.QueueUser("ada@example.com", true, "ada-sub")
 //	callback := p.Authorize(t, authorizeURL) // the redirect back to us, with code and state
 package oidctest
@@ -28,9 +30,19 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
-
-	"github.com/mallhq/mall/internal/platform/config"
 )
+
+// ProviderConfig has the fields of oidc.ProviderConfig (convert with
+// oidc.ProviderConfig(p.Config(...))); oidc's own tests use this package, so it cannot
+// import oidc.
+type ProviderConfig struct {
+	Name         string
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	RedirectURL  string
+	Scopes       []string
+}
 
 // Provider is a running mock OpenID Connect provider.
 type Provider struct {
@@ -91,8 +103,8 @@ func Start(t testing.TB) *Provider {
 
 // Config returns the provider entry for auth.oidc, with the mock's client credentials and
 // the default scopes.
-func (p *Provider) Config(name, redirectURL string) config.OIDCProvider {
-	return config.OIDCProvider{
+func (p *Provider) Config(name, redirectURL string) ProviderConfig {
+	return ProviderConfig{
 		Name:         name,
 		Issuer:       p.m.Issuer(),
 		ClientID:     p.m.ClientID,
