@@ -6,7 +6,10 @@
 //   - no grab-bag packages (util, common, models, helpers, misc);
 //   - every table a module creates is prefixed with the module's name (platform_ for the
 //     platform), and SQL text in a module names only its own tables — never another
-//     module's, and never the platform's (those are written through internal/platform/...).
+//     module's, and never the platform's (those are written through internal/platform/...);
+//   - a module that uses internal/platform/sqldb scopes the cluster to itself somewhere in
+//     its non-test code (a call `.For("<module>")`, see sqldb.Cluster.For), so no other
+//     module's call can join its transactions.
 //
 // A domain module is any directory directly under internal/ except platform, app (the
 // composition root, which wires everything) and archtest, so new modules are covered without
@@ -43,6 +46,7 @@ const (
 	RulePackageName    = "package-name"    // util, common, models, ...
 	RuleTablePrefix    = "table-prefix"    // CREATE TABLE without the owner's prefix
 	RuleTableReference = "table-reference" // SQL naming a table the file's owner does not own
+	RuleTxScope        = "tx-scope"        // a module uses sqldb without scoping the cluster to itself
 )
 
 // Violation is one broken rule at a position. File is slash-separated and relative to the
@@ -89,6 +93,8 @@ func Check(root string) ([]Violation, error) {
 		modules: map[string]bool{},
 		fset:    token.NewFileSet(),
 		edges:   map[string]map[string]edge{},
+		sqldbAt: map[string]edge{},
+		scoped:  map[string]bool{},
 	}
 	if err := c.findModules(); err != nil {
 		return nil, err
@@ -97,6 +103,7 @@ func Check(root string) ([]Violation, error) {
 		return nil, err
 	}
 	c.checkCycles()
+	c.checkTxScopes()
 	sort.Slice(c.out, func(i, j int) bool {
 		a, b := c.out[i], c.out[j]
 		if a.File != b.File {
@@ -125,6 +132,8 @@ type checker struct {
 	fset    *token.FileSet
 	edges   map[string]map[string]edge
 	pkgSeen map[string]bool // directories already checked for their package name
+	sqldbAt map[string]edge // a module's first non-test import of internal/platform/sqldb
+	scoped  map[string]bool // modules calling .For("<module>")
 	out     []Violation
 }
 
@@ -241,6 +250,11 @@ func (c *checker) checkGo(abs, rel string) error {
 		if !ok {
 			continue
 		}
+		if rest == platform+"/sqldb" && owner != platform && !isTest {
+			if _, seen := c.sqldbAt[owner]; !seen {
+				c.sqldbAt[owner] = edge{file: rel, line: c.line(imp.Pos())}
+			}
+		}
 		target, _, _ := strings.Cut(rest, "/")
 		if !c.modules[target] || target == owner {
 			continue
@@ -267,8 +281,39 @@ func (c *checker) checkGo(abs, rel string) error {
 	}
 	if !isTest { // tests may set up and inspect state freely; production SQL may not
 		c.checkGoSQL(f, rel, owner)
+		if owner != platform && !c.scoped[owner] {
+			c.scoped[owner] = scopesCluster(f, owner)
+		}
 	}
 	return nil
+}
+
+// scopesCluster reports whether f calls X.For("<module>").
+func scopesCluster(f *ast.File, module string) bool {
+	found := false
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok || found || len(call.Args) != 1 {
+			return !found
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		lit, isLit := call.Args[0].(*ast.BasicLit)
+		if ok && isLit && sel.Sel.Name == "For" && lit.Kind == token.STRING {
+			found = lit.Value == strconv.Quote(module)
+		}
+		return !found
+	})
+	return found
+}
+
+// checkTxScopes reports modules that use sqldb without scoping the cluster to themselves.
+func (c *checker) checkTxScopes() {
+	for m, at := range c.sqldbAt {
+		if !c.scoped[m] {
+			c.report(RuleTxScope, at.file, at.line,
+				"module %s uses sqldb but never scopes the cluster to itself (decorate it with c.For(%q), and scope p.DB in New)", m, m)
+		}
+	}
 }
 
 // checkGoSQL looks at every string literal (and every concatenation of literals) as SQL text.

@@ -75,6 +75,13 @@ func TestCheckReportsViolations(t *testing.T) {
 			},
 		},
 		{
+			give: "tx_scope",
+			want: []string{
+				"tx-scope internal/order/order.go:4", // never calls For
+				"tx-scope internal/stock/stock.go:4", // For("order"): another module's scope
+			},
+		},
+		{
 			give: "module_cycle",
 			want: []string{"module-cycle internal/stock/replenish/replenish.go:3"},
 		},

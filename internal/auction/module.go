@@ -39,6 +39,8 @@ var Module = fx.Module("auction",
 	),
 	fx.Provide(worker.As(scheduler)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "auction") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("auction") }),
 )
 
 // Params is what New needs.
@@ -66,6 +68,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Orders == nil || p.Redis == nil {
 		return nil, errors.New("auction: DB, IDs, Catalog, Orders and Redis are required")
 	}
+	p.DB = p.DB.For("auction") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := p.Config
 	var hub Broadcaster = discard{}

@@ -37,6 +37,8 @@ var Module = fx.Module("catalog",
 	),
 	searchModule,
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "catalog") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("catalog") }),
 )
 
 // Params is what New needs.
@@ -62,6 +64,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil || p.IDs == nil || p.Stock == nil || p.Redis == nil || p.Bus == nil {
 		return nil, errors.New("catalog: DB, IDs, Stock, Redis and Bus are required")
 	}
+	p.DB = p.DB.For("catalog") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := p.Config
 	detail, err := newDetailCache(p.Redis, p.Bus, cfg.DetailCache)

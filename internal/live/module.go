@@ -42,6 +42,8 @@ var Module = fx.Module("live",
 	),
 	fx.Provide(worker.As(viewerPusher)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "live") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("live") }),
 )
 
 // chatClass is the per-user chat limit from live.chat_per_minute and live.chat_burst.
@@ -73,6 +75,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Users == nil {
 		return nil, errors.New("live: DB, IDs, Catalog and Users are required")
 	}
+	p.DB = p.DB.For("live") // the module's own handles, also without fx
 	return newService(p)
 }
 

@@ -35,6 +35,8 @@ var Module = fx.Module("merchant",
 		httpx.AsRouteMiddleware(func(s *service) httpx.RouteMiddleware { return SuspensionMiddleware(s) }),
 	),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "merchant") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("merchant") }),
 )
 
 // Params is what New needs.
@@ -57,6 +59,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Users == nil {
 		return nil, errors.New("merchant: DB, IDs and Users are required")
 	}
+	p.DB = p.DB.For("merchant") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	db := p.DB.Main()
 	return &service{log: log, db: db, st: &store{db: db}, ids: p.IDs, outbox: ob, users: p.Users,

@@ -11,71 +11,173 @@ import (
 	"github.com/mallhq/mall/internal/stock"
 )
 
-// StockGroup is the consumer group turning order events into stock changes.
-const StockGroup = "mall.order.stock"
+// Consumer groups of the module's own events. Both are retry nets without an inbox
+// (kafkax.Handler.NoInbox, docs/adr/0024): every effect is idempotent per order or payment
+// and commits in its own module's transaction, so a redelivery only repeats what is done.
+const (
+	// StockGroup turns order events into stock changes: order.paid -> stock.Confirm (or,
+	// when the stock is gone, the stock-lost flag), order.cancelled -> stock.Release,
+	// order.refunded -> stock.Return(everything).
+	StockGroup = "mall.order.stock"
+	// RefundsGroup gives money back through the gateway: order.payment_mismatch and
+	// order.stock_lost. A group of its own, so a gateway outage holds up refunds only,
+	// never the stock reactions on the same partitions.
+	RefundsGroup = "mall.order.refunds"
+)
 
-// newStockHandler: order.paid -> stock.Confirm, order.cancelled -> stock.Release,
-// order.refunded -> stock.Return(everything); order.payment_mismatch -> refund the money. The inbox (on db.main) records each event
-// once; the stock calls are idempotent per order, so a crash anywhere converges on
-// redelivery.
 func newStockHandler(s *service) kafkax.Handler {
-	return kafkax.Handler{Group: StockGroup, Topics: []string{Topic}, Handle: s.handleStockEvent,
-		Types: []string{EventPaid, EventCancelled, EventRefunded, EventPaymentMismatch}}
+	return kafkax.Handler{Group: StockGroup, Topics: []string{Topic}, Handle: s.handleStockEvent, NoInbox: true,
+		Types: []string{EventPaid, EventCancelled, EventRefunded}}
 }
 
-// detached drops the context's values (the inbox transaction on db.main) but keeps its
-// cancellation: the stock module runs its own transactions and must not join ours (a
-// transaction never spans two modules, and a failed stock call must roll back alone).
-type detached struct{ context.Context }
+func newRefundsHandler(s *service) kafkax.Handler {
+	return kafkax.Handler{Group: RefundsGroup, Topics: []string{Topic}, Handle: s.handleRefundEvent, NoInbox: true,
+		Types: []string{EventPaymentMismatch, EventStockLost}}
+}
 
-func (detached) Value(any) any { return nil }
-
+// handleStockEvent repeats the order's stock reaction; each stock call is idempotent per
+// order, and runs in the stock module's own transaction.
 func (s *service) handleStockEvent(ctx context.Context, ev kafkax.Envelope) error {
-	switch ev.Type {
-	case EventPaid, EventCancelled, EventRefunded:
-	case EventPaymentMismatch:
-		var p PaymentEvent
-		if err := json.Unmarshal(ev.Payload, &p); err != nil || p.PaymentID <= 0 {
-			s.log.Error("order: undecodable payment event skipped", "event_id", ev.ID, "type", ev.Type)
-			return nil
-		}
-		return s.refundMismatch(detached{ctx}, p)
-	default:
+	p, ok := s.orderEvent(ev)
+	if !ok {
 		return nil
 	}
-	var p OrderEvent
-	if err := json.Unmarshal(ev.Payload, &p); err != nil || p.OrderID <= 0 {
-		// Never applicable; blocking the partition would stop every later order event.
-		s.log.Error("order: undecodable order event skipped", "event_id", ev.ID, "type", ev.Type)
-		return nil
-	}
-	sctx := detached{ctx}
 	switch ev.Type {
 	case EventPaid:
-		o, err := s.get(sctx, p.OrderID, scope{})
+		o, err := s.get(ctx, p.OrderID, scope{})
 		if err != nil {
 			return err
 		}
-		if !o.StockLost { // once lost, never re-take: the money may already be on its way back
-			err = s.stock.Confirm(sctx, p.OrderID)
-			if errors.Is(err, stock.ErrReservationNotFound) {
-				return nil // an order that holds no stock (an auction lot without a product)
-			}
-			if !errors.Is(err, stock.ErrInsufficient) {
-				return err
-			}
+		if o.StockLost {
+			return nil // once lost, never re-take: the refunds group gives the money back
 		}
-		return s.refundStockLost(ctx, p.OrderID)
+		return s.confirmStock(ctx, p.OrderID)
 	case EventCancelled:
-		return s.stock.Release(sctx, p.OrderID)
+		return s.stock.Release(ctx, p.OrderID)
 	case EventRefunded:
-		err := s.stock.Return(sctx, p.OrderID, nil)
+		err := s.stock.Return(ctx, p.OrderID, nil)
 		if errors.Is(err, stock.ErrReservationNotFound) {
 			return nil // nothing was bought (a stock-lost order): nothing to return
 		}
 		return err
 	}
 	return nil
+}
+
+// handleRefundEvent gives back money that pays for nothing. Gateway calls hold no database
+// connection: every read and write around them is a statement or transaction of its own.
+func (s *service) handleRefundEvent(ctx context.Context, ev kafkax.Envelope) error {
+	switch ev.Type {
+	case EventPaymentMismatch:
+		var p PaymentEvent
+		if err := json.Unmarshal(ev.Payload, &p); err != nil || p.PaymentID <= 0 {
+			s.log.Error("order: undecodable payment event skipped", "event_id", ev.ID, "type", ev.Type)
+			return nil
+		}
+		return s.refundMismatch(ctx, p)
+	case EventStockLost:
+		p, ok := s.orderEvent(ev)
+		if !ok {
+			return nil
+		}
+		return s.refundStockLost(ctx, p.OrderID)
+	}
+	return nil
+}
+
+// orderEvent decodes an order event's payload. An undecodable one is never applicable:
+// blocking the partition on it would stop every later order event, so it is logged and
+// skipped.
+func (s *service) orderEvent(ev kafkax.Envelope) (OrderEvent, bool) {
+	var p OrderEvent
+	if err := json.Unmarshal(ev.Payload, &p); err != nil || p.OrderID <= 0 {
+		s.log.Error("order: undecodable order event skipped", "event_id", ev.ID, "type", ev.Type)
+		return OrderEvent{}, false
+	}
+	return p, true
+}
+
+// confirmStock is the stock reaction to an order moving to paid, the one path both for the
+// payment notification (at once, after its commit) and for the stock group (the retry
+// net): held units become sold, and when the stock is gone the order is flagged stock-lost
+// (order.stock_lost makes the refunds group give the money back). An order that holds no
+// stock (an auction lot without a product) has nothing to confirm.
+func (s *service) confirmStock(ctx context.Context, orderID int64) error {
+	err := s.stock.Confirm(ctx, orderID)
+	switch {
+	case errors.Is(err, stock.ErrReservationNotFound):
+		return nil
+	case errors.Is(err, stock.ErrInsufficient):
+		return s.markStockLost(ctx, orderID)
+	}
+	return err
+}
+
+// markStockLost flags a paid order whose stock was gone when the payment arrived (its hold
+// had lapsed and others bought the units) and announces order.stock_lost, in one
+// buyer-shard transaction. Flagged once, however often it is called.
+func (s *service) markStockLost(ctx context.Context, orderID int64) error {
+	db := s.cl.ForID(orderID)
+	var marked Order // the zero Order: already flagged, nothing done
+	err := db.WithinTx(ctx, func(ctx context.Context) error {
+		marked = Order{}
+		o, err := s.st.order(ctx, db, orderID, scope{}, true)
+		if err != nil || o.StockLost {
+			return err
+		}
+		from := o.Status
+		o.StockLost = true
+		if o.RefundID == 0 {
+			o.RefundID = s.newID(o.BuyerID)
+		}
+		if o.RefundReason == "" {
+			o.RefundReason = "stock unavailable when the payment arrived"
+		}
+		o.UpdatedAt = s.clock()
+		ok, err := s.st.updateOrder(ctx, db, o, from)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("order %d changed while being marked", orderID)
+		}
+		if err := s.outbox.Add(ctx, s.event(EventStockLost, o, false)); err != nil {
+			return err
+		}
+		marked = o
+		return nil
+	})
+	if err != nil || marked.ID == 0 {
+		return err
+	}
+	s.m.stockLost.Inc()
+	s.log.Error("order: paid after its stock hold lapsed and the stock is gone; refunding",
+		"order_id", orderID, "buyer_id", marked.BuyerID)
+	return nil
+}
+
+// refundStockLost gives a stock-lost order's money back through the gateway (idempotent by
+// the order's refund ID) and moves it paid -> refunded. Every step is idempotent, so a
+// retry after a crash anywhere converges.
+func (s *service) refundStockLost(ctx context.Context, orderID int64) error {
+	o, err := s.get(ctx, orderID, scope{})
+	if err != nil {
+		return err
+	}
+	if !o.StockLost || o.Status != StatusPaid {
+		// Moved on meanwhile (a refund request, a shipment) or refunded already: the flag
+		// and the event are the alarm; people decide.
+		return nil
+	}
+	if err := s.refundMoney(ctx, o); err != nil {
+		return err
+	}
+	_, err = s.transition(ctx, orderID, scope{}, change{from: []Status{StatusPaid}, to: StatusRefunded,
+		event: EventRefunded, apply: func(o *Order, from Status) { o.PrevStatus = from }})
+	if isConflict(err) {
+		return nil
+	}
+	return err
 }
 
 // refundMismatch is the compensation for a payment whose gateway took another amount than
@@ -107,61 +209,4 @@ func (s *service) refundMismatch(ctx context.Context, ev PaymentEvent) error {
 	s.log.Warn("order: refunded a payment whose amount did not match", "payment_id", ev.PaymentID,
 		"refunded", res.Refunded, "checkout_id", ev.CheckoutID)
 	return s.st.addRefunded(ctx, s.cl.ForID(ev.PaymentID), ev.PaymentID, res.Refunded, s.clock())
-}
-
-// refundStockLost handles a paid order whose stock was gone when the payment arrived
-// (its hold had lapsed and others bought the units): it flags the order and announces
-// order.stock_lost, then gives the money back through the gateway (idempotent by the
-// order's refund ID) and moves the order paid -> refunded. Every step is idempotent, so a
-// retry after a crash anywhere converges.
-func (s *service) refundStockLost(ctx context.Context, orderID int64) error {
-	ctx = detached{ctx}
-	db := s.cl.ForID(orderID)
-	var o Order
-	err := db.WithinTx(ctx, func(ctx context.Context) error {
-		var err error
-		if o, err = s.st.order(ctx, db, orderID, scope{}, true); err != nil {
-			return err
-		}
-		if o.StockLost {
-			return nil
-		}
-		from := o.Status
-		o.StockLost = true
-		if o.RefundID == 0 {
-			o.RefundID = s.newID(o.BuyerID)
-		}
-		if o.RefundReason == "" {
-			o.RefundReason = "stock unavailable when the payment arrived"
-		}
-		o.UpdatedAt = s.clock()
-		ok, err := s.st.updateOrder(ctx, db, o, from)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("order %d changed while being marked", orderID)
-		}
-		s.m.stockLost.Inc()
-		s.log.Error("order: paid after its stock hold lapsed and the stock is gone; refunding",
-			"order_id", orderID, "buyer_id", o.BuyerID)
-		return s.outbox.Add(ctx, s.event(EventStockLost, o, false))
-	})
-	if err != nil {
-		return err
-	}
-	if o.Status != StatusPaid {
-		// Moved on meanwhile (a refund request, a shipment): the flag and the event are the
-		// alarm; people decide.
-		return nil
-	}
-	if err := s.refundMoney(ctx, o); err != nil {
-		return err
-	}
-	_, err = s.transition(ctx, orderID, scope{}, change{from: []Status{StatusPaid}, to: StatusRefunded,
-		event: EventRefunded, apply: func(o *Order, from Status) { o.PrevStatus = from }})
-	if isConflict(err) {
-		return nil
-	}
-	return err
 }

@@ -39,8 +39,8 @@ func AsProvider(f any) any {
 }
 
 // Module provides Service, the storefront, merchant and payment routes, the stock
-// reactions (consumer group mall.order.stock), the payment-timeout sweeper and the
-// monthly partition maintenance.
+// reactions (consumer group mall.order.stock), the automatic refunds (mall.order.refunds),
+// the payment-timeout sweeper and the monthly partition maintenance.
 var Module = fx.Module("order",
 	fx.Provide(
 		ConfigSection.From,
@@ -49,9 +49,12 @@ var Module = fx.Module("order",
 		func(s *service) Service { return s },
 		httpx.AsRoutes(newHandler),
 		kafkax.AsHandler(newStockHandler),
+		kafkax.AsHandler(newRefundsHandler),
 	),
 	fx.Provide(worker.As(partitions), worker.As(timeoutSweeper)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "order") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("order") }),
 )
 
 // Params is what New needs.
@@ -78,6 +81,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Catalog == nil || p.Stock == nil || p.Users == nil {
 		return nil, errors.New("order: DB, IDs, Catalog, Stock and Users are required")
 	}
+	p.DB = p.DB.For("order") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := p.Config
 	providers := map[string]payment.Provider{}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/sqldb"
 )
 
 // SandboxPayer is implemented by the sandbox provider: it "pays" a payment at the local
@@ -123,135 +124,201 @@ const maxNotifyID = 128
 // pending_payment order of the checkout -> paid with order.paid. A different notification
 // for a payment no longer pending changes nothing either. An order cancelled before the
 // money arrived is revived as paid (order.paid_after_cancel + order.paid): the stock
-// consumer re-takes its units or, when they are gone, refunds it.
+// consumer re-takes its units or, when they are gone, it is refunded.
 //
 // A signed success notification stating another amount than the payment's is never a
 // success: it is recorded (dedup row, payment pending -> failed, order.payment_mismatch,
 // metric, error log) in the same transaction and answered 400, every time it is delivered;
-// the stock consumer then refunds whatever the gateway's own record holds for the payment
+// the refunds consumer then refunds whatever the gateway's own record holds for the payment
 // (refundMismatch).
+//
+// The steps: verifyNotification -> decideNotification (locked reads, returns a
+// notification value, no writes) -> applyNotification (the writes; what happened) ->
+// afterNotification (metrics, logs, the stock reaction, the answer), driven by the value
+// the transaction's last attempt returned.
 func (s *service) HandleNotification(ctx context.Context, provider string, form url.Values) (string, error) {
+	prov, n, err := s.verifyNotification(ctx, provider, form)
+	if err != nil {
+		return "", err
+	}
+	db := s.cl.ForID(n.PaymentID)
+	var out notifyOutcome
+	err = db.WithinTx(ctx, func(ctx context.Context) error {
+		d, err := s.decideNotification(ctx, db, provider, n)
+		if err != nil {
+			return err
+		}
+		out, err = s.applyNotification(ctx, db, d)
+		return err
+	})
+	return s.afterNotification(ctx, prov, provider, n, out, err)
+}
+
+// notifyAction is what a verified notification does to its payment.
+type notifyAction int
+
+const (
+	// notifyNothing: not a payment, or another notification of a settled payment.
+	notifyNothing notifyAction = iota
+	// notifyMismatch: a success stating another amount: the payment fails, the money is
+	// given back (order.payment_mismatch).
+	notifyMismatch
+	// notifyPaid: the payment succeeds and pays the checkout's orders.
+	notifyPaid
+)
+
+// notifyOutcome is a notification decided under its payment's lock and, after
+// applyNotification, what it did.
+type notifyOutcome struct {
+	action  notifyAction
+	n       payment.Notification
+	payment Payment // as locked, before the change
+	row     notificationRow
+	paidAt  time.Time
+	// paid are the orders moving pending_payment -> paid, revived those moving
+	// cancelled -> paid (the money arrived after the cancellation): as they will be stored.
+	paid, revived []Order
+	// recorded is set by applyNotification: the notification was new. A redelivery
+	// (recorded false) changed nothing.
+	recorded bool
+}
+
+// verifyNotification checks the signature and the identifiers. Every refusal counts in
+// mall_order_bad_payment_notifications_total.
+func (s *service) verifyNotification(ctx context.Context, provider string, form url.Values) (payment.Provider, payment.Notification, error) {
 	prov, ok := s.providers[provider]
 	if !ok {
-		return "", ErrProviderUnknown
+		return nil, payment.Notification{}, ErrProviderUnknown
 	}
 	n, err := prov.VerifyNotification(ctx, form)
 	if err != nil {
 		s.m.badNotifications.Inc()
 		if errors.Is(err, payment.ErrBadNotification) {
-			return "", ErrBadNotification
+			return nil, n, ErrBadNotification
 		}
-		return "", fmt.Errorf("%w: %w", ErrGatewayFailed, err)
+		return nil, n, fmt.Errorf("%w: %w", ErrGatewayFailed, err)
 	}
 	if n.PaymentID <= 0 {
 		s.m.badNotifications.Inc()
-		return "", ErrBadNotification.WithDetail("unknown payment")
+		return nil, n, ErrBadNotification.WithDetail("unknown payment")
 	}
 	if n.NotifyID == "" || len(n.NotifyID) > maxNotifyID {
 		s.m.badNotifications.Inc()
-		return "", ErrBadNotification.WithDetail("malformed notify ID")
+		return nil, n, ErrBadNotification.WithDetail("malformed notify ID")
 	}
-	db := s.cl.ForID(n.PaymentID)
-	var mismatch, recorded bool
-	var paid Payment
-	var nowPaid []int64 // orders this notification moved from pending_payment to paid
-	err = db.WithinTx(ctx, func(ctx context.Context) error {
-		nowPaid = nowPaid[:0]
-		mismatch, recorded = false, false
-		p, err := s.st.payment(ctx, db, n.PaymentID, 0, true)
-		if errors.Is(err, ErrPaymentNotFound) || (err == nil && p.Provider != provider) {
-			return ErrBadNotification.WithDetail("unknown payment")
-		}
-		if err != nil {
-			return err
-		}
-		if n.Amount != p.Amount && n.Status != payment.StatusSucceeded {
-			// No money moved: refuse and change nothing.
-			return ErrBadNotification.WithDetail("amount does not match the payment")
-		}
-		now := s.clock()
-		mismatch = n.Amount != p.Amount
-		fresh, err := s.st.recordNotification(ctx, db, notificationRow{Provider: provider, NotifyID: n.NotifyID,
-			PaymentID: p.ID, Status: string(n.Status), Amount: n.Amount, Mismatch: mismatch, ReceivedAt: now})
-		if err != nil || !fresh {
-			return err // !fresh: applied before (a redelivery): nothing to do
-		}
-		if mismatch {
-			// The gateway took money, but not the amount asked: the payment pays nothing and
-			// the difference must be reconciled. Recorded here, answered 400 below.
-			recorded, paid = true, p
-			if _, err := s.st.setPaymentStatus(ctx, db, p.ID, PaymentPending, PaymentFailed, now); err != nil {
-				return err
-			}
-			return s.outbox.Add(ctx, outbox.Event{Topic: Topic, AggregateID: strconv.FormatInt(p.ID, 10),
-				Type: EventPaymentMismatch, Payload: PaymentEvent{PaymentID: p.ID, CheckoutID: p.CheckoutID,
-					BuyerID: p.BuyerID, Provider: provider, Amount: p.Amount, NotifiedAmount: n.Amount,
-					Currency: p.Currency, TradeNo: n.TradeNo, NotifyID: n.NotifyID, OccurredAt: now}})
-		}
-		if n.Status != payment.StatusSucceeded || p.Status != PaymentPending {
-			return nil // not a payment, or another notification of a settled payment: nothing to do
-		}
-		paidAt := n.PaidAt.UTC().Truncate(time.Microsecond)
-		if n.PaidAt.IsZero() {
-			paidAt = now
-		}
-		ok, err := s.st.markPaid(ctx, db, p.ID, n.TradeNo, n.NotifyID, paidAt, now)
-		if err != nil || !ok {
-			return err
-		}
-		orders, err := s.st.checkoutOrders(ctx, db, p.CheckoutID, true)
-		if err != nil {
-			return err
-		}
-		for _, o := range orders {
-			switch o.Status {
-			case StatusPendingPayment:
-				from := o.Status
-				o.Status, o.PaidAt, o.UpdatedAt = StatusPaid, paidAt, now
-				ok, err := s.st.updateOrder(ctx, db, o, from)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return ErrStatusConflict
-				}
-				if err := s.outbox.Add(ctx, s.event(EventPaid, o, false)); err != nil {
-					return err
-				}
-				nowPaid = append(nowPaid, o.ID)
-			case StatusCancelled:
-				// The money arrived after the order was cancelled (timeout or the buyer):
-				// revive it as paid. order.paid makes the stock consumer re-take the released
-				// units if they are still there, and refund automatically otherwise (the
-				// stock-lost path) — never silently dropped.
-				s.m.paidAfterCancel.Inc()
-				s.log.Warn("order: payment arrived for a cancelled order; reviving it as paid",
-					"order_id", o.ID, "payment_id", p.ID)
-				o.Status, o.PrevStatus, o.PaidAt, o.UpdatedAt = StatusPaid, StatusCancelled, paidAt, now
-				ok, err := s.st.updateOrder(ctx, db, o, StatusCancelled)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return ErrStatusConflict
-				}
-				if err := s.outbox.Add(ctx, s.event(EventPaidAfterCancel, o, false), s.event(EventPaid, o, false)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err == nil && mismatch {
-		if recorded {
-			s.m.paymentMismatch.Inc()
-			s.log.Error("order: payment notification states another amount; payment failed, recorded for reconciliation",
-				"provider", provider, "payment_id", n.PaymentID, "checkout_id", paid.CheckoutID, "amount", paid.Amount,
-				"notified_amount", n.Amount, "trade_no", n.TradeNo, "notify_id", n.NotifyID)
-		}
-		s.m.badNotifications.Inc()
-		return "", ErrBadNotification.WithDetail("amount does not match the payment; recorded for reconciliation")
+	return prov, n, nil
+}
+
+// decideNotification locks the payment (and, for a payment, its checkout's orders) and
+// decides what the notification does. It writes nothing.
+func (s *service) decideNotification(ctx context.Context, db *sqldb.DB, provider string, n payment.Notification) (notifyOutcome, error) {
+	p, err := s.st.payment(ctx, db, n.PaymentID, 0, true)
+	if errors.Is(err, ErrPaymentNotFound) || (err == nil && p.Provider != provider) {
+		return notifyOutcome{}, ErrBadNotification.WithDetail("unknown payment")
 	}
+	if err != nil {
+		return notifyOutcome{}, err
+	}
+	if n.Amount != p.Amount && n.Status != payment.StatusSucceeded {
+		// No money moved: refuse and change nothing.
+		return notifyOutcome{}, ErrBadNotification.WithDetail("amount does not match the payment")
+	}
+	now := s.clock()
+	out := notifyOutcome{n: n, payment: p, row: notificationRow{Provider: provider, NotifyID: n.NotifyID,
+		PaymentID: p.ID, Status: string(n.Status), Amount: n.Amount, Mismatch: n.Amount != p.Amount, ReceivedAt: now}}
+	switch {
+	case out.row.Mismatch:
+		// The gateway took money, but not the amount asked: the payment pays nothing and
+		// the difference must be reconciled. Recorded, then answered 400.
+		out.action = notifyMismatch
+		return out, nil
+	case n.Status != payment.StatusSucceeded || p.Status != PaymentPending:
+		return out, nil // notifyNothing
+	}
+	out.action = notifyPaid
+	out.paidAt = n.PaidAt.UTC().Truncate(time.Microsecond)
+	if n.PaidAt.IsZero() {
+		out.paidAt = now
+	}
+	orders, err := s.st.checkoutOrders(ctx, db, p.CheckoutID, true)
+	if err != nil {
+		return notifyOutcome{}, err
+	}
+	for _, o := range orders {
+		switch o.Status {
+		case StatusPendingPayment:
+			o.Status, o.PaidAt, o.UpdatedAt = StatusPaid, out.paidAt, now
+			out.paid = append(out.paid, o)
+		case StatusCancelled:
+			// The money arrived after the order was cancelled (timeout or the buyer):
+			// revive it as paid. order.paid makes the stock consumer re-take the released
+			// units if they are still there, and refund automatically otherwise (the
+			// stock-lost path) — never silently dropped.
+			o.Status, o.PrevStatus, o.PaidAt, o.UpdatedAt = StatusPaid, StatusCancelled, out.paidAt, now
+			out.revived = append(out.revived, o)
+		}
+	}
+	return out, nil
+}
+
+// applyNotification writes what decideNotification decided, in its transaction, and
+// returns what happened: a notification applied before (its dedup row exists) changes
+// nothing.
+func (s *service) applyNotification(ctx context.Context, db *sqldb.DB, out notifyOutcome) (notifyOutcome, error) {
+	fresh, err := s.st.recordNotification(ctx, db, out.row)
+	if err != nil || !fresh {
+		return out, err // !fresh: applied before (a redelivery): nothing to do
+	}
+	out.recorded = true
+	p, now := out.payment, out.row.ReceivedAt
+	switch out.action {
+	case notifyMismatch:
+		if _, err := s.st.setPaymentStatus(ctx, db, p.ID, PaymentPending, PaymentFailed, now); err != nil {
+			return out, err
+		}
+		return out, s.outbox.Add(ctx, outbox.Event{Topic: Topic, AggregateID: strconv.FormatInt(p.ID, 10),
+			Type: EventPaymentMismatch, Payload: PaymentEvent{PaymentID: p.ID, CheckoutID: p.CheckoutID,
+				BuyerID: p.BuyerID, Provider: p.Provider, Amount: p.Amount, NotifiedAmount: out.row.Amount,
+				Currency: p.Currency, TradeNo: out.n.TradeNo, NotifyID: out.row.NotifyID, OccurredAt: now}})
+	case notifyPaid:
+		ok, err := s.st.markPaid(ctx, db, p.ID, out.n.TradeNo, out.row.NotifyID, out.paidAt, now)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			out.action, out.paid, out.revived = notifyNothing, nil, nil
+			return out, nil
+		}
+		for _, o := range out.paid {
+			if err := s.storePaid(ctx, db, o, StatusPendingPayment, s.event(EventPaid, o, false)); err != nil {
+				return out, err
+			}
+		}
+		for _, o := range out.revived {
+			if err := s.storePaid(ctx, db, o, StatusCancelled, s.event(EventPaidAfterCancel, o, false),
+				s.event(EventPaid, o, false)); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// storePaid writes an order moving from -> paid (compare-and-set) and its events.
+func (s *service) storePaid(ctx context.Context, db *sqldb.DB, o Order, from Status, events ...outbox.Event) error {
+	ok, err := s.st.updateOrder(ctx, db, o, from)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrStatusConflict
+	}
+	return s.outbox.Add(ctx, events...)
+}
+
+// afterNotification runs once the transaction is over: metrics and logs of what happened,
+// the stock reaction of the orders now paid, and the answer to the gateway.
+func (s *service) afterNotification(ctx context.Context, prov payment.Provider, provider string, n payment.Notification, out notifyOutcome, err error) (string, error) {
 	if err != nil {
 		if errors.Is(err, ErrBadNotification) {
 			s.m.badNotifications.Inc()
@@ -260,13 +327,31 @@ func (s *service) HandleNotification(ctx context.Context, provider string, form 
 		}
 		return "", err
 	}
-	// Convert the held units at once rather than only when the order.paid event reaches
-	// the stock consumer: the hold cannot lapse in between, even if the event is delayed
-	// (or, with the embedded development broker, lost in a crash). Confirm is idempotent;
-	// the consumer repeats it and owns every failure path (stock lost, refund).
-	for _, id := range nowPaid {
-		if err := s.stock.Confirm(context.WithoutCancel(ctx), id); err != nil {
-			s.log.Info("order: stock not confirmed at payment; the stock consumer will retry", "order_id", id, "error", err.Error())
+	if out.action == notifyMismatch {
+		if out.recorded {
+			s.m.paymentMismatch.Inc()
+			s.log.Error("order: payment notification states another amount; payment failed, recorded for reconciliation",
+				"provider", provider, "payment_id", n.PaymentID, "checkout_id", out.payment.CheckoutID, "amount", out.payment.Amount,
+				"notified_amount", n.Amount, "trade_no", n.TradeNo, "notify_id", n.NotifyID)
+		}
+		s.m.badNotifications.Inc()
+		return "", ErrBadNotification.WithDetail("amount does not match the payment; recorded for reconciliation")
+	}
+	if !out.recorded {
+		return prov.Ack(), nil
+	}
+	for _, o := range out.revived {
+		s.m.paidAfterCancel.Inc()
+		s.log.Warn("order: payment arrived for a cancelled order; revived it as paid",
+			"order_id", o.ID, "payment_id", out.payment.ID)
+	}
+	// The stock reaction at once rather than only when order.paid reaches the stock
+	// consumer: the hold cannot lapse in between, even if the event is delayed (or, with the
+	// embedded development broker, lost in a crash). It is idempotent; the consumer repeats
+	// it, so a failure here is only logged.
+	for _, o := range out.paid {
+		if err := s.confirmStock(context.WithoutCancel(ctx), o.ID); err != nil {
+			s.log.Info("order: stock not confirmed at payment; the stock consumer will retry", "order_id", o.ID, "error", err.Error())
 		}
 	}
 	return prov.Ack(), nil

@@ -31,6 +31,8 @@ var Module = fx.Module("stock",
 	),
 	fx.Provide(worker.As(sweeper)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "stock") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("stock") }),
 )
 
 // Params is what New needs.
@@ -49,6 +51,7 @@ func New(p Params) (Service, error) {
 	if p.DB == nil {
 		return nil, errors.New("stock: DB is required")
 	}
+	p.DB = p.DB.For("stock") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	cfg := p.Config
 	m, err := newMetrics(p.Registry)

@@ -49,6 +49,8 @@ var Module = fx.Module("user",
 	fx.Provide(worker.As(keyReloader), worker.As(refreshJanitor)),
 	fx.Invoke(runLifecycle),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "user") }),
+	// The module's own database handles: no other module's call joins its transactions.
+	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("user") }),
 )
 
 // newOIDC builds the third-party login client for auth.oidc; it makes no network calls
@@ -86,6 +88,7 @@ func newService(p Params) (*service, error) {
 	if p.DB == nil || p.IDs == nil || p.Redis == nil {
 		return nil, errors.New("user: DB, IDs and Redis are required")
 	}
+	p.DB = p.DB.For("user") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	params := DefaultPasswordParams
 	if p.Password != nil {
@@ -158,6 +161,7 @@ func EnsureAdmin(ctx context.Context, app config.Config, db *sqldb.Cluster, ids 
 	if err != nil {
 		return 0, false, err
 	}
+	db = db.For("user")
 	// Only the parts EnsureAdmin uses: accounts to register, roles to grant.
 	st, ob := &store{cl: db}, outbox.NewWriter()
 	s := &service{

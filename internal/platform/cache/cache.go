@@ -78,7 +78,7 @@ type Options struct {
 	L2TTL time.Duration
 	// NegativeTTL is how long "not found" is remembered (in L1 at most L1TTL).
 	NegativeTTL time.Duration
-	// LoadTimeout bounds a load, which runs detached from the callers' contexts (one
+	// LoadTimeout bounds a load, which runs on its own context, not a caller's (one
 	// caller giving up does not fail the others); it is also the lease's lifetime.
 	LoadTimeout time.Duration
 }
@@ -170,7 +170,7 @@ func (c *Cache[V]) RedisKey(key string) string { return c.prefix + key }
 // time, shared by all callers). load returns ErrNotFound for an absent key; Get then
 // returns ErrNotFound. Other loader errors are returned and not cached. Redis errors are
 // never returned: Get falls back to the loader. ctx bounds the caller's wait; the load
-// itself runs detached for up to LoadTimeout.
+// itself is not cancelled with ctx and runs for up to LoadTimeout.
 func (c *Cache[V]) Get(ctx context.Context, key string, load func(ctx context.Context) (V, error)) (V, error) {
 	e, ok, gen := c.l1.get(key, now())
 	if ok {

@@ -235,7 +235,7 @@ func final(status int) bool {
 }
 
 func (g *Guard) complete(ctx context.Context, lk lock, r storedResponse) {
-	ctx, cancel := detached(ctx)
+	ctx, cancel := uncancelled(ctx)
 	defer cancel()
 	ok, err := g.store.complete(ctx, lk, r)
 	switch {
@@ -249,16 +249,16 @@ func (g *Guard) complete(ctx context.Context, lk lock, r storedResponse) {
 }
 
 func (g *Guard) release(ctx context.Context, lk lock) {
-	ctx, cancel := detached(ctx)
+	ctx, cancel := uncancelled(ctx)
 	defer cancel()
 	if err := g.store.release(ctx, lk); err != nil {
 		g.log.WarnContext(ctx, "idempotency: releasing the key failed; it frees itself when its lock times out", "error", err.Error())
 	}
 }
 
-// detached keeps the request's values but not its cancellation: a client hanging up must
+// uncancelled keeps the request's values but not its cancellation: a client hanging up must
 // not leave its key half-written.
-func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+func uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 

@@ -29,6 +29,8 @@ type Handler struct {
 	Group  string
 	Topics []string
 	// DB holds the handler's side effects and its inbox rows (the main database when nil).
+	// A module passes its own handle (from the cluster scoped to it, sqldb.Cluster.For):
+	// Handle's stores join the inbox transaction only through a handle of the same scope.
 	DB *sqldb.DB
 	// Handle applies one event. It runs inside a READ COMMITTED transaction on DB (use
 	// sqldb.Ext(ctx, DB)) that also records the event in the inbox, so it runs at most
@@ -47,9 +49,11 @@ type Handler struct {
 	// a type, told apart by their payload.
 	Wants func(ev Envelope) bool
 	// NoInbox runs Handle outside any transaction and records nothing in the inbox. Only for
-	// a handler whose effect is idempotent and outside the database (a cache invalidation,
-	// a search index rewritten from the source of truth): a redelivered event just applies
-	// again, so deduplicating it would cost a durable commit per event for nothing.
+	// a handler whose every effect is idempotent and commits on its own (a cache
+	// invalidation, a search index rewritten from the source of truth, calls into services
+	// that are idempotent per key, each in its own transaction): a redelivered event just
+	// applies again, so deduplicating it would cost a durable commit per event for nothing,
+	// and no connection is held while Handle waits on something else.
 	NoInbox bool
 }
 

@@ -17,18 +17,25 @@ import (
 // LogicalShards is the fixed number of logical shards; user_id mod LogicalShards picks one.
 const LogicalShards = 1024
 
-// DB is one physical database.
+// DB is one physical database, through one module's handle (see Cluster.For).
 type DB struct {
 	*sqlx.DB
 	// Name identifies the database in metrics and logs: "main", "shard0", ...
 	Name string
+	// scope is the module whose handle this is ("" for the cluster Open returns): a
+	// transaction is joined only through a handle of the same database and scope.
+	scope string
 }
+
+// Scope is the module whose handle d is ("" for the cluster Open returns).
+func (d *DB) Scope() string { return d.scope }
 
 // Cluster is the main database plus the physical shards holding buyer-owned data.
 type Cluster struct {
 	main   *DB
 	shards []*DB // physical shards; [main] when none are configured
 	all    []*DB // distinct physical databases, main first
+	scope  string
 }
 
 // Open connects to every database in c and pings each one.
@@ -104,6 +111,37 @@ func openDB(ctx context.Context, name, dsn string, c config.DB) (*DB, error) {
 	}
 	return &DB{DB: x, Name: name}, nil
 }
+
+// For returns the cluster as module sees it: the same pools, through handles of its own
+// scope. WithinTx, Ext and InTx join only a transaction opened through a handle of the same
+// database and scope, so a call into another module (which has its own scope) never joins
+// the caller's transaction: it runs on the pool, or in a transaction of its own. Every
+// module scopes the cluster it is given; platform code (relays, the inbox, migrations) uses
+// the unscoped one. A scope is its name: c.For(m) and c.For(m).For(m) join each other's
+// transactions. Close closes the shared pools: only the owner of the unscoped cluster
+// calls it.
+func (c *Cluster) For(module string) *Cluster {
+	if c.scope == module {
+		return c
+	}
+	scoped := make(map[*DB]*DB, len(c.all))
+	for _, d := range c.all {
+		sd := *d
+		sd.scope = module
+		scoped[d] = &sd
+	}
+	out := &Cluster{main: scoped[c.main], scope: module}
+	for _, d := range c.shards {
+		out.shards = append(out.shards, scoped[d])
+	}
+	for _, d := range c.all {
+		out.all = append(out.all, scoped[d])
+	}
+	return out
+}
+
+// Scope is the module c is scoped to ("" for the cluster Open returns).
+func (c *Cluster) Scope() string { return c.scope }
 
 // Main is the platform-wide database.
 func (c *Cluster) Main() *DB { return c.main }

@@ -171,3 +171,108 @@ func TestMigrateIsIdempotentAndReportsStatus(t *testing.T) {
 		t.Fatalf("platform tables must be on every database: %v", perDB)
 	}
 }
+
+// TestScopesDoNotShareTransactions: two modules' handles of one database share its pool
+// but not a transaction. A call from inside one module's transaction into another module
+// (its own scope) commits on its own, whatever the caller's transaction does; handles of
+// the same scope join as before, and outbox-style platform code still finds the caller's
+// transaction with CurrentTx. After-commit hooks run at the commit of their own transaction.
+func TestScopesDoNotShareTransactions(t *testing.T) {
+	cl, _ := sqldbtest.NewCluster(t, sqldbtest.Options{Shards: 2})
+	ctx := context.Background()
+	orders, stock := cl.For("order"), cl.For("stock")
+	if _, err := cl.Main().ExecContext(ctx, `CREATE TABLE platform_scoped (id INT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	has := func(id int) bool {
+		var n int
+		if err := cl.Main().GetContext(ctx, &n, `SELECT COUNT(*) FROM platform_scoped WHERE id = ?`, id); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	insert := func(ctx context.Context, d *sqldb.DB, id int) error {
+		_, err := sqldb.Ext(ctx, d).ExecContext(ctx, `INSERT INTO platform_scoped VALUES (?)`, id)
+		return err
+	}
+
+	if orders.Scope() != "order" || orders.For("order") != orders || cl.Scope() != "" {
+		t.Fatalf("scopes %q %q", orders.Scope(), cl.Scope())
+	}
+	if len(orders.All()) != 3 || orders.ForUser(1) == orders.ForUser(1023) || orders.Main().Name != "main" ||
+		orders.ForUser(1023).DB != cl.ForUser(1023).DB || orders.ForUser(1023).Name != cl.ForUser(1023).Name {
+		t.Fatal("a scoped cluster routes differently from its source")
+	}
+
+	boom := errors.New("boom")
+	var stockCommitted, orderCommitted bool
+	err := orders.Main().WithinTx(ctx, func(ctx context.Context) error {
+		if err := sqldb.AfterCommit(ctx, func(context.Context) { orderCommitted = true }); err != nil {
+			return err
+		}
+		if err := insert(ctx, orders.Main(), 1); err != nil {
+			return err
+		}
+		if sqldb.InTx(ctx, stock.Main()) || sqldb.InTx(ctx, cl.Main()) || !sqldb.InTx(ctx, cl.For("order").Main()) {
+			t.Error("InTx: only a handle of the same scope is in the transaction")
+		}
+		// Another module, called from inside the transaction: its own transaction.
+		if err := stock.Main().WithinTx(ctx, func(ctx context.Context) error {
+			if ext, db, ok := sqldb.CurrentTx(ctx); !ok || db.Scope() != "stock" || ext == nil {
+				t.Error("CurrentTx inside the stock transaction")
+			}
+			if err := sqldb.AfterCommit(ctx, func(context.Context) { stockCommitted = true }); err != nil {
+				return err
+			}
+			return insert(ctx, stock.Main(), 2)
+		}); err != nil {
+			return err
+		}
+		// Another module without a transaction of its own: the pool, committed at once.
+		if err := insert(ctx, stock.Main(), 3); err != nil {
+			return err
+		}
+		if !stockCommitted {
+			t.Error("the stock transaction's after-commit hook did not run at its own commit")
+		}
+		if _, db, ok := sqldb.CurrentTx(ctx); !ok || db.Scope() != "order" {
+			t.Error("CurrentTx after the stock call is not order's transaction")
+		}
+		// The same scope, even through another For, joins.
+		again := cl.For("order").Main()
+		return again.WithinTx(ctx, func(ctx context.Context) error {
+			if err := insert(ctx, again, 4); err != nil {
+				return err
+			}
+			return boom
+		})
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if orderCommitted {
+		t.Error("the rolled-back order transaction ran its after-commit hook")
+	}
+	if has(1) || has(4) || !has(2) || !has(3) {
+		t.Fatalf("after the order rollback: 1=%v 4=%v (want false), 2=%v 3=%v (want true)", has(1), has(4), has(2), has(3))
+	}
+
+	// The inner module's rollback leaves the outer transaction alone.
+	err = orders.Main().WithinTx(ctx, func(ctx context.Context) error {
+		if err := insert(ctx, orders.Main(), 5); err != nil {
+			return err
+		}
+		if err := stock.Main().WithinTx(ctx, func(ctx context.Context) error {
+			if err := insert(ctx, stock.Main(), 6); err != nil {
+				return err
+			}
+			return boom
+		}); !errors.Is(err, boom) {
+			t.Errorf("stock tx: %v", err)
+		}
+		return nil
+	})
+	if err != nil || !has(5) || has(6) {
+		t.Fatalf("err=%v 5=%v (want true) 6=%v (want false)", err, has(5), has(6))
+	}
+}

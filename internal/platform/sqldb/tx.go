@@ -23,6 +23,20 @@ type txState struct {
 	afterCommit []func(ctx context.Context)
 }
 
+// joins reports whether a call through d belongs to the transaction: same physical
+// database, same module scope (see Cluster.For). Any other handle, including another
+// module's handle of the same database, uses its own connection.
+func (st *txState) joins(d *DB) bool { return st.db.DB == d.DB && st.db.scope == d.scope }
+
+// txOf returns the transaction in ctx that a call through d joins.
+func txOf(ctx context.Context, d *DB) (*txState, bool) {
+	st, ok := ctx.Value(txKey{}).(*txState)
+	if !ok || !st.joins(d) {
+		return nil, false
+	}
+	return st, true
+}
+
 // ErrNoTx is returned by operations that must run inside a transaction.
 var ErrNoTx = errors.New("sqldb: no transaction in context")
 
@@ -37,12 +51,13 @@ func ReadCommitted() TxOption {
 // MaxTxAttempts bounds retries of a transaction that hit a deadlock or lock-wait timeout.
 const MaxTxAttempts = 10
 
-// WithinTx runs fn in a transaction on d carried in the context. A nested call on the same
-// database joins the outer transaction; the outermost call commits, or rolls back when fn
-// returns an error or panics. The outermost call retries fn on deadlock (1213) and lock
-// wait timeout (1205), so fn must not have effects outside the transaction.
+// WithinTx runs fn in a transaction on d carried in the context. A nested call through a
+// handle of the same database and module scope joins the outer transaction (another
+// module's handle opens its own, see Cluster.For); the outermost call commits, or rolls
+// back when fn returns an error or panics. The outermost call retries fn on deadlock
+// (1213) and lock wait timeout (1205), so fn must not have effects outside the transaction.
 func (d *DB) WithinTx(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error {
-	if st, ok := ctx.Value(txKey{}).(*txState); ok && st.db == d {
+	if _, ok := txOf(ctx, d); ok {
 		return fn(ctx)
 	}
 	var txo sql.TxOptions
@@ -117,16 +132,18 @@ func (st *txState) runAfterCommit(ctx context.Context) {
 	}
 }
 
-// Ext returns the transaction in ctx when it belongs to d, otherwise d's pool. Stores call
-// it so they work both inside and outside WithinTx.
+// Ext returns the transaction in ctx when d joins it (same database and scope), otherwise
+// d's pool. Stores call it so they work both inside and outside WithinTx.
 func Ext(ctx context.Context, d *DB) sqlx.ExtContext {
-	if st, ok := ctx.Value(txKey{}).(*txState); ok && st.db == d {
+	if st, ok := txOf(ctx, d); ok {
 		return st.tx
 	}
 	return d.DB
 }
 
-// CurrentTx returns the innermost transaction in ctx and its database.
+// CurrentTx returns the innermost transaction in ctx and the handle that opened it,
+// whatever its scope: for platform code that writes with the caller's transaction
+// (outbox.Add).
 func CurrentTx(ctx context.Context) (sqlx.ExtContext, *DB, bool) {
 	st, ok := ctx.Value(txKey{}).(*txState)
 	if !ok {
@@ -135,10 +152,10 @@ func CurrentTx(ctx context.Context) (sqlx.ExtContext, *DB, bool) {
 	return st.tx, st.db, true
 }
 
-// InTx reports whether ctx carries a transaction on d.
+// InTx reports whether ctx carries a transaction that d joins.
 func InTx(ctx context.Context, d *DB) bool {
-	st, ok := ctx.Value(txKey{}).(*txState)
-	return ok && st.db == d
+	_, ok := txOf(ctx, d)
+	return ok
 }
 
 // MySQL error numbers used across the code base.

@@ -15,4 +15,8 @@ const (
 )
 
 var _ = sqldb.Ext
+
+// scope: the module's own transactions (tx-scope).
+func scope(c *sqldb.Cluster) *sqldb.Cluster { return c.For("order") }
+
 var _ stock.Service

@@ -1,3 +1,7 @@
 package sqldb
 
 func Ext() {}
+
+type Cluster struct{}
+
+func (c *Cluster) For(module string) *Cluster { return c }

@@ -1,0 +1,7 @@
+package order
+
+import (
+	"example.com/shop/internal/platform/sqldb"
+)
+
+func open(c *sqldb.Cluster) *sqldb.Cluster { return c }
