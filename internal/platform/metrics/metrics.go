@@ -23,8 +23,9 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-// Value returns the value of the counter or gauge name whose labels include labels, 0 when
-// there is none. Tests and health reports read metrics with it.
+// Value returns the value of the counter or gauge name whose labels include labels (of a
+// histogram: its sample count), 0 when there is none. Tests and health reports read metrics
+// with it.
 func Value(g prometheus.Gatherer, name string, labels map[string]string) (float64, error) {
 	mfs, err := g.Gather()
 	if err != nil {
@@ -38,6 +39,9 @@ func Value(g prometheus.Gatherer, name string, labels map[string]string) (float6
 			if matches(m, labels) {
 				if c := m.GetCounter(); c != nil {
 					return c.GetValue(), nil
+				}
+				if h := m.GetHistogram(); h != nil {
+					return float64(h.GetSampleCount()), nil
 				}
 				return m.GetGauge().GetValue(), nil
 			}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/mallhq/mall/internal/platform/metrics"
 	"github.com/mallhq/mall/internal/platform/redisx/redisxtest"
 	"github.com/mallhq/mall/internal/platform/worker"
 )
@@ -136,32 +137,14 @@ func TestJitterStaysWithinBounds(t *testing.T) {
 	}
 }
 
+// counter is the worker's series of name: a counter's or gauge's value, a histogram's count.
 func counter(t *testing.T, reg *prometheus.Registry, name, worker string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := metrics.Value(reg, name, map[string]string{"worker": worker})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "worker" && l.GetValue() == worker {
-					switch {
-					case m.GetCounter() != nil:
-						return m.GetCounter().GetValue()
-					case m.GetHistogram() != nil:
-						return float64(m.GetHistogram().GetSampleCount())
-					case m.GetGauge() != nil:
-						return m.GetGauge().GetValue()
-					}
-				}
-			}
-		}
-	}
-	return 0
+	return v
 }
 
 func TestPanicIsRecoveredAndCounted(t *testing.T) {
