@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	mlog "github.com/mallhq/mall/internal/platform/log"
+	"github.com/mallhq/mall/internal/platform/worker"
 )
 
 // Hub is one replica's WebSocket hub. Provided by Module (fx) as *Hub; NewHub builds one
@@ -38,9 +39,13 @@ type Hub struct {
 
 	ps      *redis.PubSub
 	flush   chan struct{} // wakes the presence flusher
-	stop    chan struct{}
-	stopped sync.WaitGroup
+	workers *worker.Runner
+	stopped sync.WaitGroup // the dispatcher
 	started bool
+
+	// Owned by the workers (each runs one run at a time).
+	lastFull time.Time // start of the last flush of every presence count
+	nextSlot int       // the ping slot of the next ping run
 }
 
 // room is one room's connections on this replica.
@@ -75,14 +80,24 @@ func NewHub(cfg Config, rdb redis.UniversalClient, reg prometheus.Registerer, lo
 	if node == "" {
 		node = rand.Text()[:12]
 	}
-	return &Hub{
+	h := &Hub{
 		cfg: cfg, rdb: rdb, log: log, m: m, node: node,
 		chanPrefix: cfg.Prefix + "rt:room:",
 		rooms:      map[string]*room{},
 		dirty:      map[string]struct{}{},
 		flush:      make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-	}, nil
+	}
+	// No jitter: the work is this replica's own, there is nothing to spread across
+	// replicas, and the ping slots already spread the pings.
+	h.workers, err = worker.New(worker.Params{Registry: reg, Log: log, Workers: []worker.Spec{
+		{Name: "realtime.presence", Interval: h.presenceEvery(), Jitter: -1, Trigger: h.flush, Run: h.writePresence},
+		{Name: "realtime.ping", Interval: max(cfg.PingInterval/pingSlots, time.Millisecond), Jitter: -1, Run: h.pingNextSlot},
+		{Name: "realtime.sweep", Interval: min(cfg.WriteTimeout/4, time.Second), Jitter: -1, Run: h.sweepStuck},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 func validate(c Config) error {
@@ -113,8 +128,8 @@ func validate(c Config) error {
 // Node is this replica's name in presence counts.
 func (h *Hub) Node() string { return h.node }
 
-// Start opens the Redis subscription and starts the dispatcher, the presence flusher and
-// the pinger.
+// Start opens the Redis subscription and starts the dispatcher and the workers: the
+// presence flusher, the pinger and the stuck-writer sweeper.
 func (h *Hub) Start(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -127,11 +142,10 @@ func (h *Hub) Start(ctx context.Context) error {
 	// Large enough that a burst never waits on the dispatcher; go-redis drops a message only
 	// after the channel has been full for a whole minute.
 	msgs := h.ps.ChannelWithSubscriptions(redis.WithChannelSize(4096))
-	h.stopped.Add(3)
+	h.stopped.Add(1)
 	go h.dispatch(msgs)
-	go h.presenceLoop()
-	go h.pingLoop()
-	return nil
+	h.lastFull = time.Now() // the first full flush comes a period after the start
+	return h.workers.Start(ctx)
 }
 
 // Close closes every connection with StatusGoingAway, removes this replica's presence
@@ -174,8 +188,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	// Stop the loops first, so no presence flush can rewrite what is removed below.
-	close(h.stop)
+	// Stop the workers first (waiting for a flush in flight, as long as it takes), so no
+	// presence flush can rewrite what is removed below.
+	_ = h.workers.Stop(context.Background()) // without a deadline it only returns nil
 	var err error
 	if e := h.ps.Close(); e != nil {
 		err = fmt.Errorf("realtime: close subscription: %w", e)
@@ -390,46 +405,40 @@ func (h *Hub) localCount(name string) int {
 // each second.
 const pingSlots = 30
 
-// pingLoop pings every connection once each PingInterval, in slots (a connection whose
-// pong does not come within PongTimeout is closed), and drops connections whose write has
-// been pending for WriteTimeout. The ping goes through the connection's writer, so an idle
-// connection has no goroutine of its own between pings.
-func (h *Hub) pingLoop() {
-	defer h.stopped.Done()
-	ping := time.NewTicker(max(h.cfg.PingInterval/pingSlots, time.Millisecond))
-	defer ping.Stop()
-	sweep := time.NewTicker(min(h.cfg.WriteTimeout/4, time.Second))
-	defer sweep.Stop()
-	for slot := 0; ; {
-		select {
-		case <-h.stop:
-			return
-		case <-ping.C:
-			h.mu.Lock()
-			for _, r := range h.rooms {
-				for c := range r.conns {
-					if c.pingSlot == slot {
-						c.requestPing()
-					}
-				}
-			}
-			h.mu.Unlock()
-			slot = (slot + 1) % pingSlots
-		case <-sweep.C:
-			cutoff := time.Now().Add(-h.cfg.WriteTimeout)
-			var stuck []*conn
-			h.mu.Lock()
-			for _, r := range h.rooms {
-				for c := range r.conns {
-					if c.stuckSince(cutoff) {
-						stuck = append(stuck, c)
-					}
-				}
-			}
-			h.mu.Unlock()
-			for _, c := range stuck {
-				go c.fail(func() { h.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, "write timed out")
+// pingNextSlot pings the connections of the next slot (a connection whose pong does not
+// come within PongTimeout is closed); every connection is pinged once each PingInterval.
+// The ping goes through the connection's writer, so an idle connection has no goroutine
+// of its own between pings.
+func (h *Hub) pingNextSlot(context.Context) error {
+	slot := h.nextSlot
+	h.nextSlot = (slot + 1) % pingSlots
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.rooms {
+		for c := range r.conns {
+			if c.pingSlot == slot {
+				c.requestPing()
 			}
 		}
 	}
+	return nil
+}
+
+// sweepStuck drops the connections whose write has been pending for WriteTimeout.
+func (h *Hub) sweepStuck(context.Context) error {
+	cutoff := time.Now().Add(-h.cfg.WriteTimeout)
+	var stuck []*conn
+	h.mu.Lock()
+	for _, r := range h.rooms {
+		for c := range r.conns {
+			if c.stuckSince(cutoff) {
+				stuck = append(stuck, c)
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range stuck {
+		go c.fail(func() { h.m.writeDrops.Inc() }, websocket.StatusPolicyViolation, "write timed out")
+	}
+	return nil
 }

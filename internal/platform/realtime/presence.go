@@ -81,29 +81,29 @@ func (h *Hub) markDirty(room string) {
 	}
 }
 
-// presenceLoop writes changed counts as they change (coalesced: one pipeline per wake-up)
-// and every count each PresenceTTL/3.
-func (h *Hub) presenceLoop() {
-	defer h.stopped.Done()
-	t := time.NewTicker(h.cfg.PresenceTTL / 3)
-	defer t.Stop()
-	for {
-		all := false
-		select {
-		case <-h.stop:
-			return
-		case <-h.flush:
-		case <-t.C:
-			all = true
-		}
-		if err := h.flushPresence(all); err != nil {
-			h.m.presenceErrors.Inc()
-			h.log.Warn("realtime: presence not written", "error", err.Error())
-		}
+// presenceEvery is the period of the flush of every count (the worker's interval).
+func (h *Hub) presenceEvery() time.Duration { return h.cfg.PresenceTTL / 3 }
+
+// writePresence is the presence worker's run: woken by h.flush it writes the changed
+// counts (coalesced: one pipeline per wake-up), and every presenceEvery every count. The
+// run cannot tell a tick from a wake-up, so it writes every count when the last full
+// flush is a period ago, less a tenth: a tick may find the period not quite over by the
+// clock (the timer counts from the run's start, lastFull a moment after). One worker does
+// both, one run at a time, so an older snapshot never overwrites a newer one.
+func (h *Hub) writePresence(ctx context.Context) error {
+	every := h.presenceEvery()
+	all := time.Since(h.lastFull) >= every-every/10
+	if all {
+		h.lastFull = time.Now()
 	}
+	if err := h.flushPresence(ctx, all); err != nil {
+		h.m.presenceErrors.Inc()
+		return fmt.Errorf("realtime: presence not written: %w", err)
+	}
+	return nil
 }
 
-func (h *Hub) flushPresence(all bool) error {
+func (h *Hub) flushPresence(ctx context.Context, all bool) error {
 	type count struct {
 		room string
 		n    int
@@ -133,7 +133,9 @@ func (h *Hub) flushPresence(all bool) error {
 	if len(counts) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Not cut short by Close: it waits for this write to end before it removes the counts,
+	// so the write cannot land after the removal.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	exp := time.Now().Add(h.cfg.PresenceTTL)
 	pipe := h.rdb.Pipeline()

@@ -9,13 +9,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mallhq/mall/internal/platform/redisx"
 )
 
 // A lease is a Redis key holding a random token: SET NX PX takes it, and only the holder
-// of the token extends it (renewScript) or deletes it (releaseScript). The holder renews
-// every TTL/3 and counts itself the leader only until TTL after the start of its last
-// successful renewal (the key lives at least that long in Redis); a renewal that fails
-// when the next one would come too late gives the leadership up at once.
+// of the token extends it or deletes it (redisx.RenewLease, redisx.ReleaseLease). The
+// holder renews every TTL/3 and counts itself the leader only until TTL after the start
+// of its last successful renewal (the key lives at least that long in Redis); a renewal
+// that fails when the next one would come too late gives the leadership up at once.
 type lease struct {
 	rdb    redis.UniversalClient
 	key    string
@@ -30,14 +32,6 @@ type lease struct {
 	cancel context.CancelFunc
 	until  time.Time // held at most until then without a successful renewal
 }
-
-var renewScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
-return 0`)
-
-var releaseScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
-return 0`)
 
 func newLease(rdb redis.UniversalClient, key string, ttl time.Duration, gauge prometheus.Gauge, log *slog.Logger) *lease {
 	return &lease{rdb: rdb, key: key, token: rand.Text(), ttl: ttl, period: max(ttl/3, time.Millisecond), gauge: gauge, log: log}
@@ -86,12 +80,12 @@ func (l *lease) step(base context.Context) {
 		}
 		return
 	}
-	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.token, l.ttl.Milliseconds()).Int()
+	renewed, err := redisx.RenewLease(ctx, l.rdb, l.key, l.token, l.ttl)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case l.ctx == nil:
-	case err == nil && n == 1:
+	case err == nil && renewed:
 		l.until = start.Add(l.ttl)
 	case err == nil:
 		l.loseLocked("taken by another replica")
@@ -140,7 +134,7 @@ func (l *lease) release(ctx context.Context) {
 	if !held {
 		return
 	}
-	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err(); err != nil {
+	if err := redisx.ReleaseLease(ctx, l.rdb, l.key, l.token); err != nil {
 		l.log.Warn("worker: leader lease not released; it expires", "error", err.Error())
 	}
 }
