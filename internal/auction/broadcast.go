@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mallhq/mall/internal/platform/redisx"
 )
 
 // Broadcaster delivers a message to every watcher of a room on every replica, in the
@@ -87,11 +89,6 @@ end
 return -1
 `)
 
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
-
 // lockTTL bounds how long a crashed publisher blocks the lot's messages.
 const lockTTL = 2 * time.Second
 
@@ -124,7 +121,7 @@ func (p *orderedPublisher) publish(ctx context.Context, lotID, version int64, ms
 		case <-time.After(time.Millisecond):
 		}
 	}
-	defer releaseScript.Run(context.WithoutCancel(ctx), p.rdb, keys[1:], token)
+	defer redisx.ReleaseLease(context.WithoutCancel(ctx), p.rdb, keys[1], token) //nolint:errcheck // the lock expires anyway
 	room := Room(lotID)
 	for _, m := range msgs {
 		if err := p.hub.Publish(ctx, room, m); err != nil {
