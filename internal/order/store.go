@@ -470,8 +470,9 @@ func (st *store) cart(ctx context.Context, db *sqldb.DB, buyerID int64) ([]cartR
 }
 
 // cartSlot counts the buyer's cart lines and reports whether skuID is one of them, with
-// the buyer's lines and the gaps between them locked until the transaction ends: a
-// concurrent add of another SKU waits, so the count stays exact up to the insert. One
+// the buyer's lines and the gaps between them locked until the transaction ends (next-key
+// locks: the transaction must stay REPEATABLE READ): a concurrent add of another SKU
+// waits, so the count stays exact up to the insert. One
 // index range scan, no rows sent back (the whole cart is not read to check one SKU).
 func (st *store) cartSlot(ctx context.Context, db *sqldb.DB, buyerID, skuID int64) (n int, inCart bool, err error) {
 	var r struct {
