@@ -15,12 +15,14 @@ CREATE TABLE order_payment_orders (
 
 -- Payments made before this table: a pending one covers its checkout's orders still pending
 -- and those cancelled after it was created (pending when it was created); a succeeded or
--- refunded one covers the orders it moved to paid (paid at or after it was created and no
--- longer pending or cancelled). A failed payment pays nothing and covers nothing.
+-- refunded one (paid_at set: it succeeded first) covers the orders it moved to paid (no
+-- longer pending or cancelled). A failed payment — refunded too after a mismatch — paid
+-- nothing and covers nothing.
 INSERT INTO order_payment_orders (payment_id, order_id, amount)
 SELECT p.id, o.id, o.total_amount FROM order_payments p JOIN order_orders o ON o.checkout_id = p.checkout_id
 WHERE (p.status = 'pending' AND (o.status = 'pending_payment' OR (o.status = 'cancelled' AND o.updated_at >= p.created_at)))
-	OR (p.status IN ('succeeded', 'refunded') AND o.status NOT IN ('pending_payment', 'cancelled') AND o.paid_at IS NOT NULL);
+	OR (p.status IN ('succeeded', 'refunded') AND p.paid_at IS NOT NULL
+		AND o.status NOT IN ('pending_payment', 'cancelled') AND o.paid_at IS NOT NULL);
 
 -- +goose Down
 DROP TABLE order_payment_orders;
