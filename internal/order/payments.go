@@ -327,7 +327,7 @@ func (s *service) applyNotification(ctx context.Context, db *sqldb.DB, out notif
 			return out, err
 		}
 		if !ok {
-			out.action, out.paid, out.revived = notifyNothing, nil, nil
+			out.action, out.paid, out.revived, out.strays = notifyNothing, nil, nil, nil
 			return out, nil
 		}
 		for _, o := range out.paid {
