@@ -81,7 +81,7 @@ func (p *testProvider) Query(_ context.Context, id int64) (payment.State, error)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.paid[id] {
-		return payment.State{Status: payment.StatusSucceeded}, nil
+		return payment.State{Status: payment.StatusSucceeded, Amount: p.created[id].Amount}, nil
 	}
 	if p.closed[id] {
 		return payment.State{Status: payment.StatusClosed}, nil

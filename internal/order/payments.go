@@ -25,8 +25,10 @@ type SandboxPayer interface {
 const SandboxProvider = "sandbox"
 
 // CreatePayment creates (or, for the same provider, returns) the pending payment of the
-// buyer's checkout for the amount of its unpaid orders, then registers it with the
-// gateway.
+// buyer's checkout, then registers it with the gateway. A new payment covers exactly the
+// checkout's orders pending_payment at that moment (its rows in order_payment_orders,
+// written in the same transaction) and its amount is their sum. A returned pending payment
+// keeps the set it was created with (ADR 0017, "Payment sets").
 func (s *service) CreatePayment(ctx context.Context, buyerID, checkoutID int64, provider string) (Payment, error) {
 	prov, ok := s.providers[provider]
 	if !ok {
@@ -58,25 +60,40 @@ func (s *service) CreatePayment(ctx context.Context, buyerID, checkoutID int64, 
 			p = pending[0]
 			return nil
 		}
-		orders, err := s.st.checkoutOrders(ctx, db, checkoutID, false)
+		// Locked: an order cancelled concurrently is either in the set (cancelled after the
+		// payment was created) or not, never read as pending and then cancelled in between.
+		orders, err := s.st.checkoutOrders(ctx, db, checkoutID, true)
 		if err != nil {
 			return err
 		}
+		paid, err := s.st.paidOrders(ctx, db, checkoutID)
+		if err != nil {
+			return err
+		}
+		id := s.newID(buyerID)
+		var set []paymentOrder
 		var amount int64
 		for _, o := range orders {
-			if o.Status == StatusPendingPayment {
+			// A pending order is never covered by a payment that took the money (that moves
+			// it to paid); checked anyway, since paying an order twice is the one thing a
+			// payment set must rule out.
+			if o.Status == StatusPendingPayment && !paid[o.ID] {
+				set = append(set, paymentOrder{PaymentID: id, OrderID: o.ID, Amount: o.TotalAmount})
 				amount += o.TotalAmount
 			}
 		}
-		if amount == 0 {
+		if len(set) == 0 || amount == 0 {
 			return ErrNothingToPay
 		}
 		now := s.clock()
-		p = Payment{ID: s.newID(buyerID), CheckoutID: c.ID, BuyerID: buyerID, Provider: provider, Amount: amount,
+		p = Payment{ID: id, CheckoutID: c.ID, BuyerID: buyerID, Provider: provider, Amount: amount,
 			Currency: Currency, Status: PaymentPending, CreatedAt: now}
 		subject = fmt.Sprintf("Mall checkout %d", c.ID)
 		created = true
-		return s.st.insertPayment(ctx, db, p)
+		if err := s.st.insertPayment(ctx, db, p); err != nil {
+			return err
+		}
+		return s.st.insertPaymentOrders(ctx, db, set)
 	})
 	if err != nil {
 		return Payment{}, err
@@ -121,10 +138,12 @@ const maxNotifyID = 128
 // provider) -> in one buyer-shard transaction: lock the payment, insert the dedup row
 // (provider, notify ID) — a duplicate means the notification was applied before, so it is
 // acknowledged and nothing changes — then CAS the payment pending -> succeeded and each
-// pending_payment order of the checkout -> paid with order.paid. A different notification
-// for a payment no longer pending changes nothing either. An order cancelled before the
-// money arrived is revived as paid (order.paid_after_cancel + order.paid): the stock
-// consumer re-takes its units or, when they are gone, it is refunded.
+// pending_payment order of the payment's own set (order_payment_orders) -> paid with
+// order.paid; the checkout's other orders are not this money's. A different notification
+// for a payment no longer pending changes nothing either. An order of the set cancelled
+// after the payment was created (before the money arrived) is revived as paid
+// (order.paid_after_cancel + order.paid): the stock consumer re-takes its units or, when
+// they are gone, it is refunded.
 //
 // A signed success notification stating another amount than the payment's is never a
 // success: it is recorded (dedup row, payment pending -> failed, order.payment_mismatch,
@@ -178,6 +197,9 @@ type notifyOutcome struct {
 	// paid are the orders moving pending_payment -> paid, revived those moving
 	// cancelled -> paid (the money arrived after the cancellation): as they will be stored.
 	paid, revived []Order
+	// strays are orders of the payment's set found neither pending nor cancelled (an
+	// invariant broken elsewhere): not moved, logged as errors.
+	strays []int64
 	// recorded is set by applyNotification: the notification was new. A redelivery
 	// (recorded false) changed nothing.
 	recorded bool
@@ -240,11 +262,25 @@ func (s *service) decideNotification(ctx context.Context, db *sqldb.DB, provider
 	if n.PaidAt.IsZero() {
 		out.paidAt = now
 	}
+	set, err := s.st.paymentOrders(ctx, db, p.ID)
+	if err != nil {
+		return notifyOutcome{}, err
+	}
+	covers := make(map[int64]bool, len(set))
+	for _, r := range set {
+		covers[r.OrderID] = true
+	}
+	// The checkout's orders are locked, in the order every path locks them, but only the
+	// payment's own set moves: an order outside it was not pending when the payment was
+	// created, so this money is not its money.
 	orders, err := s.st.checkoutOrders(ctx, db, p.CheckoutID, true)
 	if err != nil {
 		return notifyOutcome{}, err
 	}
 	for _, o := range orders {
+		if !covers[o.ID] {
+			continue
+		}
 		switch o.Status {
 		case StatusPendingPayment:
 			o.Status, o.PaidAt, o.UpdatedAt = StatusPaid, out.paidAt, now
@@ -256,6 +292,11 @@ func (s *service) decideNotification(ctx context.Context, db *sqldb.DB, provider
 			// stock-lost path) — never silently dropped.
 			o.Status, o.PrevStatus, o.PaidAt, o.UpdatedAt = StatusPaid, StatusCancelled, out.paidAt, now
 			out.revived = append(out.revived, o)
+		default:
+			// Paid already: only another payment could have paid it, which CreatePayment
+			// rules out (a set holds only orders no payment has paid). Left as it is, and
+			// reported: the money for it needs a person.
+			out.strays = append(out.strays, o.ID)
 		}
 	}
 	return out, nil
@@ -286,7 +327,7 @@ func (s *service) applyNotification(ctx context.Context, db *sqldb.DB, out notif
 			return out, err
 		}
 		if !ok {
-			out.action, out.paid, out.revived = notifyNothing, nil, nil
+			out.action, out.paid, out.revived, out.strays = notifyNothing, nil, nil, nil
 			return out, nil
 		}
 		for _, o := range out.paid {
@@ -339,6 +380,10 @@ func (s *service) afterNotification(ctx context.Context, prov payment.Provider, 
 	}
 	if !out.recorded {
 		return prov.Ack(), nil
+	}
+	for _, id := range out.strays {
+		s.log.Error("order: a payment's order was already paid; its share of the money pays nothing",
+			"order_id", id, "payment_id", out.payment.ID)
 	}
 	for _, o := range out.revived {
 		s.m.paidAfterCancel.Inc()

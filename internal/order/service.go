@@ -3,6 +3,7 @@ package order
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -435,29 +436,27 @@ func (s *service) ApproveRefund(ctx context.Context, merchantID, orderID int64) 
 		change{from: []Status{StatusRefundRequested}, to: StatusRefunded, event: EventRefunded})
 }
 
-// refundMoney refunds the order's amount from its checkout's succeeded payment.
+// refundMoney refunds the order's share of the payment that paid it (the payment whose
+// set covers it), never another payment of the checkout: that money is other orders'.
 func (s *service) refundMoney(ctx context.Context, o Order) error {
 	db := s.cl.ForID(o.ID)
-	pays, err := s.st.checkoutPayments(ctx, db, o.CheckoutID, "")
+	p, amount, err := s.st.orderPayment(ctx, db, o.ID)
+	if errors.Is(err, ErrPaymentNotFound) {
+		return fmt.Errorf("order %d: no succeeded payment covers it", o.ID)
+	}
 	if err != nil {
 		return err
 	}
-	for _, p := range pays {
-		if p.Status != PaymentSucceeded && p.Status != PaymentRefunded {
-			continue
-		}
-		prov, ok := s.providers[p.Provider]
-		if !ok {
-			return ErrGatewayFailed.WithDetail("payment provider %q is not configured", p.Provider)
-		}
-		res, err := prov.Refund(ctx, payment.RefundRequest{PaymentID: p.ID, RefundID: o.RefundID, Amount: o.TotalAmount,
-			Reason: o.RefundReason})
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrGatewayFailed, err)
-		}
-		return s.st.addRefunded(ctx, db, p.ID, res.Refunded, s.clock())
+	prov, ok := s.providers[p.Provider]
+	if !ok {
+		return ErrGatewayFailed.WithDetail("payment provider %q is not configured", p.Provider)
 	}
-	return fmt.Errorf("order %d: no succeeded payment to refund", o.ID)
+	res, err := prov.Refund(ctx, payment.RefundRequest{PaymentID: p.ID, RefundID: o.RefundID, Amount: amount,
+		Reason: o.RefundReason})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrGatewayFailed, err)
+	}
+	return s.st.addRefunded(ctx, db, p.ID, res.Refunded, s.clock())
 }
 
 func (s *service) RejectRefund(ctx context.Context, merchantID, orderID int64) (Order, error) {

@@ -424,6 +424,72 @@ func (st *store) markPaid(ctx context.Context, db *sqldb.DB, id int64, tradeNo, 
 	return n == 1, err
 }
 
+// paymentOrder is one order a payment covers (order_payment_orders) and the amount of it
+// the payment pays.
+type paymentOrder struct {
+	PaymentID int64 `db:"payment_id"`
+	OrderID   int64 `db:"order_id"`
+	Amount    int64 `db:"amount"`
+}
+
+// insertPaymentOrders writes the payment's set of orders (in the payment's transaction).
+func (st *store) insertPaymentOrders(ctx context.Context, db *sqldb.DB, rows []paymentOrder) error {
+	args := make([]any, 0, 3*len(rows))
+	for _, r := range rows {
+		args = append(args, r.PaymentID, r.OrderID, r.Amount)
+	}
+	_, err := sqldb.Ext(ctx, db).ExecContext(ctx, `INSERT INTO order_payment_orders (payment_id, order_id, amount)
+		VALUES `+rowsOf(3, len(rows)), args...)
+	return err
+}
+
+// paymentOrders reads the orders a payment covers.
+func (st *store) paymentOrders(ctx context.Context, db *sqldb.DB, paymentID int64) ([]paymentOrder, error) {
+	var rows []paymentOrder
+	err := sqlx.SelectContext(ctx, sqldb.Ext(ctx, db), &rows, `SELECT payment_id, order_id, amount
+		FROM order_payment_orders WHERE payment_id = ? ORDER BY order_id`, paymentID)
+	return rows, err
+}
+
+// paidPayment is the condition on order_payments p of a payment that paid its set: it
+// succeeded (markPaid sets paid_at), possibly refunded since. A failed payment may be
+// refunded too (a mismatch's compensation) but never paid anything.
+const paidPayment = `p.status IN ('succeeded', 'refunded') AND p.paid_at IS NOT NULL`
+
+// paidOrders is the set of the checkout's orders covered by a payment that paid them.
+func (st *store) paidOrders(ctx context.Context, db *sqldb.DB, checkoutID int64) (map[int64]bool, error) {
+	var ids []int64
+	if err := sqlx.SelectContext(ctx, sqldb.Ext(ctx, db), &ids, `SELECT po.order_id FROM order_payment_orders po
+		JOIN order_payments p ON p.id = po.payment_id
+		WHERE p.checkout_id = ? AND `+paidPayment, checkoutID); err != nil {
+		return nil, err
+	}
+	out := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// orderPayment is the payment that paid for an order (paidPayment) and the amount of it that is the order's; ErrPaymentNotFound when none did.
+func (st *store) orderPayment(ctx context.Context, db *sqldb.DB, orderID int64) (Payment, int64, error) {
+	var r struct {
+		paymentRow
+		Covered int64 `db:"covered"`
+	}
+	err := sqlx.GetContext(ctx, sqldb.Ext(ctx, db), &r, `SELECT p.id, p.checkout_id, p.buyer_id, p.provider, p.amount,
+		p.currency, p.status, p.pay_url, p.trade_no, p.refunded, p.paid_at, p.created_at, po.amount AS covered
+		FROM order_payment_orders po JOIN order_payments p ON p.id = po.payment_id
+		WHERE po.order_id = ? AND `+paidPayment+` ORDER BY p.id LIMIT 1`, orderID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Payment{}, 0, ErrPaymentNotFound
+	}
+	if err != nil {
+		return Payment{}, 0, err
+	}
+	return r.paymentRow.payment(), r.Covered, nil
+}
+
 // notificationRow is one applied payment notification (order_payment_notifications).
 type notificationRow struct {
 	Provider   string
