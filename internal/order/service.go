@@ -146,6 +146,15 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		if err := s.st.insertOrders(ctx, db, c.Orders); err != nil {
 			return err
 		}
+		// The ordered units leave the cart with the orders: a failed checkout keeps the
+		// cart, and a checkout found by its Idempotency-Key never gets here again.
+		units := make(map[int64]int64, len(cmd.Items))
+		for _, it := range cmd.Items {
+			units[it.SKUID] = it.Quantity
+		}
+		if err := s.st.takeFromCart(ctx, db, cmd.BuyerID, units, now); err != nil {
+			return err
+		}
 		events := make([]outbox.Event, 0, len(c.Orders))
 		for _, o := range c.Orders {
 			events = append(events, s.event(EventCreated, o, true))
@@ -507,15 +516,10 @@ func (s *service) SetCartItem(ctx context.Context, buyerID, skuID, quantity int6
 	db := s.cl.ForUser(buyerID)
 	now := s.clock()
 	err = db.WithinTx(ctx, func(ctx context.Context) error {
-		n, err := s.st.cartCount(ctx, db, buyerID)
+		n, inCart, err := s.st.cartSlot(ctx, db, buyerID, skuID)
 		if err != nil {
 			return err
 		}
-		rows, err := s.st.cart(ctx, db, buyerID)
-		if err != nil {
-			return err
-		}
-		inCart := slices.ContainsFunc(rows, func(r cartRow) bool { return r.SKUID == skuID })
 		if !inCart && n >= MaxCartItems {
 			return ErrCartFull
 		}

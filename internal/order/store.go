@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -531,16 +532,52 @@ func (st *store) cart(ctx context.Context, db *sqldb.DB, buyerID int64) ([]cartR
 	return rows, err
 }
 
-func (st *store) cartCount(ctx context.Context, db *sqldb.DB, buyerID int64) (int, error) {
-	var n int
-	err := sqlx.GetContext(ctx, sqldb.Ext(ctx, db), &n, `SELECT COUNT(*) FROM order_cart_items WHERE buyer_id = ? FOR UPDATE`, buyerID)
-	return n, err
+// cartSlot counts the buyer's cart lines and reports whether skuID is one of them, with
+// the buyer's lines and the gaps between them locked until the transaction ends (next-key
+// locks: the transaction must stay REPEATABLE READ): a concurrent add of another SKU
+// waits, so the count stays exact up to the insert. One
+// index range scan, no rows sent back (the whole cart is not read to check one SKU).
+func (st *store) cartSlot(ctx context.Context, db *sqldb.DB, buyerID, skuID int64) (n int, inCart bool, err error) {
+	var r struct {
+		N      int  `db:"n"`
+		InCart bool `db:"in_cart"`
+	}
+	err = sqlx.GetContext(ctx, sqldb.Ext(ctx, db), &r, `SELECT COUNT(*) AS n, COALESCE(MAX(sku_id = ?), 0) AS in_cart
+		FROM order_cart_items WHERE buyer_id = ? FOR UPDATE`, skuID, buyerID)
+	return r.N, r.InCart, err
 }
 
 func (st *store) upsertCart(ctx context.Context, db *sqldb.DB, buyerID, skuID, qty int64, now time.Time) error {
 	_, err := sqldb.Ext(ctx, db).ExecContext(ctx, `INSERT INTO order_cart_items (buyer_id, sku_id, quantity, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE quantity = VALUES(quantity), updated_at = VALUES(updated_at)`,
 		buyerID, skuID, qty, now, now)
+	return err
+}
+
+// takeFromCart subtracts ordered quantities (SKU -> units) from the buyer's cart lines;
+// a line left with 0 or fewer units is deleted (first, as the quantity > 0 check forbids
+// reaching 0) and SKUs not in the cart are ignored.
+func (st *store) takeFromCart(ctx context.Context, db *sqldb.DB, buyerID int64, units map[int64]int64, now time.Time) error {
+	if len(units) == 0 {
+		return nil
+	}
+	ext := sqldb.Ext(ctx, db)
+	ids := make([]any, 0, len(units))
+	byCase := make([]any, 0, 2*len(units))
+	for sku, n := range units {
+		ids = append(ids, sku)
+		byCase = append(byCase, sku, n)
+	}
+	ordered := "CASE sku_id" + strings.Repeat(" WHEN ? THEN ?", len(units)) + " END"
+	in := "(?" + strings.Repeat(", ?", len(units)-1) + ")"
+	args := append(append([]any{buyerID}, ids...), byCase...)
+	if _, err := ext.ExecContext(ctx, `DELETE FROM order_cart_items WHERE buyer_id = ? AND sku_id IN `+in+`
+		AND quantity <= `+ordered, args...); err != nil {
+		return err
+	}
+	args = append(append(slices.Clone(byCase), now, buyerID), ids...)
+	_, err := ext.ExecContext(ctx, `UPDATE order_cart_items SET quantity = quantity - `+ordered+`, updated_at = ?
+		WHERE buyer_id = ? AND sku_id IN `+in, args...)
 	return err
 }
 
