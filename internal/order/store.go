@@ -452,12 +452,13 @@ func (st *store) paymentOrders(ctx context.Context, db *sqldb.DB, paymentID int6
 }
 
 // paidOrders is the set of the checkout's orders covered by a payment that took the money
-// (succeeded, or refunded since).
+// (succeeded, or refunded since). A payment that took the money has paid_at: a mismatched
+// payment (failed, never paid anything) is refunded too, and must not count.
 func (st *store) paidOrders(ctx context.Context, db *sqldb.DB, checkoutID int64) (map[int64]bool, error) {
 	var ids []int64
 	if err := sqlx.SelectContext(ctx, sqldb.Ext(ctx, db), &ids, `SELECT po.order_id FROM order_payment_orders po
 		JOIN order_payments p ON p.id = po.payment_id
-		WHERE p.checkout_id = ? AND p.status IN ('succeeded', 'refunded')`, checkoutID); err != nil {
+		WHERE p.checkout_id = ? AND p.status IN ('succeeded', 'refunded') AND p.paid_at IS NOT NULL`, checkoutID); err != nil {
 		return nil, err
 	}
 	out := make(map[int64]bool, len(ids))
@@ -468,7 +469,8 @@ func (st *store) paidOrders(ctx context.Context, db *sqldb.DB, checkoutID int64)
 }
 
 // orderPayment is the payment that took the money for an order (succeeded, or refunded
-// since) and the amount of it that is the order's; ErrPaymentNotFound when none did.
+// since; paid_at set, as in paidOrders) and the amount of it that is the order's;
+// ErrPaymentNotFound when none did.
 func (st *store) orderPayment(ctx context.Context, db *sqldb.DB, orderID int64) (Payment, int64, error) {
 	var r struct {
 		paymentRow
@@ -477,7 +479,8 @@ func (st *store) orderPayment(ctx context.Context, db *sqldb.DB, orderID int64) 
 	err := sqlx.GetContext(ctx, sqldb.Ext(ctx, db), &r, `SELECT p.id, p.checkout_id, p.buyer_id, p.provider, p.amount,
 		p.currency, p.status, p.pay_url, p.trade_no, p.refunded, p.paid_at, p.created_at, po.amount AS covered
 		FROM order_payment_orders po JOIN order_payments p ON p.id = po.payment_id
-		WHERE po.order_id = ? AND p.status IN ('succeeded', 'refunded') ORDER BY p.id LIMIT 1`, orderID)
+		WHERE po.order_id = ? AND p.status IN ('succeeded', 'refunded') AND p.paid_at IS NOT NULL
+		ORDER BY p.id LIMIT 1`, orderID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Payment{}, 0, ErrPaymentNotFound
 	}
