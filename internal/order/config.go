@@ -29,6 +29,9 @@ type Config struct {
 	// often the module checks (0: only at startup; PartitionMonths 0: never).
 	PartitionMonths   int           `mapstructure:"partition_months" validate:"gte=0"`
 	PartitionInterval time.Duration `mapstructure:"partition_interval" validate:"gte=0"`
+	// RefundRetryInterval is how often automatic refunds that failed transiently are
+	// retried, and the first step of their backoff (doubling up to an hour); 0 means 1s.
+	RefundRetryInterval time.Duration `mapstructure:"refund_retry_interval" validate:"gte=0"`
 }
 
 // ConfigSection is where Config comes from: the order.* subtree.

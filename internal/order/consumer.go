@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/kafkax"
 	"github.com/mallhq/mall/internal/stock"
 )
@@ -20,8 +19,10 @@ const (
 	// order.refunded -> stock.Return(everything).
 	StockGroup = "mall.order.stock"
 	// RefundsGroup gives money back through the gateway: order.payment_mismatch and
-	// order.stock_lost. A group of its own, so a gateway outage holds up refunds only,
-	// never the stock reactions on the same partitions.
+	// order.stock_lost. A group of its own, so a slow gateway holds up refunds only, never
+	// the stock reactions on the same partitions; and a refund the gateway does not carry
+	// out is parked (refunds.go) instead of failing the event, so not even the refunds of
+	// other orders wait for it.
 	RefundsGroup = "mall.order.refunds"
 )
 
@@ -157,56 +158,24 @@ func (s *service) markStockLost(ctx context.Context, orderID int64) error {
 }
 
 // refundStockLost gives a stock-lost order's money back through the gateway (idempotent by
-// the order's refund ID) and moves it paid -> refunded. Every step is idempotent, so a
-// retry after a crash anywhere converges.
+// the order's refund ID) and moves it paid -> refunded; a refund the gateway does not carry
+// out is parked (refunds.go), never retried here: the partition moves on.
 func (s *service) refundStockLost(ctx context.Context, orderID int64) error {
-	o, err := s.get(ctx, orderID, scope{})
-	if err != nil {
+	f, ok, err := s.stockLostRefund(ctx, orderID)
+	if err != nil || !ok {
 		return err
 	}
-	if !o.StockLost || o.Status != StatusPaid {
-		// Moved on meanwhile (a refund request, a shipment) or refunded already: the flag
-		// and the event are the alarm; people decide.
-		return nil
-	}
-	if err := s.refundMoney(ctx, o); err != nil {
-		return err
-	}
-	_, err = s.transition(ctx, orderID, scope{}, change{from: []Status{StatusPaid}, to: StatusRefunded,
-		event: EventRefunded, apply: func(o *Order, from Status) { o.PrevStatus = from }})
-	if isConflict(err) {
-		return nil
-	}
+	_, err = s.attemptRefund(ctx, f)
 	return err
 }
 
 // refundMismatch is the compensation for a payment whose gateway took another amount than
 // we asked (order.payment_mismatch; the payment is failed and pays for nothing): whatever
-// the gateway says it holds for the payment is given back. The gateway's own record (Query)
-// decides, not the notification: a payment the gateway does not hold as succeeded has nothing
-// to refund. The refund ID is the payment's ID (IDs never repeat across kinds), so a
-// redelivery refunds once at the gateway.
+// the gateway says it holds for the payment is given back (attemptRefund). The refund ID is
+// the payment's ID (IDs never repeat across kinds), so a redelivery refunds once at the
+// gateway; a refund the gateway does not carry out is parked.
 func (s *service) refundMismatch(ctx context.Context, ev PaymentEvent) error {
-	prov, ok := s.providers[ev.Provider]
-	if !ok {
-		return ErrGatewayFailed.WithDetail("payment provider %q is not configured", ev.Provider)
-	}
-	st, err := prov.Query(ctx, ev.PaymentID)
-	if err != nil {
-		return fmt.Errorf("order: query mismatched payment %d: %w", ev.PaymentID, err)
-	}
-	if st.Status != payment.StatusSucceeded || st.Amount <= 0 {
-		s.log.Warn("order: mismatched payment holds no money at the gateway; nothing to refund",
-			"payment_id", ev.PaymentID, "gateway_status", string(st.Status))
-		return nil
-	}
-	res, err := prov.Refund(ctx, payment.RefundRequest{PaymentID: ev.PaymentID, RefundID: ev.PaymentID,
-		Amount: st.Amount, Reason: "payment amount did not match the order"})
-	if err != nil {
-		return fmt.Errorf("order: refund mismatched payment %d: %w", ev.PaymentID, err)
-	}
-	s.m.mismatchRefunded.Inc()
-	s.log.Warn("order: refunded a payment whose amount did not match", "payment_id", ev.PaymentID,
-		"refunded", res.Refunded, "checkout_id", ev.CheckoutID)
-	return s.st.addRefunded(ctx, s.cl.ForID(ev.PaymentID), ev.PaymentID, res.Refunded, s.clock())
+	_, err := s.attemptRefund(ctx, ParkedRefund{Kind: RefundMismatch, RefundID: ev.PaymentID, PaymentID: ev.PaymentID,
+		Provider: ev.Provider})
+	return err
 }

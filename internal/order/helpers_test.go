@@ -38,6 +38,9 @@ type testProvider struct {
 	paid    map[int64]bool
 	closed  map[int64]bool
 	refunds map[int64]payment.RefundRequest // by refund ID
+	// refuseRefund, when set, answers a refund before the provider carries it out (a
+	// non-nil error fails it: payment.ErrRefundRefused for a refusal, any other transient).
+	refuseRefund func(payment.RefundRequest) error
 }
 
 func newTestProvider() *testProvider {
@@ -101,6 +104,11 @@ func (p *testProvider) Refund(_ context.Context, r payment.RefundRequest) (payme
 	defer p.mu.Unlock()
 	if !p.paid[r.PaymentID] {
 		return payment.RefundResult{}, errors.New("not paid")
+	}
+	if p.refuseRefund != nil {
+		if err := p.refuseRefund(r); err != nil {
+			return payment.RefundResult{}, err
+		}
 	}
 	p.refunds[r.RefundID] = r
 	var total int64

@@ -131,6 +131,7 @@ type paymentResponse struct {
 // Routes implements httpx.Routes.
 func (h *handler) Routes() []httpx.Route {
 	cart, orders, mer, pay := []string{"cart"}, []string{"orders"}, []string{"merchant"}, []string{"payments"}
+	admin := []string{"admin"}
 	perm := func(p user.Permission) []echo.MiddlewareFunc { return []echo.MiddlewareFunc{user.RequirePermission(p)} }
 	return []httpx.Route{
 		{Method: http.MethodGet, Path: "/api/v1/cart", Handler: h.cart, Summary: "The caller's cart with current prices",
@@ -184,6 +185,15 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/api/v1/payments/:id/sandbox/complete", Handler: h.sandboxComplete,
 			Summary: "Sandbox only: the sandbox gateway pays and notifies through the real path", Tags: pay,
 			Response: paymentResponse{}, Auth: true},
+
+		{Method: http.MethodGet, Path: "/api/v1/admin/refunds/failed", Handler: h.failedRefunds,
+			Summary: "Automatic refunds the gateway did not carry out (refused: waiting for an operator; retrying: " +
+				"transient, retried with backoff), newest first", Tags: admin,
+			Response: httpx.List[parkedRefundResponse]{}, Auth: true, Middleware: perm(user.PermOrdersView)},
+		{Method: http.MethodPost, Path: "/api/v1/admin/refunds/:order_id/retry", Handler: h.retryRefund,
+			Summary: "Try a parked refund again now (order_id: the order's, or for a mismatched payment the " +
+				"payment's); the same refund ID, so it refunds once. 409 when nothing is parked", Tags: admin,
+			Response: parkedRefundResponse{}, Auth: true, Middleware: perm(user.PermSettlementManage)},
 	}
 }
 
@@ -501,4 +511,74 @@ func (h *handler) sandboxComplete(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, toPaymentResponse(p))
+}
+
+// Parked refunds (refunds.go).
+
+type parkedRefundResponse struct {
+	RefundID    httpx.ID   `json:"refund_id"`
+	Kind        string     `json:"kind"`
+	OrderID     *httpx.ID  `json:"order_id,omitempty"` // absent for a mismatched payment
+	PaymentID   httpx.ID   `json:"payment_id"`
+	Provider    string     `json:"provider"`
+	Amount      int64      `json:"amount"`
+	Currency    string     `json:"currency"`
+	State       string     `json:"state"`
+	Reason      string     `json:"reason,omitempty"`
+	Attempts    int        `json:"attempts"`
+	FailedAt    *time.Time `json:"failed_at,omitempty"`
+	NextRetryAt *time.Time `json:"next_retry_at,omitempty"` // only while retrying
+}
+
+func toParkedRefundResponse(f ParkedRefund) parkedRefundResponse {
+	out := parkedRefundResponse{RefundID: httpx.ID(f.RefundID), Kind: string(f.Kind), PaymentID: httpx.ID(f.PaymentID),
+		Provider: f.Provider, Amount: f.Amount, Currency: "CNY", State: string(f.State), Reason: f.Reason,
+		Attempts: f.Attempts}
+	if f.OrderID != 0 {
+		id := httpx.ID(f.OrderID)
+		out.OrderID = &id
+	}
+	if f.State != RefundDone {
+		t := f.FailedAt
+		out.FailedAt = &t
+	}
+	if f.State == RefundRetrying {
+		t := f.NextRetryAt
+		out.NextRetryAt = &t
+	}
+	return out
+}
+
+func (h *handler) failedRefunds(c echo.Context) error {
+	p, err := httpx.PageFrom(c)
+	if err != nil {
+		return err
+	}
+	before, err := p.BeforeID()
+	if err != nil {
+		return err
+	}
+	rows, err := h.svc.FailedRefunds(c.Request().Context(), before, p.Fetch())
+	if err != nil {
+		return err
+	}
+	out := make([]parkedRefundResponse, len(rows))
+	for i, f := range rows {
+		out[i] = toParkedRefundResponse(f)
+	}
+	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last parkedRefundResponse) []byte {
+		return httpx.IDCursor(last.RefundID.Int64())
+	}))
+}
+
+func (h *handler) retryRefund(c echo.Context) error {
+	id, err := httpx.ParamID(c, "order_id")
+	if err != nil {
+		return err
+	}
+	f, err := h.svc.RetryRefund(c.Request().Context(), id.Int64())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toParkedRefundResponse(f))
 }

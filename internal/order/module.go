@@ -51,7 +51,7 @@ var Module = fx.Module("order",
 		kafkax.AsHandler(newStockHandler),
 		kafkax.AsHandler(newRefundsHandler),
 	),
-	fx.Provide(worker.As(partitions), worker.As(timeoutSweeper)),
+	fx.Provide(worker.As(partitions), worker.As(timeoutSweeper), worker.As(refundRetrier)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "order") }),
 	// The module's own database handles: no other module's call joins its transactions.
 	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("order") }),
@@ -109,6 +109,7 @@ type metrics struct {
 	badNotifications prometheus.Counter
 	paymentMismatch  prometheus.Counter
 	mismatchRefunded prometheus.Counter
+	refundsParked    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -125,9 +126,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Signed success notifications stating another amount than the payment's (refunded automatically)."}),
 		mismatchRefunded: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_payment_mismatch_refunds_total",
 			Help: "Payments with a mismatched amount whose money was given back through the gateway."}),
+		refundsParked: prometheus.NewCounter(prometheus.CounterOpts{Name: "mall_order_refunds_parked_total",
+			Help: "Automatic refunds the gateway refused, parked for an operator (GET /api/v1/admin/refunds/failed)."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stockLost, m.paidAfterCancel, m.timedOut, m.badNotifications, m.paymentMismatch, m.mismatchRefunded} {
+		for _, c := range []prometheus.Collector{m.stockLost, m.paidAfterCancel, m.timedOut, m.badNotifications, m.paymentMismatch, m.mismatchRefunded, m.refundsParked} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

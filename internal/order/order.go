@@ -53,6 +53,12 @@ type Service interface {
 	// SandboxComplete makes the sandbox gateway pay the buyer's payment and deliver its
 	// signed notification through HandleNotification.
 	SandboxComplete(ctx context.Context, buyerID, paymentID int64) (Payment, error)
+	// FailedRefunds lists the parked automatic refunds (refunds.go), newest first, before
+	// the refund ID before (0: from the newest).
+	FailedRefunds(ctx context.Context, before int64, limit int) ([]ParkedRefund, error)
+	// RetryRefund tries a parked refund again (id: its order's, or a mismatched payment's);
+	// ErrRefundNotParked when none is parked.
+	RetryRefund(ctx context.Context, id int64) (ParkedRefund, error)
 	// PlaceAuctionOrder creates an auction winner's order (auction.go); idempotent per OrderID.
 	PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order, error)
 }

@@ -537,8 +537,9 @@ type alipayRefundResponse struct {
 // with the same amount refunds once (Alipay answers fund_change "N"), with another amount
 // is refused. Refunded is Alipay's refund_fee, the total refunded for the trade so far.
 // Business refusals (ACQ.TRADE_NOT_EXIST, ACQ.TRADE_STATUS_ERROR,
-// ACQ.REFUND_AMT_NOT_EQUAL_TOTAL, ACQ.SELLER_BALANCE_NOT_ENOUGH, ...) are a *GatewayError;
-// ACQ.SYSTEM_ERROR is Temporary: retry with the same RefundID.
+// ACQ.REFUND_AMT_NOT_EQUAL_TOTAL, ACQ.SELLER_BALANCE_NOT_ENOUGH, ACQ.TRADE_HAS_CLOSE,
+// ACQ.TRADE_NOT_ALLOW_REFUND for a refund window that is over, ...) are ErrRefundRefused
+// wrapping the *GatewayError; ACQ.SYSTEM_ERROR is Temporary: retry with the same RefundID.
 func (a *Alipay) Refund(ctx context.Context, r RefundRequest) (RefundResult, error) {
 	if r.PaymentID <= 0 || r.RefundID <= 0 || r.Amount <= 0 || r.Amount > maxFen {
 		return RefundResult{}, fmt.Errorf("%w: refund %d of payment %d amount %d", ErrInvalidRequest, r.RefundID, r.PaymentID, r.Amount)
@@ -557,7 +558,7 @@ func (a *Alipay) Refund(ctx context.Context, r RefundRequest) (RefundResult, err
 		return RefundResult{}, err
 	}
 	if res.Code != alipaySuccess {
-		return RefundResult{}, res.err()
+		return RefundResult{}, refundError(res.err())
 	}
 	var rr alipayRefundResponse
 	if err := json.Unmarshal(raw, &rr); err != nil {

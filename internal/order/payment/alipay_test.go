@@ -771,3 +771,33 @@ func TestAlipayRefund(t *testing.T) {
 		t.Fatalf("calls = %v", g.methods())
 	}
 }
+
+// TestAlipayRefundRefusal: a business refusal is ErrRefundRefused (the *GatewayError rides
+// along); a Temporary code and a transport failure are not.
+func TestAlipayRefundRefusal(t *testing.T) {
+	g := newFakeAlipay(t)
+	a := newTestAlipay(t, g.srv.URL)
+	tests := []struct {
+		give    string // the gateway's answer
+		refused bool
+	}{
+		{`{"code":"40004","msg":"Business Failed","sub_code":"ACQ.SELLER_BALANCE_NOT_ENOUGH","sub_msg":"卖家余额不足"}`, true},
+		{`{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_HAS_CLOSE","sub_msg":"交易已经关闭"}`, true},
+		{`{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_ALLOW_REFUND","sub_msg":"当前交易不允许退款"}`, true},
+		{`{"code":"40004","msg":"Business Failed","sub_code":"ACQ.SYSTEM_ERROR","sub_msg":"系统错误"}`, false},
+		{`{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error","sub_msg":"系统繁忙"}`, false},
+	}
+	for _, tt := range tests {
+		g.answer = func(string, map[string]any) string { return tt.give }
+		_, err := a.Refund(context.Background(), RefundRequest{PaymentID: 9001, RefundID: 77, Amount: 1})
+		var ge *GatewayError
+		if !errors.As(err, &ge) || errors.Is(err, ErrRefundRefused) != tt.refused {
+			t.Errorf("%s: err %v, want refused %v", tt.give, err, tt.refused)
+		}
+	}
+	a = newTestAlipay(t, "http://127.0.0.1:1") // nothing listens: a transport failure
+	if _, err := a.Refund(context.Background(), RefundRequest{PaymentID: 9001, RefundID: 77, Amount: 1}); err == nil ||
+		errors.Is(err, ErrRefundRefused) {
+		t.Errorf("transport failure: %v", err)
+	}
+}

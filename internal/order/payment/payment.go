@@ -10,6 +10,7 @@ package payment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"time"
 )
@@ -42,7 +43,7 @@ type Provider interface {
 	// Refund returns amount of a succeeded payment. RefundID makes it idempotent at the
 	// gateway: the same RefundID twice refunds once, so after an error whose outcome is
 	// unknown (transport, ErrBadResponse, a Temporary GatewayError) retry with the same
-	// RefundID and amount.
+	// RefundID and amount. A business refusal is ErrRefundRefused.
 	Refund(ctx context.Context, r RefundRequest) (RefundResult, error)
 }
 
@@ -118,7 +119,23 @@ var (
 	// ErrInvalidRequest is a Create or Refund the provider refuses before calling the
 	// gateway (non-positive IDs or amounts, an unsupported currency, an expiry in the past).
 	ErrInvalidRequest = errors.New("payment: invalid request")
+	// ErrRefundRefused is a Refund the gateway answered with a business refusal (trade
+	// closed, balance too low, refund window over, amount exceeded, ...): the same request
+	// gets the same answer, so it is not retried on its own; people decide. The
+	// *GatewayError rides along (errors.As). Any other Refund error is transient or of
+	// unknown outcome: retry with the same RefundID.
+	ErrRefundRefused = errors.New("payment: refund refused by the gateway")
 )
+
+// refundError classifies a Refund's gateway error: a GatewayError that is not Temporary is
+// a refusal (ErrRefundRefused wrapping it); anything else is returned as it is.
+func refundError(err error) error {
+	var ge *GatewayError
+	if errors.As(err, &ge) && !ge.Temporary() {
+		return fmt.Errorf("%w: %w", ErrRefundRefused, err)
+	}
+	return err
+}
 
 // GatewayError is the gateway's refusal of a call: it answered (signed, when the gateway
 // signs its answers) with a business error code.

@@ -305,7 +305,8 @@ func (s *Sandbox) Close(_ context.Context, paymentID int64) error {
 
 // Refund refunds part or all of a succeeded payment, once per RefundID (the same
 // RefundID with the same amount again answers the current total; with another amount it
-// is refused). A fully refunded payment is closed, as at Alipay.
+// is refused). A fully refunded payment is closed, as at Alipay. Refusals are
+// ErrRefundRefused.
 func (s *Sandbox) Refund(_ context.Context, r RefundRequest) (RefundResult, error) {
 	if r.PaymentID <= 0 || r.RefundID <= 0 || r.Amount <= 0 || r.Amount > maxFen {
 		return RefundResult{}, fmt.Errorf("%w: refund %d of payment %d amount %d", ErrInvalidRequest, r.RefundID, r.PaymentID, r.Amount)
@@ -314,19 +315,19 @@ func (s *Sandbox) Refund(_ context.Context, r RefundRequest) (RefundResult, erro
 	defer s.mu.Unlock()
 	rec, ok := s.payments[r.PaymentID]
 	if !ok {
-		return RefundResult{}, s.refuse("TRADE_NOT_EXIST", "no such payment")
+		return RefundResult{}, refundError(s.refuse("TRADE_NOT_EXIST", "no such payment"))
 	}
 	if prev, ok := rec.refunds[r.RefundID]; ok {
 		if prev != r.Amount {
-			return RefundResult{}, s.refuse("REFUND_ID_REUSED", "the refund ID was used with another amount")
+			return RefundResult{}, refundError(s.refuse("REFUND_ID_REUSED", "the refund ID was used with another amount"))
 		}
 		return RefundResult{Refunded: rec.refunded}, nil
 	}
 	if rec.status != StatusSucceeded {
-		return RefundResult{}, s.refuse("TRADE_STATUS_ERROR", "the payment is "+string(rec.status))
+		return RefundResult{}, refundError(s.refuse("TRADE_STATUS_ERROR", "the payment is "+string(rec.status)))
 	}
 	if rec.refunded+r.Amount > rec.amount {
-		return RefundResult{}, s.refuse("REFUND_AMOUNT_EXCEEDED", "refunds exceed the payment")
+		return RefundResult{}, refundError(s.refuse("REFUND_AMOUNT_EXCEEDED", "refunds exceed the payment"))
 	}
 	if rec.refunds == nil {
 		rec.refunds = make(map[int64]int64)

@@ -294,3 +294,18 @@ func TestSandboxVerifyAcceptsWithinMaxAge(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSandboxRefundRefused: every refusal of the sandbox's Refund is ErrRefundRefused.
+func TestSandboxRefundRefused(t *testing.T) {
+	ctx := context.Background()
+	s := newTestSandbox(t)
+	if _, err := s.Refund(ctx, RefundRequest{PaymentID: 5, RefundID: 1, Amount: 1}); !errors.Is(err, ErrRefundRefused) {
+		t.Fatalf("refund of an unknown payment: %v", err)
+	}
+	if _, err := s.Create(ctx, Payment{ID: 5, Amount: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Refund(ctx, RefundRequest{PaymentID: 5, RefundID: 1, Amount: 1}); !errors.Is(err, ErrRefundRefused) {
+		t.Fatalf("refund of a pending payment: %v", err)
+	}
+}
