@@ -243,6 +243,55 @@ func TestSandboxNotifications(t *testing.T) {
 			t.Fatalf("orders after paying again %v", st)
 		}
 	})
+
+	// A mismatched notification for a payment already paid in full: refused and recorded,
+	// but the payment stays succeeded, its orders stay paid, and no money goes back (the
+	// compensation refunds whatever the gateway holds, which would refund orders that stay
+	// paid).
+	t.Run("AmountMismatchAfterSuccess", func(t *testing.T) {
+		h := h.sub(t)
+		b, c, p := checkout(h)
+		pid := mustInt(t, p.ID)
+		app := h.sandbox()
+		if _, err := app.Complete(context.Background(), pid, p.Amount); err != nil {
+			t.Fatal(err)
+		}
+		right := gw.Sign(payment.Notification{PaymentID: pid, TradeNo: "sandbox-right", Amount: p.Amount,
+			Status: payment.StatusSucceeded, PaidAt: time.Now()})
+		if r, err := notify(right); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("success: %s %v", r, err)
+		}
+		wrong := gw.Sign(payment.Notification{PaymentID: pid, TradeNo: "sandbox-right", Amount: p.Amount + 500,
+			Status: payment.StatusSucceeded, PaidAt: time.Now()})
+		for range 2 {
+			if r, err := notify(wrong); err != nil || r.Status != http.StatusBadRequest || r.Code() != "payment.bad_notification" {
+				t.Fatalf("mismatch after success: %s %v", r, err)
+			}
+		}
+		if n := h.notificationRows(p.ID); n != 2 {
+			t.Errorf("%d notification rows, want the success and the mismatch", n)
+		}
+		if n := h.orderEvents(p.ID, order.EventPaymentMismatch); n != 0 {
+			t.Errorf("%d order.payment_mismatch events for a settled payment", n)
+		}
+		// Give a wrongly emitted compensation time to act before looking at the money.
+		time.Sleep(2 * time.Second)
+		var got paymentBody
+		h.req(http.MethodGet, "/api/v1/payments/"+p.ID, nil, b.token).Want(t, http.StatusOK, "").Decode(t, &got)
+		if got.Status != "succeeded" {
+			t.Errorf("payment after a mismatch on a settled payment: %+v", got)
+		}
+		if st := statuses(h, b, c); !slices.Equal(st, []string{"paid", "paid"}) {
+			t.Fatalf("orders after a mismatch on a settled payment %v", st)
+		}
+		st, err := app.Query(context.Background(), pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status != payment.StatusSucceeded {
+			t.Fatalf("the gateway's record after a mismatch on a settled payment: %+v (money given back)", st)
+		}
+	})
 }
 
 // TestPaymentTimeoutRestoresStock: with a 3 s payment timeout an unpaid order is cancelled

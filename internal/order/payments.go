@@ -149,7 +149,9 @@ const maxNotifyID = 128
 // success: it is recorded (dedup row, payment pending -> failed, order.payment_mismatch,
 // metric, error log) in the same transaction and answered 400, every time it is delivered;
 // the refunds consumer then refunds whatever the gateway's own record holds for the payment
-// (refundMismatch).
+// (refundMismatch). For a payment no longer pending (settled by a notification of the right
+// amount, or failed by an earlier mismatch) it is recorded, counted and logged only: nothing
+// fails and nothing is refunded automatically.
 //
 // The steps: verifyNotification -> decideNotification (locked reads, returns a
 // notification value, no writes) -> applyNotification (the writes; what happened) ->
@@ -203,6 +205,9 @@ type notifyOutcome struct {
 	// recorded is set by applyNotification: the notification was new. A redelivery
 	// (recorded false) changed nothing.
 	recorded bool
+	// settled is set by applyNotification for a mismatch on a payment no longer pending:
+	// recorded, but nothing failed and nothing is refunded.
+	settled bool
 }
 
 // verifyNotification checks the signature and the identifiers. Every refusal counts in
@@ -314,7 +319,13 @@ func (s *service) applyNotification(ctx context.Context, db *sqldb.DB, out notif
 	p, now := out.payment, out.row.ReceivedAt
 	switch out.action {
 	case notifyMismatch:
-		if _, err := s.st.setPaymentStatus(ctx, db, p.ID, PaymentPending, PaymentFailed, now); err != nil {
+		failed, err := s.st.setPaymentStatus(ctx, db, p.ID, PaymentPending, PaymentFailed, now)
+		if err != nil || !failed {
+			// !failed: the payment was settled already (paid by a notification of the right
+			// amount, or failed by an earlier mismatch, whose event is on its way). Giving back
+			// "whatever the gateway holds" now would refund orders that stay paid: recorded,
+			// counted and logged for an operator, nothing moves automatically.
+			out.settled = !failed
 			return out, err
 		}
 		return out, s.outbox.Add(ctx, outbox.Event{Topic: Topic, AggregateID: strconv.FormatInt(p.ID, 10),
@@ -369,7 +380,13 @@ func (s *service) afterNotification(ctx context.Context, prov payment.Provider, 
 		return "", err
 	}
 	if out.action == notifyMismatch {
-		if out.recorded {
+		switch {
+		case out.recorded && out.settled:
+			s.m.paymentMismatch.Inc()
+			s.log.Error("order: payment notification states another amount for a settled payment; recorded for reconciliation, nothing refunded",
+				"provider", provider, "payment_id", n.PaymentID, "payment_status", string(out.payment.Status), "amount", out.payment.Amount,
+				"notified_amount", n.Amount, "trade_no", n.TradeNo, "notify_id", n.NotifyID)
+		case out.recorded:
 			s.m.paymentMismatch.Inc()
 			s.log.Error("order: payment notification states another amount; payment failed, recorded for reconciliation",
 				"provider", provider, "payment_id", n.PaymentID, "checkout_id", out.payment.CheckoutID, "amount", out.payment.Amount,
