@@ -32,6 +32,12 @@ type Config struct {
 	// RefundRetryInterval is how often automatic refunds that failed transiently are
 	// retried, and the first step of their backoff (doubling up to an hour); 0 means 1s.
 	RefundRetryInterval time.Duration `mapstructure:"refund_retry_interval" validate:"gte=0"`
+	// AutoCompleteAfter is how long after shipping an order the buyer has not confirmed
+	// completes by itself (checked every SweepInterval). Tests that bypass validation set
+	// it to 0 to keep shipped orders shipped.
+	AutoCompleteAfter time.Duration `mapstructure:"auto_complete_after" validate:"min=1m"`
+	// AfterSaleWindow is how long after completion the buyer may still ask for a refund.
+	AfterSaleWindow time.Duration `mapstructure:"after_sale_window" validate:"gte=0"`
 }
 
 // ConfigSection is where Config comes from: the order.* subtree.

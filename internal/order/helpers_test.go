@@ -147,10 +147,11 @@ type harness struct {
 	category int64
 }
 
-// testConfig: a long payment timeout (the timeout test sets its own), a fast sweeper.
+// testConfig: a long payment timeout (the timeout test sets its own), a fast sweeper, no
+// auto-completion (its test sets its own), the default after-sale window.
 func testConfig() order.Config {
 	return order.Config{PaymentTimeout: 30 * time.Minute, HoldGrace: time.Minute, SweepInterval: 200 * time.Millisecond,
-		PartitionMonths: 3}
+		PartitionMonths: 3, AfterSaleWindow: 7 * 24 * time.Hour}
 }
 
 func newHarness(t testing.TB, cfg order.Config, extra ...fx.Option) *harness {

@@ -63,6 +63,8 @@ type orderResponse struct {
 	StockLost    bool            `json:"stock_lost,omitempty"`
 	ExpiresAt    time.Time       `json:"expires_at"`
 	PaidAt       *time.Time      `json:"paid_at,omitempty"`
+	ShippedAt    *time.Time      `json:"shipped_at,omitempty"`
+	CompletedAt  *time.Time      `json:"completed_at,omitempty"`
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
 }
@@ -155,7 +157,7 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/api/v1/orders/:id/confirm-receipt", Handler: h.confirmReceipt,
 			Summary: "Confirm a shipped order arrived", Tags: orders, Response: orderResponse{}, Auth: true},
 		{Method: http.MethodPost, Path: "/api/v1/orders/:id/refund", Handler: h.requestRefund,
-			Summary: "Ask for a refund of a paid or shipped order", Tags: orders, Request: refundRequest{},
+			Summary: "Ask for a refund of a paid or shipped order, or of a completed one within order.after_sale_window", Tags: orders, Request: refundRequest{},
 			Response: orderResponse{}, Auth: true},
 
 		{Method: http.MethodGet, Path: "/api/v1/merchant/orders", Handler: h.merchantList,
@@ -206,11 +208,16 @@ func toOrderResponse(o Order) orderResponse {
 		out.Items[i] = itemResponse{SKUID: httpx.ID(it.SKUID), ProductID: httpx.ID(it.ProductID), Title: it.Title,
 			Attrs: nonNil(it.Attrs), Quantity: it.Quantity, Price: it.Price}
 	}
-	if !o.PaidAt.IsZero() {
-		t := o.PaidAt
-		out.PaidAt = &t
-	}
+	out.PaidAt, out.ShippedAt, out.CompletedAt = timeOrNil(o.PaidAt), timeOrNil(o.ShippedAt), timeOrNil(o.CompletedAt)
 	return out
+}
+
+// timeOrNil is nil for the zero time (the field is left out).
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func toPaymentResponse(p Payment) paymentResponse {

@@ -40,7 +40,8 @@ func AsProvider(f any) any {
 
 // Module provides Service, the storefront, merchant and payment routes, the stock
 // reactions (consumer group mall.order.stock), the automatic refunds (mall.order.refunds),
-// the payment-timeout sweeper and the monthly partition maintenance.
+// the payment-timeout sweeper, the auto-completion of shipped orders and the monthly
+// partition maintenance.
 var Module = fx.Module("order",
 	fx.Provide(
 		ConfigSection.From,
@@ -51,7 +52,7 @@ var Module = fx.Module("order",
 		kafkax.AsHandler(newStockHandler),
 		kafkax.AsHandler(newRefundsHandler),
 	),
-	fx.Provide(worker.As(partitions), worker.As(timeoutSweeper), worker.As(refundRetrier)),
+	fx.Provide(worker.As(partitions), worker.As(timeoutSweeper), worker.As(autoCompleter), worker.As(refundRetrier)),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "order") }),
 	// The module's own database handles: no other module's call joins its transactions.
 	fx.Decorate(func(c *sqldb.Cluster) *sqldb.Cluster { return c.For("order") }),

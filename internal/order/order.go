@@ -139,8 +139,12 @@ type Order struct {
 	Items     []Item
 	ExpiresAt time.Time
 	PaidAt    time.Time
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// ShippedAt and CompletedAt are zero until the order is shipped or completed; they
+	// stay through a refund request (auto-completion and the after-sale window use them).
+	ShippedAt   time.Time
+	CompletedAt time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Item is one order line, priced at checkout.
@@ -232,4 +236,7 @@ var (
 	ErrNothingToPay    = errs.New(errs.Conflict, "payment.nothing_to_pay")
 	ErrSandboxDisabled = errs.New(errs.NotFound, "payment.sandbox_disabled")
 	ErrGatewayFailed   = errs.New(errs.Unavailable, "payment.gateway_unavailable")
+	// ErrAfterSaleWindowOver: a refund of an order completed longer ago than
+	// order.after_sale_window.
+	ErrAfterSaleWindowOver = errs.New(errs.Conflict, "order.after_sale_window_over")
 )

@@ -325,6 +325,9 @@ type change struct {
 	event string
 	// apply sets the transition's other fields on the locked order.
 	apply func(o *Order, from Status)
+	// guard, when set, may refuse the transition of the locked order (a rule beyond its
+	// status).
+	guard func(o Order) error
 }
 
 // transition moves the order (narrowed by sc) along ch with a compare-and-set UPDATE and
@@ -343,6 +346,11 @@ func (s *service) transition(ctx context.Context, id int64, sc scope, ch change)
 		}
 		if !slices.Contains(ch.from, o.Status) {
 			return ErrStatusConflict.WithDetail("the order is %s", o.Status)
+		}
+		if ch.guard != nil {
+			if err := ch.guard(o); err != nil {
+				return err
+			}
 		}
 		from := o.Status
 		o.Status = ch.to
@@ -385,9 +393,12 @@ func (s *service) ConfirmReceipt(ctx context.Context, buyerID, orderID int64) (O
 	if buyerID <= 0 {
 		return Order{}, ErrNotFound
 	}
-	return s.transition(ctx, orderID, buyer(buyerID),
-		change{from: []Status{StatusShipped}, to: StatusCompleted, event: EventCompleted})
+	return s.transition(ctx, orderID, buyer(buyerID), complete)
 }
+
+// complete is confirm-receipt's transition, also the auto-complete worker's.
+var complete = change{from: []Status{StatusShipped}, to: StatusCompleted, event: EventCompleted,
+	apply: func(o *Order, _ Status) { o.CompletedAt = o.UpdatedAt }}
 
 func (s *service) RequestRefund(ctx context.Context, buyerID, orderID int64, reason string) (Order, error) {
 	if buyerID <= 0 {
@@ -397,8 +408,15 @@ func (s *service) RequestRefund(ctx context.Context, buyerID, orderID int64, rea
 		return Order{}, errs.ErrValidation.WithDetail("reason must be 1 to %d bytes", MaxRefundReason)
 	}
 	refundID := s.newID(buyerID)
-	return s.transition(ctx, orderID, buyer(buyerID), change{from: []Status{StatusPaid, StatusShipped},
-		to: StatusRefundRequested, event: EventRefundRequested, apply: func(o *Order, from Status) {
+	now := s.clock()
+	return s.transition(ctx, orderID, buyer(buyerID), change{from: []Status{StatusPaid, StatusShipped, StatusCompleted},
+		to: StatusRefundRequested, event: EventRefundRequested, guard: func(o Order) error {
+			if o.Status == StatusCompleted && !now.Before(o.CompletedAt.Add(s.cfg.AfterSaleWindow)) {
+				return ErrAfterSaleWindowOver.WithDetail("the order completed at %s; refunds end %s after completion",
+					o.CompletedAt.Format(time.RFC3339), s.cfg.AfterSaleWindow)
+			}
+			return nil
+		}, apply: func(o *Order, from Status) {
 			o.PrevStatus = from
 			o.RefundReason = reason
 			if o.RefundID == 0 {
@@ -412,7 +430,9 @@ func (s *service) Ship(ctx context.Context, merchantID, orderID int64, carrier, 
 		return Order{}, ErrNotFound
 	}
 	return s.transition(ctx, orderID, merchant(merchantID), change{from: []Status{StatusPaid}, to: StatusShipped,
-		event: EventShipped, apply: func(o *Order, _ Status) { o.Carrier, o.TrackingNo = carrier, trackingNo }})
+		event: EventShipped, apply: func(o *Order, _ Status) {
+			o.Carrier, o.TrackingNo, o.ShippedAt = carrier, trackingNo, o.UpdatedAt
+		}})
 }
 
 // ApproveRefund returns the money through the gateway first (idempotent by the order's

@@ -18,7 +18,7 @@ import (
 type store struct{}
 
 const orderColumns = `id, created_at, checkout_id, buyer_id, merchant_id, status, prev_status, total_amount,
-	currency, address, carrier, tracking_no, refund_reason, refund_id, stock_lost, expires_at, paid_at, updated_at`
+	currency, address, carrier, tracking_no, refund_reason, refund_id, stock_lost, expires_at, paid_at, shipped_at, completed_at, updated_at`
 
 type orderRow struct {
 	ID           int64        `db:"id"`
@@ -38,6 +38,8 @@ type orderRow struct {
 	StockLost    bool         `db:"stock_lost"`
 	ExpiresAt    time.Time    `db:"expires_at"`
 	PaidAt       sql.NullTime `db:"paid_at"`
+	ShippedAt    sql.NullTime `db:"shipped_at"`
+	CompletedAt  sql.NullTime `db:"completed_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
 }
 
@@ -48,6 +50,12 @@ func (r orderRow) order() (Order, error) {
 		StockLost: r.StockLost, ExpiresAt: r.ExpiresAt, UpdatedAt: r.UpdatedAt}
 	if r.PaidAt.Valid {
 		o.PaidAt = r.PaidAt.Time
+	}
+	if r.ShippedAt.Valid {
+		o.ShippedAt = r.ShippedAt.Time
+	}
+	if r.CompletedAt.Valid {
+		o.CompletedAt = r.CompletedAt.Time
 	}
 	if err := json.Unmarshal([]byte(r.Address), &o.Address); err != nil {
 		return Order{}, err
@@ -192,20 +200,24 @@ func (st *store) order(ctx context.Context, db *sqldb.DB, id int64, sc scope, lo
 
 // updateOrder writes o's mutable columns when the row is still in status from (CAS).
 func (st *store) updateOrder(ctx context.Context, db *sqldb.DB, o Order, from Status) (bool, error) {
-	var paid any
-	if !o.PaidAt.IsZero() {
-		paid = o.PaidAt
-	}
 	res, err := sqldb.Ext(ctx, db).ExecContext(ctx, `UPDATE order_orders SET status = ?, prev_status = ?, carrier = ?,
-		tracking_no = ?, refund_reason = ?, refund_id = ?, stock_lost = ?, paid_at = ?, updated_at = ?
-		WHERE id = ? AND created_at = ? AND status = ?`,
-		o.Status, o.PrevStatus, o.Carrier, o.TrackingNo, o.RefundReason, o.RefundID, o.StockLost, paid, o.UpdatedAt,
-		o.ID, o.CreatedAt, from)
+		tracking_no = ?, refund_reason = ?, refund_id = ?, stock_lost = ?, paid_at = ?, shipped_at = ?,
+		completed_at = ?, updated_at = ? WHERE id = ? AND created_at = ? AND status = ?`,
+		o.Status, o.PrevStatus, o.Carrier, o.TrackingNo, o.RefundReason, o.RefundID, o.StockLost, nullTime(o.PaidAt),
+		nullTime(o.ShippedAt), nullTime(o.CompletedAt), o.UpdatedAt, o.ID, o.CreatedAt, from)
 	if err != nil {
 		return false, err
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// nullTime is NULL for the zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }
 
 func (st *store) checkoutOrders(ctx context.Context, db *sqldb.DB, checkoutID int64, lock bool) ([]Order, error) {
@@ -288,6 +300,17 @@ func (st *store) expired(ctx context.Context, db *sqldb.DB, now time.Time, limit
 	var rows []orderRow
 	if err := sqlx.SelectContext(ctx, sqldb.Ext(ctx, db), &rows, `SELECT `+orderColumns+` FROM order_orders
 		WHERE status = 'pending_payment' AND expires_at < ? ORDER BY expires_at LIMIT ?`, now, limit); err != nil {
+		return nil, err
+	}
+	return toOrders(rows)
+}
+
+// dueForCompletion lists shipped orders shipped before cutoff, oldest first
+// (ix_order_orders_shipped).
+func (st *store) dueForCompletion(ctx context.Context, db *sqldb.DB, cutoff time.Time, limit int) ([]Order, error) {
+	var rows []orderRow
+	if err := sqlx.SelectContext(ctx, sqldb.Ext(ctx, db), &rows, `SELECT `+orderColumns+` FROM order_orders
+		WHERE status = 'shipped' AND shipped_at < ? ORDER BY shipped_at LIMIT ?`, cutoff, limit); err != nil {
 		return nil, err
 	}
 	return toOrders(rows)

@@ -125,3 +125,53 @@ func timeoutSweeper(s *service) worker.Spec {
 }
 
 func errsAs(err error) (*errs.Error, bool) { return errs.As(err) }
+
+// CompleteShipped completes every shard's shipped orders shipped more than
+// AutoCompleteAfter ago (at most batch per shard), as confirm-receipt would, and returns
+// how many it completed.
+func (s *service) CompleteShipped(ctx context.Context, batch int) (int, error) {
+	total := 0
+	seen := map[any]bool{}
+	cutoff := s.clock().Add(-s.cfg.AutoCompleteAfter)
+	for _, db := range s.cl.Shards() {
+		if seen[db] {
+			continue
+		}
+		seen[db] = true
+		orders, err := s.st.dueForCompletion(ctx, db, cutoff, batch)
+		if err != nil {
+			return total, err
+		}
+		for _, o := range orders {
+			if _, err := s.transition(ctx, o.ID, scope{}, complete); err != nil {
+				if isConflict(err) {
+					continue // confirmed or a refund requested meanwhile
+				}
+				return total, err
+			}
+			total++
+		}
+	}
+	return total, nil
+}
+
+// autoCompleter completes shipped orders past AutoCompleteAfter every SweepInterval
+// (AutoCompleteAfter 0, which validation refuses, is a test's "never").
+func autoCompleter(s *service) worker.Spec {
+	if s.cfg.SweepInterval <= 0 || s.cfg.AutoCompleteAfter <= 0 {
+		return worker.Spec{}
+	}
+	return worker.Spec{Name: "order.auto_complete", Interval: s.cfg.SweepInterval, Timeout: s.cfg.SweepInterval + time.Minute,
+		Run: func(ctx context.Context) error {
+			for ctx.Err() == nil {
+				n, err := s.CompleteShipped(ctx, sweepBatch)
+				if err != nil {
+					return fmt.Errorf("order: auto-complete sweep: %w", err)
+				}
+				if n < sweepBatch {
+					return nil
+				}
+			}
+			return nil
+		}}
+}
