@@ -235,6 +235,11 @@ func TestRunTimeout(t *testing.T) {
 			return ctx.Err()
 		}}}})
 	res := <-done
+	// The helper counts the failure after Run returns; stopping before that would make the
+	// run one cut short by Stop (not a failure), so wait for the count first.
+	for deadline := time.Now().Add(5 * time.Second); counter(t, reg, "mall_worker_failures_total", "slow") < 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	stop(t, r)
 	if !errors.Is(res.err, context.DeadlineExceeded) || res.took < 50*time.Millisecond || res.took > 5*time.Second {
 		t.Fatalf("run ended after %s with %v, want the 50ms timeout", res.took, res.err)
