@@ -19,6 +19,11 @@ const (
 	EventRefundRequested = "order.refund_requested"
 	EventRefunded        = "order.refunded"
 	EventRefundRejected  = "order.refund_rejected"
+	// EventRefundDisputed: the buyer escalated a rejected refund request to the platform.
+	EventRefundDisputed = "order.refund_disputed"
+	// EventDisputeRejected: the platform ruled against the buyer; the order is back in the
+	// status before the request. A ruling for the buyer is order.refunded.
+	EventDisputeRejected = "order.dispute_rejected"
 	// EventStockLost: the order was paid after its hold lapsed and the stock was gone; it
 	// must be refunded.
 	EventStockLost = "order.stock_lost"

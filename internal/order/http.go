@@ -76,7 +76,7 @@ type checkoutResponse struct {
 }
 
 type listQuery struct {
-	Status string `query:"status" validate:"omitempty,oneof=pending_payment paid shipped completed cancelled refund_requested refunded"`
+	Status string `query:"status" validate:"omitempty,oneof=pending_payment paid shipped completed cancelled refund_requested refund_disputed refunded"`
 }
 
 type refundRequest struct {
@@ -157,6 +157,9 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/api/v1/orders/:id/refund", Handler: h.requestRefund,
 			Summary: "Ask for a refund of a paid or shipped order", Tags: orders, Request: refundRequest{},
 			Response: orderResponse{}, Auth: true},
+		{Method: http.MethodPost, Path: "/api/v1/orders/:id/refund/escalate", Handler: h.escalateRefund,
+			Summary: "Take a refund request the merchant rejected to the platform (refund_disputed); once per " +
+				"request, 409 order.refund_not_rejected otherwise", Tags: orders, Response: orderResponse{}, Auth: true},
 
 		{Method: http.MethodGet, Path: "/api/v1/merchant/orders", Handler: h.merchantList,
 			Summary: "The merchant's orders of every shard, newest first", Tags: mer, Query: listQuery{},
@@ -194,6 +197,15 @@ func (h *handler) Routes() []httpx.Route {
 			Summary: "Try a parked refund again now (order_id: the order's, or for a mismatched payment the " +
 				"payment's); the same refund ID, so it refunds once. 409 when nothing is parked", Tags: admin,
 			Response: parkedRefundResponse{}, Auth: true, Middleware: perm(user.PermSettlementManage)},
+		// Rulings move money (or refuse to), like a refund retry: settlement.manage.
+		{Method: http.MethodPost, Path: "/api/v1/admin/orders/:id/refund/approve", Handler: h.approveDispute,
+			Summary: "Rule a disputed refund for the buyer: refunded as a merchant's approval (money back through " +
+				"the gateway, stock returned); 409 unless refund_disputed", Tags: admin,
+			Response: orderResponse{}, Auth: true, Middleware: perm(user.PermSettlementManage)},
+		{Method: http.MethodPost, Path: "/api/v1/admin/orders/:id/refund/reject", Handler: h.rejectDispute,
+			Summary: "Rule a disputed refund for the merchant: the order returns to its status before the request " +
+				"and that request cannot be escalated again; 409 unless refund_disputed", Tags: admin,
+			Response: orderResponse{}, Auth: true, Middleware: perm(user.PermSettlementManage)},
 	}
 }
 
@@ -403,6 +415,21 @@ func (h *handler) requestRefund(c echo.Context) error {
 		}
 		return h.svc.RequestRefund(ctx, authn.UserID(ctx), id, in.Reason)
 	})
+}
+
+func (h *handler) escalateRefund(c echo.Context) error {
+	ctx := c.Request().Context()
+	return byID(c, func(id int64) (Order, error) { return h.svc.EscalateRefund(ctx, authn.UserID(ctx), id) })
+}
+
+func (h *handler) approveDispute(c echo.Context) error {
+	ctx := c.Request().Context()
+	return byID(c, func(id int64) (Order, error) { return h.svc.ApproveDispute(ctx, id) })
+}
+
+func (h *handler) rejectDispute(c echo.Context) error {
+	ctx := c.Request().Context()
+	return byID(c, func(id int64) (Order, error) { return h.svc.RejectDispute(ctx, id) })
 }
 
 func (h *handler) merchantList(c echo.Context) error {

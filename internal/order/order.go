@@ -37,7 +37,18 @@ type Service interface {
 	RequestRefund(ctx context.Context, buyerID, orderID int64, reason string) (Order, error)
 	Ship(ctx context.Context, merchantID, orderID int64, carrier, trackingNo string) (Order, error)
 	ApproveRefund(ctx context.Context, merchantID, orderID int64) (Order, error)
+	// RejectRefund returns the order to the status the request came from; the buyer may
+	// then escalate that request once (EscalateRefund).
 	RejectRefund(ctx context.Context, merchantID, orderID int64) (Order, error)
+	// EscalateRefund takes the buyer's rejected refund request to the platform
+	// (refund_disputed); ErrNotRejected unless the latest request was rejected by the
+	// merchant and not escalated yet.
+	EscalateRefund(ctx context.Context, buyerID, orderID int64) (Order, error)
+	// ApproveDispute is the platform's ruling for the buyer on a refund_disputed order:
+	// refunded exactly as ApproveRefund. RejectDispute rules for the merchant: back to the
+	// status before the request. Either on an order not disputed is ErrStatusConflict.
+	ApproveDispute(ctx context.Context, orderID int64) (Order, error)
+	RejectDispute(ctx context.Context, orderID int64) (Order, error)
 
 	Cart(ctx context.Context, buyerID int64) ([]CartItem, error)
 	SetCartItem(ctx context.Context, buyerID, skuID, quantity int64) (CartItem, error)
@@ -74,6 +85,7 @@ const (
 	StatusCompleted       Status = "completed"
 	StatusCancelled       Status = "cancelled"
 	StatusRefundRequested Status = "refund_requested"
+	StatusRefundDisputed  Status = "refund_disputed"
 	StatusRefunded        Status = "refunded"
 )
 
@@ -81,7 +93,7 @@ const (
 func (s Status) Valid() bool {
 	switch s {
 	case StatusPendingPayment, StatusPaid, StatusShipped, StatusCompleted, StatusCancelled,
-		StatusRefundRequested, StatusRefunded:
+		StatusRefundRequested, StatusRefundDisputed, StatusRefunded:
 		return true
 	}
 	return false
@@ -136,11 +148,14 @@ type Order struct {
 	// StockLost marks a paid order whose stock was gone when the payment arrived (the hold
 	// had lapsed): it needs a refund.
 	StockLost bool
-	Items     []Item
-	ExpiresAt time.Time
-	PaidAt    time.Time
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// RefundRejectedAt is when the merchant rejected the latest refund request; zero when
+	// there is none to escalate (never rejected, asked again, or already escalated).
+	RefundRejectedAt time.Time
+	Items            []Item
+	ExpiresAt        time.Time
+	PaidAt           time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Item is one order line, priced at checkout.
@@ -222,9 +237,11 @@ const (
 
 // Errors. Codes are stable (API.md).
 var (
-	ErrNotFound        = errs.New(errs.NotFound, "order.not_found")
-	ErrStatusConflict  = errs.New(errs.Conflict, "order.status_conflict")
-	ErrCartFull        = errs.New(errs.Conflict, "order.cart_full")
+	ErrNotFound       = errs.New(errs.NotFound, "order.not_found")
+	ErrStatusConflict = errs.New(errs.Conflict, "order.status_conflict")
+	ErrCartFull       = errs.New(errs.Conflict, "order.cart_full")
+	// ErrNotRejected: an escalation without a rejected refund request to escalate.
+	ErrNotRejected     = errs.New(errs.Conflict, "order.refund_not_rejected")
 	ErrPaymentNotFound = errs.New(errs.NotFound, "payment.not_found")
 	ErrProviderUnknown = errs.New(errs.Invalid, "payment.provider_unknown")
 	ErrBadNotification = errs.New(errs.Invalid, "payment.bad_notification")

@@ -323,6 +323,9 @@ type change struct {
 	from  []Status
 	to    Status
 	event string
+	// check, when set, vets the locked order before its status is (an error refuses the
+	// transition).
+	check func(o Order) error
 	// apply sets the transition's other fields on the locked order.
 	apply func(o *Order, from Status)
 }
@@ -340,6 +343,11 @@ func (s *service) transition(ctx context.Context, id int64, sc scope, ch change)
 		o, err := s.st.order(ctx, db, id, sc, true)
 		if err != nil {
 			return err
+		}
+		if ch.check != nil {
+			if err := ch.check(o); err != nil {
+				return err
+			}
 		}
 		if !slices.Contains(ch.from, o.Status) {
 			return ErrStatusConflict.WithDetail("the order is %s", o.Status)
@@ -401,6 +409,7 @@ func (s *service) RequestRefund(ctx context.Context, buyerID, orderID int64, rea
 		to: StatusRefundRequested, event: EventRefundRequested, apply: func(o *Order, from Status) {
 			o.PrevStatus = from
 			o.RefundReason = reason
+			o.RefundRejectedAt = time.Time{} // a new request: an earlier rejection is no longer escalable
 			if o.RefundID == 0 {
 				o.RefundID = refundID
 			}
@@ -422,18 +431,27 @@ func (s *service) ApproveRefund(ctx context.Context, merchantID, orderID int64) 
 	if merchantID <= 0 {
 		return Order{}, ErrNotFound
 	}
-	o, err := s.get(ctx, orderID, merchant(merchantID))
+	return s.approve(ctx, orderID, merchant(merchantID), StatusRefundRequested)
+}
+
+// ApproveDispute is ApproveRefund by the platform, on a disputed order of any merchant.
+func (s *service) ApproveDispute(ctx context.Context, orderID int64) (Order, error) {
+	return s.approve(ctx, orderID, scope{}, StatusRefundDisputed)
+}
+
+// approve refunds an order in status from (narrowed by sc): money, then refunded.
+func (s *service) approve(ctx context.Context, orderID int64, sc scope, from Status) (Order, error) {
+	o, err := s.get(ctx, orderID, sc)
 	if err != nil {
 		return Order{}, err
 	}
-	if o.Status != StatusRefundRequested {
+	if o.Status != from {
 		return Order{}, ErrStatusConflict.WithDetail("the order is %s", o.Status)
 	}
 	if err := s.refundMoney(ctx, o); err != nil {
 		return Order{}, err
 	}
-	return s.transition(ctx, orderID, merchant(merchantID),
-		change{from: []Status{StatusRefundRequested}, to: StatusRefunded, event: EventRefunded})
+	return s.transition(ctx, orderID, sc, change{from: []Status{from}, to: StatusRefunded, event: EventRefunded})
 }
 
 // refundMoney refunds the order's share of the payment that paid it (the payment whose
@@ -459,17 +477,51 @@ func (s *service) refundMoney(ctx context.Context, o Order) error {
 	return s.st.addRefunded(ctx, db, p.ID, res.Refunded, s.clock())
 }
 
+// RejectRefund records the rejection (refund_rejected_at) so the buyer can escalate it.
 func (s *service) RejectRefund(ctx context.Context, merchantID, orderID int64) (Order, error) {
 	if merchantID <= 0 {
 		return Order{}, ErrNotFound
 	}
 	return s.transition(ctx, orderID, merchant(merchantID), change{from: []Status{StatusRefundRequested},
 		event: EventRefundRejected, apply: func(o *Order, _ Status) {
-			o.Status = o.PrevStatus
-			if !o.Status.Valid() {
-				o.Status = StatusPaid
-			}
+			back(o)
+			o.RefundRejectedAt = o.UpdatedAt
 		}})
+}
+
+// back returns an order to the status its refund request came from.
+func back(o *Order) {
+	o.Status = o.PrevStatus
+	if !o.Status.Valid() {
+		o.Status = StatusPaid
+	}
+}
+
+// EscalateRefund: the rejection is consumed, so the platform rules on a request once.
+func (s *service) EscalateRefund(ctx context.Context, buyerID, orderID int64) (Order, error) {
+	if buyerID <= 0 {
+		return Order{}, ErrNotFound
+	}
+	return s.transition(ctx, orderID, buyer(buyerID), change{
+		from: []Status{StatusPaid, StatusShipped, StatusCompleted}, to: StatusRefundDisputed,
+		event: EventRefundDisputed,
+		check: func(o Order) error {
+			if o.RefundRejectedAt.IsZero() {
+				return ErrNotRejected.WithDetail("the order (%s) has no rejected refund request to escalate", o.Status)
+			}
+			return nil
+		},
+		apply: func(o *Order, from Status) {
+			// The status now, which a shipped order may have left for completed since the
+			// rejection: a ruling against the buyer returns there.
+			o.PrevStatus = from
+			o.RefundRejectedAt = time.Time{}
+		}})
+}
+
+func (s *service) RejectDispute(ctx context.Context, orderID int64) (Order, error) {
+	return s.transition(ctx, orderID, scope{}, change{from: []Status{StatusRefundDisputed},
+		event: EventDisputeRejected, apply: func(o *Order, _ Status) { back(o) }})
 }
 
 // Cart.

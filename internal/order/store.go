@@ -18,7 +18,8 @@ import (
 type store struct{}
 
 const orderColumns = `id, created_at, checkout_id, buyer_id, merchant_id, status, prev_status, total_amount,
-	currency, address, carrier, tracking_no, refund_reason, refund_id, stock_lost, expires_at, paid_at, updated_at`
+	currency, address, carrier, tracking_no, refund_reason, refund_id, stock_lost, expires_at, paid_at, updated_at,
+	refund_rejected_at`
 
 type orderRow struct {
 	ID           int64        `db:"id"`
@@ -39,6 +40,8 @@ type orderRow struct {
 	ExpiresAt    time.Time    `db:"expires_at"`
 	PaidAt       sql.NullTime `db:"paid_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
+	// RefundRejectedAt is NULL unless the latest refund request was rejected and not escalated.
+	RefundRejectedAt sql.NullTime `db:"refund_rejected_at"`
 }
 
 func (r orderRow) order() (Order, error) {
@@ -48,6 +51,9 @@ func (r orderRow) order() (Order, error) {
 		StockLost: r.StockLost, ExpiresAt: r.ExpiresAt, UpdatedAt: r.UpdatedAt}
 	if r.PaidAt.Valid {
 		o.PaidAt = r.PaidAt.Time
+	}
+	if r.RefundRejectedAt.Valid {
+		o.RefundRejectedAt = r.RefundRejectedAt.Time
 	}
 	if err := json.Unmarshal([]byte(r.Address), &o.Address); err != nil {
 		return Order{}, err
@@ -192,15 +198,18 @@ func (st *store) order(ctx context.Context, db *sqldb.DB, id int64, sc scope, lo
 
 // updateOrder writes o's mutable columns when the row is still in status from (CAS).
 func (st *store) updateOrder(ctx context.Context, db *sqldb.DB, o Order, from Status) (bool, error) {
-	var paid any
+	var paid, rejected any
 	if !o.PaidAt.IsZero() {
 		paid = o.PaidAt
 	}
+	if !o.RefundRejectedAt.IsZero() {
+		rejected = o.RefundRejectedAt
+	}
 	res, err := sqldb.Ext(ctx, db).ExecContext(ctx, `UPDATE order_orders SET status = ?, prev_status = ?, carrier = ?,
-		tracking_no = ?, refund_reason = ?, refund_id = ?, stock_lost = ?, paid_at = ?, updated_at = ?
-		WHERE id = ? AND created_at = ? AND status = ?`,
+		tracking_no = ?, refund_reason = ?, refund_id = ?, stock_lost = ?, paid_at = ?, updated_at = ?,
+		refund_rejected_at = ? WHERE id = ? AND created_at = ? AND status = ?`,
 		o.Status, o.PrevStatus, o.Carrier, o.TrackingNo, o.RefundReason, o.RefundID, o.StockLost, paid, o.UpdatedAt,
-		o.ID, o.CreatedAt, from)
+		rejected, o.ID, o.CreatedAt, from)
 	if err != nil {
 		return false, err
 	}
