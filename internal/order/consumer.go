@@ -56,9 +56,26 @@ func (s *service) handleStockEvent(ctx context.Context, ev kafkax.Envelope) erro
 	case EventCancelled:
 		return s.stock.Release(ctx, p.OrderID)
 	case EventRefunded:
-		err := s.stock.Return(ctx, p.OrderID, nil)
-		if errors.Is(err, stock.ErrReservationNotFound) {
+		// Every line's total refunded units: a replayed or older event returns nothing more.
+		// An event without them (written before line refunds) refunded everything.
+		var lines []stock.Line
+		for _, it := range p.Items {
+			if it.RefundedQuantity > 0 {
+				lines = append(lines, stock.Line{SKUID: it.SKUID, Quantity: it.RefundedQuantity})
+			}
+		}
+		if p.Status == StatusRefunded {
+			lines = nil // everything bought (a stock-lost order bought nothing)
+		}
+		err := s.stock.Return(ctx, p.OrderID, lines)
+		switch {
+		case errors.Is(err, stock.ErrReservationNotFound):
 			return nil // nothing was bought (a stock-lost order): nothing to return
+		case errors.Is(err, stock.ErrReservationConflict):
+			// Units the order never bought (a lost line): retrying cannot change that, and
+			// holding the partition would stop every later order's stock reaction.
+			s.log.Error("order: refunded units not returnable to stock; skipped", "order_id", p.OrderID, "err", err)
+			return nil
 		}
 		return err
 	}
@@ -161,7 +178,7 @@ func (s *service) markStockLost(ctx context.Context, orderID int64) error {
 // the order's refund ID) and moves it paid -> refunded; a refund the gateway does not carry
 // out is parked (refunds.go), never retried here: the partition moves on.
 func (s *service) refundStockLost(ctx context.Context, orderID int64) error {
-	f, ok, err := s.stockLostRefund(ctx, orderID)
+	f, _, ok, err := s.stockLostRefund(ctx, orderID)
 	if err != nil || !ok {
 		return err
 	}

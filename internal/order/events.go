@@ -19,6 +19,11 @@ const (
 	EventRefundRequested = "order.refund_requested"
 	EventRefunded        = "order.refunded"
 	EventRefundRejected  = "order.refund_rejected"
+	// EventRefundDisputed: the buyer escalated a rejected refund request to the platform.
+	EventRefundDisputed = "order.refund_disputed"
+	// EventDisputeRejected: the platform ruled against the buyer; the order is back in the
+	// status before the request. A ruling for the buyer is order.refunded.
+	EventDisputeRejected = "order.dispute_rejected"
 	// EventStockLost: the order was paid after its hold lapsed and the stock was gone; it
 	// must be refunded.
 	EventStockLost = "order.stock_lost"
@@ -58,13 +63,36 @@ type OrderEvent struct {
 	PrevStatus  Status      `json:"prev_status,omitempty"`
 	TotalAmount int64       `json:"total_amount"`
 	Currency    string      `json:"currency"`
-	Items       []EventItem `json:"items,omitempty"`
-	OccurredAt  time.Time   `json:"occurred_at"`
+	// RefundedAmount is the money refunded so far (as of this event).
+	RefundedAmount int64 `json:"refunded_amount,omitempty"`
+	// Items are in order.created, order.completed and order.refunded.
+	Items []EventItem `json:"items,omitempty"`
+	// Refund is the refund order.refunded announces (one per refund carried out: a partial
+	// refund returns the order to its earlier status, Status says which).
+	Refund *EventRefund `json:"refund,omitempty"`
+	// CompletedAt is set once the order has completed (it stays through later refunds).
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	OccurredAt  time.Time  `json:"occurred_at"`
 }
 
-// EventItem is one line in order.created.
+// EventItem is one order line as of the event.
 type EventItem struct {
-	SKUID    int64 `json:"sku_id,string"`
-	Price    int64 `json:"price"`
-	Quantity int64 `json:"quantity"`
+	SKUID     int64 `json:"sku_id,string"`
+	ProductID int64 `json:"product_id,string,omitempty"`
+	Price     int64 `json:"price"`
+	Quantity  int64 `json:"quantity"`
+	// CommissionRateBP: the platform's commission rate of the line, fixed at placement.
+	CommissionRateBP int `json:"commission_rate_bp"`
+	// RefundedQuantity: units of the line refunded so far, this event's refund included.
+	RefundedQuantity int64 `json:"refunded_quantity,omitempty"`
+}
+
+// EventRefund is one refund carried out: Amount (fen) went back through the gateway
+// under request number RefundID, for Items' units. AfterCompletion: the order had
+// completed before the refund (its settlement was posted, so the refund reverses lines).
+type EventRefund struct {
+	RefundID        int64        `json:"refund_id,string"`
+	Amount          int64        `json:"amount"`
+	Items           []RefundItem `json:"items"`
+	AfterCompletion bool         `json:"after_completion"`
 }

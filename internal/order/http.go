@@ -37,6 +37,8 @@ type itemResponse struct {
 	Attrs     map[string]string `json:"attrs"`
 	Quantity  int64             `json:"quantity"`
 	Price     int64             `json:"price"`
+	// RefundedQuantity: units of the line refunded so far.
+	RefundedQuantity int64 `json:"refunded_quantity,omitempty"`
 }
 
 type addressResponse struct {
@@ -60,7 +62,12 @@ type orderResponse struct {
 	Carrier      string          `json:"carrier,omitempty"`
 	TrackingNo   string          `json:"tracking_no,omitempty"`
 	RefundReason string          `json:"refund_reason,omitempty"`
-	StockLost    bool            `json:"stock_lost,omitempty"`
+	// RefundItems are the open refund request's units (left out: the whole order).
+	RefundItems    []refundItemJSON `json:"refund_items,omitempty"`
+	RefundedAmount int64            `json:"refunded_amount"`
+	// Refunds are the refunds carried out (the operator's view).
+	Refunds   []refundResponse `json:"refunds,omitempty"`
+	StockLost bool             `json:"stock_lost,omitempty"`
 	ExpiresAt    time.Time       `json:"expires_at"`
 	PaidAt       *time.Time      `json:"paid_at,omitempty"`
 	ShippedAt    *time.Time      `json:"shipped_at,omitempty"`
@@ -78,11 +85,38 @@ type checkoutResponse struct {
 }
 
 type listQuery struct {
-	Status string `query:"status" validate:"omitempty,oneof=pending_payment paid shipped completed cancelled refund_requested refunded"`
+	Status string `query:"status" validate:"omitempty,oneof=pending_payment paid shipped completed cancelled refund_requested refund_disputed refunded"`
 }
 
 type refundRequest struct {
 	Reason string `json:"reason" validate:"required,max=500"`
+	// Items: the units to refund; left out, every unit not refunded yet.
+	Items []refundItemJSON `json:"items" validate:"omitempty,max=100,dive"`
+}
+
+type refundItemJSON struct {
+	SKUID    httpx.ID `json:"sku_id" validate:"required"`
+	Quantity int64    `json:"quantity" validate:"min=1,max=10000"`
+}
+
+type refundResponse struct {
+	ID              httpx.ID         `json:"id"`
+	Amount          int64            `json:"amount"`
+	Items           []refundItemJSON `json:"items"`
+	Reason          string           `json:"reason"`
+	AfterCompletion bool             `json:"after_completion"`
+	CreatedAt       time.Time        `json:"created_at"`
+}
+
+func refundItemsOut(items []RefundItem) []refundItemJSON {
+	if items == nil {
+		return nil
+	}
+	out := make([]refundItemJSON, len(items))
+	for i, it := range items {
+		out[i] = refundItemJSON{SKUID: httpx.ID(it.SKUID), Quantity: it.Quantity}
+	}
+	return out
 }
 
 type shipRequest struct {
@@ -157,8 +191,13 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/api/v1/orders/:id/confirm-receipt", Handler: h.confirmReceipt,
 			Summary: "Confirm a shipped order arrived", Tags: orders, Response: orderResponse{}, Auth: true},
 		{Method: http.MethodPost, Path: "/api/v1/orders/:id/refund", Handler: h.requestRefund,
-			Summary: "Ask for a refund of a paid or shipped order, or of a completed one within order.after_sale_window", Tags: orders, Request: refundRequest{},
+			Summary: "Ask for a refund of a paid or shipped order, or of a completed one within order.after_sale_window: " +
+				"the whole order, or with items those units (several partial refunds up to the total; 409 " +
+				"order.refund_exceeds beyond it)", Tags: orders, Request: refundRequest{},
 			Response: orderResponse{}, Auth: true},
+		{Method: http.MethodPost, Path: "/api/v1/orders/:id/refund/escalate", Handler: h.escalateRefund,
+			Summary: "Take a refund request the merchant rejected to the platform (refund_disputed); once per " +
+				"request, 409 order.refund_not_rejected otherwise", Tags: orders, Response: orderResponse{}, Auth: true},
 
 		{Method: http.MethodGet, Path: "/api/v1/merchant/orders", Handler: h.merchantList,
 			Summary: "The merchant's orders of every shard, newest first", Tags: mer, Query: listQuery{},
@@ -196,6 +235,21 @@ func (h *handler) Routes() []httpx.Route {
 			Summary: "Try a parked refund again now (order_id: the order's, or for a mismatched payment the " +
 				"payment's); the same refund ID, so it refunds once. 409 when nothing is parked", Tags: admin,
 			Response: parkedRefundResponse{}, Auth: true, Middleware: perm(user.PermSettlementManage)},
+		{Method: http.MethodGet, Path: "/api/v1/admin/orders", Handler: h.adminList,
+			Summary: "Every order of every shard, newest first (operator)", Tags: admin, Query: listQuery{},
+			Response: []orderResponse{}, Auth: true, Middleware: perm(user.PermOrdersView)},
+		{Method: http.MethodGet, Path: "/api/v1/admin/orders/:id", Handler: h.adminGet,
+			Summary: "Any order, with the refunds carried out (operator)", Tags: admin,
+			Response: orderResponse{}, Auth: true, Middleware: perm(user.PermOrdersView)},
+		// Rulings move money (or refuse to), like a refund retry: settlement.manage.
+		{Method: http.MethodPost, Path: "/api/v1/admin/orders/:id/refund/approve", Handler: h.approveDispute,
+			Summary: "Rule a disputed refund for the buyer: refunded as a merchant's approval (money back through " +
+				"the gateway, stock returned); 409 unless refund_disputed", Tags: admin,
+			Response: orderResponse{}, Auth: true, Middleware: perm(user.PermSettlementManage)},
+		{Method: http.MethodPost, Path: "/api/v1/admin/orders/:id/refund/reject", Handler: h.rejectDispute,
+			Summary: "Rule a disputed refund for the merchant: the order returns to its status before the request " +
+				"and that request cannot be escalated again; 409 unless refund_disputed", Tags: admin,
+			Response: orderResponse{}, Auth: true, Middleware: perm(user.PermSettlementManage)},
 	}
 }
 
@@ -203,10 +257,15 @@ func toOrderResponse(o Order) orderResponse {
 	out := orderResponse{ID: httpx.ID(o.ID), CheckoutID: httpx.ID(o.CheckoutID), MerchantID: httpx.ID(o.MerchantID),
 		Status: string(o.Status), TotalAmount: o.TotalAmount, Currency: o.Currency, Items: make([]itemResponse, len(o.Items)),
 		Address: addressResponse(o.Address), Carrier: o.Carrier, TrackingNo: o.TrackingNo, RefundReason: o.RefundReason,
-		StockLost: o.StockLost, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+		StockLost: o.StockLost, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		RefundItems: refundItemsOut(o.RefundItems), RefundedAmount: o.RefundedAmount}
 	for i, it := range o.Items {
 		out.Items[i] = itemResponse{SKUID: httpx.ID(it.SKUID), ProductID: httpx.ID(it.ProductID), Title: it.Title,
-			Attrs: nonNil(it.Attrs), Quantity: it.Quantity, Price: it.Price}
+			Attrs: nonNil(it.Attrs), Quantity: it.Quantity, Price: it.Price, RefundedQuantity: it.RefundedQuantity}
+	}
+	for _, f := range o.Refunds {
+		out.Refunds = append(out.Refunds, refundResponse{ID: httpx.ID(f.ID), Amount: f.Amount,
+			Items: refundItemsOut(f.Items), Reason: f.Reason, AfterCompletion: f.AfterCompletion, CreatedAt: f.CreatedAt})
 	}
 	out.PaidAt, out.ShippedAt, out.CompletedAt = timeOrNil(o.PaidAt), timeOrNil(o.ShippedAt), timeOrNil(o.CompletedAt)
 	return out
@@ -408,8 +467,47 @@ func (h *handler) requestRefund(c echo.Context) error {
 		if err := httpx.Bind(c, &in); err != nil {
 			return Order{}, err
 		}
-		return h.svc.RequestRefund(ctx, authn.UserID(ctx), id, in.Reason)
+		var items []RefundItem
+		if in.Items != nil {
+			items = make([]RefundItem, len(in.Items))
+			for i, it := range in.Items {
+				items[i] = RefundItem{SKUID: int64(it.SKUID), Quantity: it.Quantity}
+			}
+		}
+		return h.svc.RequestRefund(ctx, authn.UserID(ctx), id, in.Reason, items)
 	})
+}
+
+func (h *handler) escalateRefund(c echo.Context) error {
+	ctx := c.Request().Context()
+	return byID(c, func(id int64) (Order, error) { return h.svc.EscalateRefund(ctx, authn.UserID(ctx), id) })
+}
+
+func (h *handler) approveDispute(c echo.Context) error {
+	ctx := c.Request().Context()
+	return byID(c, func(id int64) (Order, error) { return h.svc.ApproveDispute(ctx, id) })
+}
+
+func (h *handler) rejectDispute(c echo.Context) error {
+	ctx := c.Request().Context()
+	return byID(c, func(id int64) (Order, error) { return h.svc.RejectDispute(ctx, id) })
+}
+
+func (h *handler) adminList(c echo.Context) error {
+	q, p, err := h.listQuery(c)
+	if err != nil {
+		return err
+	}
+	os, err := h.svc.AdminOrders(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	return orderPage(c, os, p)
+}
+
+func (h *handler) adminGet(c echo.Context) error {
+	ctx := c.Request().Context()
+	return byID(c, func(id int64) (Order, error) { return h.svc.AdminOrder(ctx, id) })
 }
 
 func (h *handler) merchantList(c echo.Context) error {

@@ -34,10 +34,23 @@ type Service interface {
 
 	Cancel(ctx context.Context, buyerID, orderID int64) (Order, error)
 	ConfirmReceipt(ctx context.Context, buyerID, orderID int64) (Order, error)
-	RequestRefund(ctx context.Context, buyerID, orderID int64, reason string) (Order, error)
+	// RequestRefund asks for a refund of the given units (nil items: every unit not
+	// refunded yet); one request is open at a time.
+	RequestRefund(ctx context.Context, buyerID, orderID int64, reason string, items []RefundItem) (Order, error)
 	Ship(ctx context.Context, merchantID, orderID int64, carrier, trackingNo string) (Order, error)
 	ApproveRefund(ctx context.Context, merchantID, orderID int64) (Order, error)
+	// RejectRefund returns the order to the status the request came from; the buyer may
+	// then escalate that request once (EscalateRefund).
 	RejectRefund(ctx context.Context, merchantID, orderID int64) (Order, error)
+	// EscalateRefund takes the buyer's rejected refund request to the platform
+	// (refund_disputed); ErrNotRejected unless the latest request was rejected by the
+	// merchant and not escalated yet.
+	EscalateRefund(ctx context.Context, buyerID, orderID int64) (Order, error)
+	// ApproveDispute is the platform's ruling for the buyer on a refund_disputed order:
+	// refunded exactly as ApproveRefund. RejectDispute rules for the merchant: back to the
+	// status before the request. Either on an order not disputed is ErrStatusConflict.
+	ApproveDispute(ctx context.Context, orderID int64) (Order, error)
+	RejectDispute(ctx context.Context, orderID int64) (Order, error)
 
 	Cart(ctx context.Context, buyerID int64) ([]CartItem, error)
 	SetCartItem(ctx context.Context, buyerID, skuID, quantity int64) (CartItem, error)
@@ -59,6 +72,14 @@ type Service interface {
 	// RetryRefund tries a parked refund again (id: its order's, or a mismatched payment's);
 	// ErrRefundNotParked when none is parked.
 	RetryRefund(ctx context.Context, id int64) (ParkedRefund, error)
+	// AdminOrder and AdminOrders are the operator's view of any order (every shard, newest
+	// first), with the order's refunds.
+	AdminOrder(ctx context.Context, orderID int64) (Order, error)
+	AdminOrders(ctx context.Context, q ListQuery) ([]Order, error)
+	// CompletedOrders lists every order that ever completed (CompletedAt set, whatever its
+	// status now) with its items and refunds, by ascending ID after afterID: the settlement
+	// check reconciles the ledger against them.
+	CompletedOrders(ctx context.Context, afterID int64, limit int) ([]Order, error)
 	// PlaceAuctionOrder creates an auction winner's order (auction.go); idempotent per OrderID.
 	PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order, error)
 }
@@ -74,6 +95,7 @@ const (
 	StatusCompleted       Status = "completed"
 	StatusCancelled       Status = "cancelled"
 	StatusRefundRequested Status = "refund_requested"
+	StatusRefundDisputed  Status = "refund_disputed"
 	StatusRefunded        Status = "refunded"
 )
 
@@ -81,7 +103,7 @@ const (
 func (s Status) Valid() bool {
 	switch s {
 	case StatusPendingPayment, StatusPaid, StatusShipped, StatusCompleted, StatusCancelled,
-		StatusRefundRequested, StatusRefunded:
+		StatusRefundRequested, StatusRefundDisputed, StatusRefunded:
 		return true
 	}
 	return false
@@ -132,10 +154,21 @@ type Order struct {
 	Carrier      string
 	TrackingNo   string
 	RefundReason string
-	RefundID     int64
+	// RefundID is the open (or last) refund request's number, also the gateway's refund
+	// request number; RefundItems the open request's units (nil: every unit not refunded).
+	RefundID    int64
+	RefundItems []RefundItem
+	// RefundedAmount is the money refunded so far; status refunded means every unit.
+	RefundedAmount int64
+	// Refunds are the refunds carried out, oldest first (filled by AdminOrder and
+	// CompletedOrders).
+	Refunds []Refund
 	// StockLost marks a paid order whose stock was gone when the payment arrived (the hold
 	// had lapsed): it needs a refund.
 	StockLost bool
+	// RefundRejectedAt is when the merchant rejected the latest refund request; zero when
+	// there is none to escalate (never rejected, asked again, or already escalated).
+	RefundRejectedAt time.Time
 	Items     []Item
 	ExpiresAt time.Time
 	PaidAt    time.Time
@@ -154,6 +187,28 @@ type Item struct {
 	Attrs                        map[string]string
 	Price                        int64
 	Quantity                     int64
+	// CommissionRateBP is the platform's commission on the line in basis points, fixed at
+	// placement. RefundedQuantity is how many units were refunded so far.
+	CommissionRateBP int
+	RefundedQuantity int64
+}
+
+// RefundItem is some units of one order line.
+type RefundItem struct {
+	SKUID    int64 `json:"sku_id,string"`
+	Quantity int64 `json:"quantity"`
+}
+
+// Refund is one refund carried out: money back through the gateway (request number ID)
+// and the units returned to stock. AfterCompletion: the order had completed before, so
+// its settlement had been posted.
+type Refund struct {
+	ID, OrderID     int64
+	Amount          int64
+	Items           []RefundItem
+	Reason          string
+	AfterCompletion bool
+	CreatedAt       time.Time
 }
 
 // Address is the shipping address snapshot taken at checkout.
@@ -226,9 +281,16 @@ const (
 
 // Errors. Codes are stable (API.md).
 var (
-	ErrNotFound        = errs.New(errs.NotFound, "order.not_found")
-	ErrStatusConflict  = errs.New(errs.Conflict, "order.status_conflict")
-	ErrCartFull        = errs.New(errs.Conflict, "order.cart_full")
+	ErrNotFound       = errs.New(errs.NotFound, "order.not_found")
+	ErrStatusConflict = errs.New(errs.Conflict, "order.status_conflict")
+	ErrCartFull       = errs.New(errs.Conflict, "order.cart_full")
+	// ErrRefundExceeds: a refund request for a SKU the order lacks or for more units than
+	// are left to refund of a line.
+	ErrRefundExceeds = errs.New(errs.Conflict, "order.refund_exceeds")
+	// ErrNothingToRefund: every unit of the order was refunded already.
+	ErrNothingToRefund = errs.New(errs.Conflict, "order.nothing_to_refund")
+	// ErrNotRejected: an escalation without a rejected refund request to escalate.
+	ErrNotRejected     = errs.New(errs.Conflict, "order.refund_not_rejected")
 	ErrPaymentNotFound = errs.New(errs.NotFound, "payment.not_found")
 	ErrProviderUnknown = errs.New(errs.Invalid, "payment.provider_unknown")
 	ErrBadNotification = errs.New(errs.Invalid, "payment.bad_notification")

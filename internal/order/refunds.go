@@ -122,15 +122,20 @@ func (s *service) shards() []*sqldb.DB {
 // stockLostRefund is the refund of a stock-lost order; ok false when there is nothing to
 // refund (not flagged, or moved on meanwhile: a refund request, a shipment, refunded
 // already — the flag and the event are the alarm, people decide).
-func (s *service) stockLostRefund(ctx context.Context, orderID int64) (ParkedRefund, bool, error) {
+func (s *service) stockLostRefund(ctx context.Context, orderID int64) (ParkedRefund, []RefundItem, bool, error) {
 	o, err := s.get(ctx, orderID, scope{})
 	if err != nil {
-		return ParkedRefund{}, false, err
+		return ParkedRefund{}, nil, false, err
 	}
 	if !o.StockLost || o.Status != StatusPaid {
-		return ParkedRefund{}, false, nil
+		return ParkedRefund{}, nil, false, nil
 	}
-	return ParkedRefund{Kind: RefundStockLost, RefundID: o.RefundID, OrderID: o.ID, Reason: o.RefundReason}, true, nil
+	units, _, err := refundUnits(o, nil)
+	if err != nil {
+		return ParkedRefund{}, nil, false, nil // every unit refunded already
+	}
+	return ParkedRefund{Kind: RefundStockLost, RefundID: o.RefundID, OrderID: o.ID, Reason: o.RefundReason},
+		units, true, nil
 }
 
 // attemptRefund makes one attempt at an automatic refund and records its outcome: done
@@ -141,7 +146,7 @@ func (s *service) attemptRefund(ctx context.Context, f ParkedRefund) (ParkedRefu
 	var gwErr error
 	switch f.Kind {
 	case RefundStockLost:
-		cur, ok, err := s.stockLostRefund(ctx, f.OrderID)
+		cur, units, ok, err := s.stockLostRefund(ctx, f.OrderID)
 		if err != nil {
 			return f, err
 		}
@@ -162,8 +167,8 @@ func (s *service) attemptRefund(ctx context.Context, f ParkedRefund) (ParkedRefu
 				if err := s.st.addRefunded(ctx, s.cl.ForID(p.ID), p.ID, res.Refunded, s.clock()); err != nil {
 					return f, err
 				}
-				_, err := s.transition(ctx, f.OrderID, scope{}, change{from: []Status{StatusPaid}, to: StatusRefunded,
-					event: EventRefunded, apply: func(o *Order, from Status) { o.PrevStatus = from }})
+				_, err := s.recordRefund(ctx, f.OrderID, scope{}, StatusPaid, Refund{ID: f.RefundID, OrderID: f.OrderID,
+					Amount: amount, Items: units, Reason: cur.Reason})
 				if err != nil && !isConflict(err) {
 					return f, err
 				}

@@ -202,10 +202,15 @@ func sameCheckout(c Checkout, cmd PlaceOrder, err error) (Checkout, error) {
 func (s *service) event(typ string, o Order, items bool) outbox.Event {
 	p := OrderEvent{OrderID: o.ID, CheckoutID: o.CheckoutID, BuyerID: o.BuyerID, MerchantID: o.MerchantID,
 		Status: o.Status, PrevStatus: o.PrevStatus, TotalAmount: o.TotalAmount, Currency: o.Currency,
-		OccurredAt: o.UpdatedAt}
+		RefundedAmount: o.RefundedAmount, OccurredAt: o.UpdatedAt}
+	if !o.CompletedAt.IsZero() {
+		at := o.CompletedAt
+		p.CompletedAt = &at
+	}
 	if items {
 		for _, it := range o.Items {
-			p.Items = append(p.Items, EventItem{SKUID: it.SKUID, Price: it.Price, Quantity: it.Quantity})
+			p.Items = append(p.Items, EventItem{SKUID: it.SKUID, ProductID: it.ProductID, Price: it.Price,
+				Quantity: it.Quantity, CommissionRateBP: it.CommissionRateBP, RefundedQuantity: it.RefundedQuantity})
 		}
 	}
 	return outbox.Event{Topic: Topic, AggregateID: strconv.FormatInt(o.ID, 10), Type: typ, Payload: p}
@@ -263,9 +268,7 @@ func (s *service) List(ctx context.Context, buyerID int64, q ListQuery) ([]Order
 	return os, s.st.fillItems(ctx, db, os)
 }
 
-// MerchantOrders reads up to q.Limit rows before the cursor from every physical shard
-// and merges them by (created_at, id) descending: the first q.Limit of the union are
-// exactly the first q.Limit overall, since each shard's list is sorted the same way.
+// MerchantOrders lists the merchant's orders of every shard (fanOut).
 func (s *service) MerchantOrders(ctx context.Context, merchantID int64, q ListQuery) ([]Order, error) {
 	if err := checkQuery(&q); err != nil {
 		return nil, err
@@ -273,15 +276,63 @@ func (s *service) MerchantOrders(ctx context.Context, merchantID int64, q ListQu
 	if merchantID <= 0 {
 		return nil, ErrNotFound
 	}
+	return s.fanOut(ctx, merchant(merchantID), q)
+}
+
+// AdminOrders is the operator's list of every order (fanOut).
+func (s *service) AdminOrders(ctx context.Context, q ListQuery) ([]Order, error) {
+	if err := checkQuery(&q); err != nil {
+		return nil, err
+	}
+	return s.fanOut(ctx, scope{}, q)
+}
+
+// AdminOrder is any order, with its refunds.
+func (s *service) AdminOrder(ctx context.Context, orderID int64) (Order, error) {
+	o, err := s.get(ctx, orderID, scope{})
+	if err != nil {
+		return Order{}, err
+	}
+	os := []Order{o}
+	if err := s.st.fillRefunds(ctx, s.cl.ForID(orderID), os); err != nil {
+		return Order{}, err
+	}
+	return os[0], nil
+}
+
+// CompletedOrders merges every physical shard's first limit completed orders after
+// afterID by ID: the first limit of the union are the first limit overall.
+func (s *service) CompletedOrders(ctx context.Context, afterID int64, limit int) ([]Order, error) {
+	if limit <= 0 {
+		limit = 100
+	}
 	var all []Order
 	dbOf := map[int64]*sqldb.DB{}
-	seen := map[*sqldb.DB]bool{}
-	for _, db := range s.cl.Shards() {
-		if seen[db] {
-			continue
+	for _, db := range s.shards() {
+		os, err := s.st.completed(ctx, db, afterID, limit)
+		if err != nil {
+			return nil, err
 		}
-		seen[db] = true
-		os, err := s.st.list(ctx, db, scope{merchantID: merchantID}, q, q.Limit)
+		for _, o := range os {
+			dbOf[o.ID] = db
+		}
+		all = append(all, os...)
+	}
+	slices.SortFunc(all, func(a, b Order) int { return cmp.Compare(a.ID, b.ID) })
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	return all, s.fill(ctx, all, dbOf, true)
+}
+
+// fanOut reads up to q.Limit rows of scope sc before the cursor from every physical shard
+// and merges them by (created_at, id) descending: the first q.Limit of the union are
+// exactly the first q.Limit overall, since each shard's list is sorted the same way.
+func (s *service) fanOut(ctx context.Context, sc scope, q ListQuery) ([]Order, error) {
+	var all []Order
+	dbOf := map[int64]*sqldb.DB{}
+	for _, db := range s.shards() {
+		os, err := s.st.list(ctx, db, sc, q, q.Limit)
 		if err != nil {
 			return nil, err
 		}
@@ -299,6 +350,12 @@ func (s *service) MerchantOrders(ctx context.Context, merchantID int64, q ListQu
 	if len(all) > q.Limit {
 		all = all[:q.Limit]
 	}
+	return all, s.fill(ctx, all, dbOf, false)
+}
+
+// fill loads the items (and with refunds, the refunds) of orders read from several
+// shards (dbOf: each order's), one query per shard.
+func (s *service) fill(ctx context.Context, all []Order, dbOf map[int64]*sqldb.DB, refunds bool) error {
 	byDB := map[*sqldb.DB][]int{}
 	for i, o := range all {
 		byDB[dbOf[o.ID]] = append(byDB[dbOf[o.ID]], i)
@@ -309,13 +366,18 @@ func (s *service) MerchantOrders(ctx context.Context, merchantID int64, q ListQu
 			os[j] = all[i]
 		}
 		if err := s.st.fillItems(ctx, db, os); err != nil {
-			return nil, err
+			return err
+		}
+		if refunds {
+			if err := s.st.fillRefunds(ctx, db, os); err != nil {
+				return err
+			}
 		}
 		for j, i := range idx {
 			all[i] = os[j]
 		}
 	}
-	return all, nil
+	return nil
 }
 
 // change is one state-machine transition.
@@ -325,9 +387,15 @@ type change struct {
 	event string
 	// apply sets the transition's other fields on the locked order.
 	apply func(o *Order, from Status)
-	// guard, when set, may refuse the transition of the locked order (a rule beyond its
-	// status).
+	// guard, when set, vets the locked order before its status is (an error refuses the
+	// transition: a rule beyond the status, e.g. a window or a rejection to escalate).
 	guard func(o Order) error
+	// items loads the order's lines under the lock (for guard, apply and write) and puts
+	// them in the event.
+	items bool
+	// write, when set, makes the transition's other writes in its transaction, after the
+	// order's, and may add to the event's payload.
+	write func(ctx context.Context, db *sqldb.DB, o Order, p *OrderEvent) error
 }
 
 // transition moves the order (narrowed by sc) along ch with a compare-and-set UPDATE and
@@ -344,13 +412,20 @@ func (s *service) transition(ctx context.Context, id int64, sc scope, ch change)
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(ch.from, o.Status) {
-			return ErrStatusConflict.WithDetail("the order is %s", o.Status)
+		if ch.items {
+			os := []Order{o}
+			if err := s.st.fillItems(ctx, db, os); err != nil {
+				return err
+			}
+			o = os[0]
 		}
 		if ch.guard != nil {
 			if err := ch.guard(o); err != nil {
 				return err
 			}
+		}
+		if !slices.Contains(ch.from, o.Status) {
+			return ErrStatusConflict.WithDetail("the order is %s", o.Status)
 		}
 		from := o.Status
 		o.Status = ch.to
@@ -366,7 +441,15 @@ func (s *service) transition(ctx context.Context, id int64, sc scope, ch change)
 			return ErrStatusConflict
 		}
 		out = o
-		return s.outbox.Add(ctx, s.event(ch.event, o, false))
+		ev := s.event(ch.event, o, ch.items)
+		if ch.write != nil {
+			p := ev.Payload.(OrderEvent)
+			if err := ch.write(ctx, db, o, &p); err != nil {
+				return err
+			}
+			ev.Payload = p
+		}
+		return s.outbox.Add(ctx, ev)
 	})
 	if err != nil {
 		return Order{}, err
@@ -397,30 +480,37 @@ func (s *service) ConfirmReceipt(ctx context.Context, buyerID, orderID int64) (O
 }
 
 // complete is confirm-receipt's transition, also the auto-complete worker's.
-var complete = change{from: []Status{StatusShipped}, to: StatusCompleted, event: EventCompleted,
+var complete = change{from: []Status{StatusShipped}, to: StatusCompleted, event: EventCompleted, items: true,
 	apply: func(o *Order, _ Status) { o.CompletedAt = o.UpdatedAt }}
 
-func (s *service) RequestRefund(ctx context.Context, buyerID, orderID int64, reason string) (Order, error) {
+func (s *service) RequestRefund(ctx context.Context, buyerID, orderID int64, reason string, items []RefundItem) (Order, error) {
 	if buyerID <= 0 {
 		return Order{}, ErrNotFound
 	}
 	if reason == "" || len(reason) > MaxRefundReason {
 		return Order{}, errs.ErrValidation.WithDetail("reason must be 1 to %d bytes", MaxRefundReason)
 	}
+	items, err := normalizeRefundItems(items)
+	if err != nil {
+		return Order{}, err
+	}
 	refundID := s.newID(buyerID)
 	now := s.clock()
 	return s.transition(ctx, orderID, buyer(buyerID), change{from: []Status{StatusPaid, StatusShipped, StatusCompleted},
-		to: StatusRefundRequested, event: EventRefundRequested, guard: func(o Order) error {
+		to: StatusRefundRequested, event: EventRefundRequested, items: true, guard: func(o Order) error {
 			if o.Status == StatusCompleted && !now.Before(o.CompletedAt.Add(s.cfg.AfterSaleWindow)) {
 				return ErrAfterSaleWindowOver.WithDetail("the order completed at %s; refunds end %s after completion",
 					o.CompletedAt.Format(time.RFC3339), s.cfg.AfterSaleWindow)
 			}
-			return nil
+			_, _, err := refundUnits(o, items)
+			return err
 		}, apply: func(o *Order, from Status) {
 			o.PrevStatus = from
 			o.RefundReason = reason
+			o.RefundItems = items
+			o.RefundRejectedAt = time.Time{} // a new request: an earlier rejection is no longer escalable
 			if o.RefundID == 0 {
-				o.RefundID = refundID
+				o.RefundID = refundID // cleared when a refund is carried out: each refund has its own number
 			}
 		}})
 }
@@ -435,61 +525,155 @@ func (s *service) Ship(ctx context.Context, merchantID, orderID int64, carrier, 
 		}})
 }
 
-// ApproveRefund returns the money through the gateway first (idempotent by the order's
-// refund ID, so a retry after a failure refunds once), then moves the order to refunded;
-// order.refunded makes the stock consumer return the units.
+// ApproveRefund returns the money of the requested units through the gateway first
+// (idempotent by the request's refund ID, so a retry after a failure refunds once), then
+// records the refund (refunded); order.refunded makes the stock consumer return the units.
 func (s *service) ApproveRefund(ctx context.Context, merchantID, orderID int64) (Order, error) {
 	if merchantID <= 0 {
 		return Order{}, ErrNotFound
 	}
-	o, err := s.get(ctx, orderID, merchant(merchantID))
+	return s.approve(ctx, orderID, merchant(merchantID), StatusRefundRequested)
+}
+
+// ApproveDispute is ApproveRefund by the platform, on a disputed order of any merchant.
+func (s *service) ApproveDispute(ctx context.Context, orderID int64) (Order, error) {
+	return s.approve(ctx, orderID, scope{}, StatusRefundDisputed)
+}
+
+// approve refunds the open request of an order in status from (narrowed by sc): money,
+// then the refund recorded.
+func (s *service) approve(ctx context.Context, orderID int64, sc scope, from Status) (Order, error) {
+	o, err := s.get(ctx, orderID, sc)
 	if err != nil {
 		return Order{}, err
 	}
-	if o.Status != StatusRefundRequested {
+	if o.Status != from {
 		return Order{}, ErrStatusConflict.WithDetail("the order is %s", o.Status)
 	}
-	if err := s.refundMoney(ctx, o); err != nil {
+	units, amount, err := refundUnits(o, o.RefundItems)
+	if err != nil {
 		return Order{}, err
 	}
-	return s.transition(ctx, orderID, merchant(merchantID),
-		change{from: []Status{StatusRefundRequested}, to: StatusRefunded, event: EventRefunded})
+	if err := s.refundMoney(ctx, o, o.RefundID, amount, o.RefundReason); err != nil {
+		return Order{}, err
+	}
+	return s.recordRefund(ctx, orderID, sc, from, Refund{ID: o.RefundID, OrderID: orderID, Amount: amount,
+		Items: units, Reason: o.RefundReason})
 }
 
-// refundMoney refunds the order's share of the payment that paid it (the payment whose
-// set covers it), never another payment of the checkout: that money is other orders'.
-func (s *service) refundMoney(ctx context.Context, o Order) error {
+// refundMoney refunds amount of the order's share of the payment that paid it (the
+// payment whose set covers it), never another payment of the checkout: that money is
+// other orders'. refundID is the gateway's request number: repeating it refunds once.
+func (s *service) refundMoney(ctx context.Context, o Order, refundID, amount int64, reason string) error {
 	db := s.cl.ForID(o.ID)
-	p, amount, err := s.st.orderPayment(ctx, db, o.ID)
+	p, covered, err := s.st.orderPayment(ctx, db, o.ID)
 	if errors.Is(err, ErrPaymentNotFound) {
 		return fmt.Errorf("order %d: no succeeded payment covers it", o.ID)
 	}
 	if err != nil {
 		return err
 	}
+	if amount <= 0 || o.RefundedAmount+amount > covered {
+		return fmt.Errorf("order %d: refund of %d after %d refunded exceeds the %d paid", o.ID, amount,
+			o.RefundedAmount, covered)
+	}
 	prov, ok := s.providers[p.Provider]
 	if !ok {
 		return ErrGatewayFailed.WithDetail("payment provider %q is not configured", p.Provider)
 	}
-	res, err := prov.Refund(ctx, payment.RefundRequest{PaymentID: p.ID, RefundID: o.RefundID, Amount: amount,
-		Reason: o.RefundReason})
+	res, err := prov.Refund(ctx, payment.RefundRequest{PaymentID: p.ID, RefundID: refundID, Amount: amount,
+		Reason: reason})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrGatewayFailed, err)
 	}
 	return s.st.addRefunded(ctx, db, p.ID, res.Refunded, s.clock())
 }
 
+// recordRefund records refund f, carried out at the gateway, on the order (in status
+// from): the lines' refunded units, refunded_amount, an order_refunds row and
+// order.refunded with the refund, in one transaction. The order is refunded when every
+// unit is; otherwise it returns to the status before the request. The request's number is
+// cleared, so the next request gets its own.
+func (s *service) recordRefund(ctx context.Context, orderID int64, sc scope, from Status, f Refund) (Order, error) {
+	return s.transition(ctx, orderID, sc, change{from: []Status{from}, to: StatusRefunded, event: EventRefunded,
+		items: true,
+		guard: func(o Order) error {
+			// The lines cannot have moved since the gateway call: only a transition out of
+			// from changes them, and that one would fail the status check.
+			if units, amount, err := refundUnits(o, f.Items); err != nil || amount != f.Amount || len(units) != len(f.Items) {
+				return ErrStatusConflict.WithDetail("the order changed during the refund")
+			}
+			return nil
+		},
+		apply: func(o *Order, prev Status) {
+			f.AfterCompletion = !o.CompletedAt.IsZero()
+			f.CreatedAt = o.UpdatedAt
+			left := applyUnits(o, f.Items)
+			o.RefundedAmount += f.Amount
+			o.RefundItems, o.RefundID = nil, 0
+			if left > 0 {
+				back(o)
+			} else if prev == StatusPaid {
+				o.PrevStatus = prev // an automatic refund (stock lost): there was no request
+			}
+		},
+		write: func(ctx context.Context, db *sqldb.DB, o Order, p *OrderEvent) error {
+			if _, err := s.st.insertRefund(ctx, db, f); err != nil {
+				return err
+			}
+			if err := s.st.setRefundedQuantities(ctx, db, o); err != nil {
+				return err
+			}
+			p.Refund = &EventRefund{RefundID: f.ID, Amount: f.Amount, Items: f.Items, AfterCompletion: f.AfterCompletion}
+			return nil
+		}})
+}
+
+// RejectRefund records the rejection (refund_rejected_at) so the buyer can escalate it.
 func (s *service) RejectRefund(ctx context.Context, merchantID, orderID int64) (Order, error) {
 	if merchantID <= 0 {
 		return Order{}, ErrNotFound
 	}
 	return s.transition(ctx, orderID, merchant(merchantID), change{from: []Status{StatusRefundRequested},
 		event: EventRefundRejected, apply: func(o *Order, _ Status) {
-			o.Status = o.PrevStatus
-			if !o.Status.Valid() {
-				o.Status = StatusPaid
-			}
+			back(o)
+			o.RefundRejectedAt = o.UpdatedAt
 		}})
+}
+
+// back returns an order to the status its refund request came from.
+func back(o *Order) {
+	o.Status = o.PrevStatus
+	if !o.Status.Valid() {
+		o.Status = StatusPaid
+	}
+}
+
+// EscalateRefund: the rejection is consumed, so the platform rules on a request once.
+func (s *service) EscalateRefund(ctx context.Context, buyerID, orderID int64) (Order, error) {
+	if buyerID <= 0 {
+		return Order{}, ErrNotFound
+	}
+	return s.transition(ctx, orderID, buyer(buyerID), change{
+		from: []Status{StatusPaid, StatusShipped, StatusCompleted}, to: StatusRefundDisputed,
+		event: EventRefundDisputed,
+		guard: func(o Order) error {
+			if o.RefundRejectedAt.IsZero() {
+				return ErrNotRejected.WithDetail("the order (%s) has no rejected refund request to escalate", o.Status)
+			}
+			return nil
+		},
+		apply: func(o *Order, from Status) {
+			// The status now, which a shipped order may have left for completed since the
+			// rejection: a ruling against the buyer returns there.
+			o.PrevStatus = from
+			o.RefundRejectedAt = time.Time{}
+		}})
+}
+
+func (s *service) RejectDispute(ctx context.Context, orderID int64) (Order, error) {
+	return s.transition(ctx, orderID, scope{}, change{from: []Status{StatusRefundDisputed},
+		event: EventDisputeRejected, apply: func(o *Order, _ Status) { back(o) }})
 }
 
 // Cart.

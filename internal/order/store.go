@@ -18,7 +18,8 @@ import (
 type store struct{}
 
 const orderColumns = `id, created_at, checkout_id, buyer_id, merchant_id, status, prev_status, total_amount,
-	currency, address, carrier, tracking_no, refund_reason, refund_id, stock_lost, expires_at, paid_at, shipped_at, completed_at, updated_at`
+	currency, address, carrier, tracking_no, refund_reason, refund_id, stock_lost, expires_at, paid_at, shipped_at, completed_at, updated_at,
+	refund_rejected_at, refunded_amount, refund_items`
 
 type orderRow struct {
 	ID           int64        `db:"id"`
@@ -41,13 +42,22 @@ type orderRow struct {
 	ShippedAt    sql.NullTime `db:"shipped_at"`
 	CompletedAt  sql.NullTime `db:"completed_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
+	// RefundRejectedAt is NULL unless the latest refund request was rejected and not escalated.
+	RefundRejectedAt sql.NullTime `db:"refund_rejected_at"`
+	RefundedAmount   int64          `db:"refunded_amount"`
+	RefundItems      sql.NullString `db:"refund_items"`
 }
 
 func (r orderRow) order() (Order, error) {
 	o := Order{ID: r.ID, CreatedAt: r.CreatedAt, CheckoutID: r.CheckoutID, BuyerID: r.BuyerID, MerchantID: r.MerchantID,
 		Status: Status(r.Status), PrevStatus: Status(r.PrevStatus), TotalAmount: r.TotalAmount, Currency: r.Currency,
 		Carrier: r.Carrier, TrackingNo: r.TrackingNo, RefundReason: r.RefundReason, RefundID: r.RefundID,
-		StockLost: r.StockLost, ExpiresAt: r.ExpiresAt, UpdatedAt: r.UpdatedAt}
+		StockLost: r.StockLost, ExpiresAt: r.ExpiresAt, UpdatedAt: r.UpdatedAt, RefundedAmount: r.RefundedAmount}
+	if r.RefundItems.Valid && r.RefundItems.String != "" {
+		if err := json.Unmarshal([]byte(r.RefundItems.String), &o.RefundItems); err != nil {
+			return Order{}, err
+		}
+	}
 	if r.PaidAt.Valid {
 		o.PaidAt = r.PaidAt.Time
 	}
@@ -56,6 +66,9 @@ func (r orderRow) order() (Order, error) {
 	}
 	if r.CompletedAt.Valid {
 		o.CompletedAt = r.CompletedAt.Time
+	}
+	if r.RefundRejectedAt.Valid {
+		o.RefundRejectedAt = r.RefundRejectedAt.Time
 	}
 	if err := json.Unmarshal([]byte(r.Address), &o.Address); err != nil {
 		return Order{}, err
@@ -120,7 +133,7 @@ func (st *store) insertOrder(ctx context.Context, db *sqldb.DB, o Order) error {
 // items (round trips are what a checkout's transaction waits on).
 func (st *store) insertOrders(ctx context.Context, db *sqldb.DB, orders []Order) error {
 	const orderCols = 11
-	const itemCols = 9
+	const itemCols = 10
 	oargs := make([]any, 0, orderCols*len(orders))
 	var iargs []any
 	for _, o := range orders {
@@ -136,7 +149,7 @@ func (st *store) insertOrders(ctx context.Context, db *sqldb.DB, orders []Order)
 				return err
 			}
 			iargs = append(iargs, o.ID, it.SKUID, o.CreatedAt, it.ProductID, it.MerchantID, it.Title, string(attrs),
-				it.Price, it.Quantity)
+				it.Price, it.Quantity, it.CommissionRateBP)
 		}
 	}
 	ext := sqldb.Ext(ctx, db)
@@ -149,7 +162,7 @@ func (st *store) insertOrders(ctx context.Context, db *sqldb.DB, orders []Order)
 		return nil
 	}
 	_, err := ext.ExecContext(ctx, `INSERT INTO order_items
-		(order_id, sku_id, created_at, product_id, merchant_id, title, attrs, price, quantity)
+		(order_id, sku_id, created_at, product_id, merchant_id, title, attrs, price, quantity, commission_rate_bp)
 		VALUES `+rowsOf(itemCols, len(iargs)/itemCols), iargs...)
 	return err
 }
@@ -202,9 +215,11 @@ func (st *store) order(ctx context.Context, db *sqldb.DB, id int64, sc scope, lo
 func (st *store) updateOrder(ctx context.Context, db *sqldb.DB, o Order, from Status) (bool, error) {
 	res, err := sqldb.Ext(ctx, db).ExecContext(ctx, `UPDATE order_orders SET status = ?, prev_status = ?, carrier = ?,
 		tracking_no = ?, refund_reason = ?, refund_id = ?, stock_lost = ?, paid_at = ?, shipped_at = ?,
-		completed_at = ?, updated_at = ? WHERE id = ? AND created_at = ? AND status = ?`,
+		completed_at = ?, updated_at = ?, refund_rejected_at = ?, refunded_amount = ?, refund_items = ?
+		WHERE id = ? AND created_at = ? AND status = ?`,
 		o.Status, o.PrevStatus, o.Carrier, o.TrackingNo, o.RefundReason, o.RefundID, o.StockLost, nullTime(o.PaidAt),
-		nullTime(o.ShippedAt), nullTime(o.CompletedAt), o.UpdatedAt, o.ID, o.CreatedAt, from)
+		nullTime(o.ShippedAt), nullTime(o.CompletedAt), o.UpdatedAt, nullTime(o.RefundRejectedAt), o.RefundedAmount,
+		refundItemsJSON(o.RefundItems), o.ID, o.CreatedAt, from)
 	if err != nil {
 		return false, err
 	}
@@ -262,6 +277,8 @@ type itemRow struct {
 	Attrs      string `db:"attrs"`
 	Price      int64  `db:"price"`
 	Quantity   int64  `db:"quantity"`
+	Commission int    `db:"commission_rate_bp"`
+	Refunded   int64  `db:"refunded_quantity"`
 }
 
 // fillItems loads the items of orders (all on db).
@@ -275,7 +292,7 @@ func (st *store) fillItems(ctx context.Context, db *sqldb.DB, orders []Order) er
 	}
 	var rows []itemRow
 	if err := sqlx.SelectContext(ctx, sqldb.Ext(ctx, db), &rows, `SELECT order_id, sku_id, product_id, merchant_id,
-		title, attrs, price, quantity FROM order_items WHERE order_id IN (?`+strings.Repeat(", ?", len(orders)-1)+`)
+		title, attrs, price, quantity, commission_rate_bp, refunded_quantity FROM order_items WHERE order_id IN (?`+strings.Repeat(", ?", len(orders)-1)+`)
 		ORDER BY order_id, sku_id`, args...); err != nil {
 		return err
 	}
@@ -285,7 +302,8 @@ func (st *store) fillItems(ctx context.Context, db *sqldb.DB, orders []Order) er
 		orders[i].Items = []Item{}
 	}
 	for _, r := range rows {
-		it := Item{SKUID: r.SKUID, ProductID: r.ProductID, MerchantID: r.MerchantID, Title: r.Title, Price: r.Price, Quantity: r.Quantity}
+		it := Item{SKUID: r.SKUID, ProductID: r.ProductID, MerchantID: r.MerchantID, Title: r.Title, Price: r.Price,
+			Quantity: r.Quantity, CommissionRateBP: r.Commission, RefundedQuantity: r.Refunded}
 		if err := json.Unmarshal([]byte(r.Attrs), &it.Attrs); err != nil {
 			return err
 		}

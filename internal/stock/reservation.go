@@ -255,8 +255,8 @@ func (s *service) Confirm(ctx context.Context, orderID int64) error {
 
 // Return gives bought units back to available (an approved refund). Each line states how
 // many units of that SKU the order has returned in total, so repeating a call changes
-// nothing; nil lines return everything the order bought. A line the order did not buy, or
-// more than it bought, is ErrReservationConflict.
+// nothing, and so does an older, smaller total; nil lines return everything the order
+// bought. A line the order did not buy, or more than it bought, is ErrReservationConflict.
 func (s *service) Return(ctx context.Context, orderID int64, lines []Line) error {
 	if lines != nil {
 		var err error
@@ -292,11 +292,8 @@ func (s *service) Return(ctx context.Context, orderID int64, lines []Line) error
 				return ErrReservationConflict.WithDetail("the order did not buy %d units of SKU %d", l.Quantity, l.SKUID)
 			}
 			delta := l.Quantity - r.Returned
-			if delta < 0 {
-				return ErrReservationConflict.WithDetail("SKU %d: %d units were already returned", l.SKUID, r.Returned)
-			}
-			if delta == 0 {
-				continue
+			if delta <= 0 {
+				continue // returned already (totals only grow: an older call repeated)
 			}
 			if err := s.settle(ctx, r, delta, moveReturn, Bought, l.Quantity, now); err != nil {
 				return err
