@@ -55,14 +55,14 @@ type PaymentEvent struct {
 
 // OrderEvent is the payload of every order event: the order after the change.
 type OrderEvent struct {
-	OrderID     int64       `json:"order_id,string"`
-	CheckoutID  int64       `json:"checkout_id,string"`
-	BuyerID     int64       `json:"buyer_id,string"`
-	MerchantID  int64       `json:"merchant_id,string"`
-	Status      Status      `json:"status"`
-	PrevStatus  Status      `json:"prev_status,omitempty"`
-	TotalAmount int64       `json:"total_amount"`
-	Currency    string      `json:"currency"`
+	OrderID     int64  `json:"order_id,string"`
+	CheckoutID  int64  `json:"checkout_id,string"`
+	BuyerID     int64  `json:"buyer_id,string"`
+	MerchantID  int64  `json:"merchant_id,string"`
+	Status      Status `json:"status"`
+	PrevStatus  Status `json:"prev_status,omitempty"`
+	TotalAmount int64  `json:"total_amount"`
+	Currency    string `json:"currency"`
 	// RefundedAmount is the money refunded so far (as of this event).
 	RefundedAmount int64 `json:"refunded_amount,omitempty"`
 	// Items are in order.created, order.completed and order.refunded.

@@ -66,14 +66,14 @@ type orderResponse struct {
 	RefundItems    []refundItemJSON `json:"refund_items,omitempty"`
 	RefundedAmount int64            `json:"refunded_amount"`
 	// Refunds are the refunds carried out (the operator's view).
-	Refunds   []refundResponse `json:"refunds,omitempty"`
-	StockLost bool             `json:"stock_lost,omitempty"`
-	ExpiresAt    time.Time       `json:"expires_at"`
-	PaidAt       *time.Time      `json:"paid_at,omitempty"`
-	ShippedAt    *time.Time      `json:"shipped_at,omitempty"`
-	CompletedAt  *time.Time      `json:"completed_at,omitempty"`
-	CreatedAt    time.Time       `json:"created_at"`
-	UpdatedAt    time.Time       `json:"updated_at"`
+	Refunds     []refundResponse `json:"refunds,omitempty"`
+	StockLost   bool             `json:"stock_lost,omitempty"`
+	ExpiresAt   time.Time        `json:"expires_at"`
+	PaidAt      *time.Time       `json:"paid_at,omitempty"`
+	ShippedAt   *time.Time       `json:"shipped_at,omitempty"`
+	CompletedAt *time.Time       `json:"completed_at,omitempty"`
+	CreatedAt   time.Time        `json:"created_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
 }
 
 type checkoutResponse struct {

@@ -169,9 +169,9 @@ type Order struct {
 	// RefundRejectedAt is when the merchant rejected the latest refund request; zero when
 	// there is none to escalate (never rejected, asked again, or already escalated).
 	RefundRejectedAt time.Time
-	Items     []Item
-	ExpiresAt time.Time
-	PaidAt    time.Time
+	Items            []Item
+	ExpiresAt        time.Time
+	PaidAt           time.Time
 	// ShippedAt and CompletedAt are zero until the order is shipped or completed; they
 	// stay through a refund request (auto-completion and the after-sale window use them).
 	ShippedAt   time.Time

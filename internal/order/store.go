@@ -43,7 +43,7 @@ type orderRow struct {
 	CompletedAt  sql.NullTime `db:"completed_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
 	// RefundRejectedAt is NULL unless the latest refund request was rejected and not escalated.
-	RefundRejectedAt sql.NullTime `db:"refund_rejected_at"`
+	RefundRejectedAt sql.NullTime   `db:"refund_rejected_at"`
 	RefundedAmount   int64          `db:"refunded_amount"`
 	RefundItems      sql.NullString `db:"refund_items"`
 }
