@@ -70,9 +70,12 @@ type Params struct {
 	Providers []payment.Provider `group:"payment_providers"`
 	Config    Config
 	Payments  PaymentsConfig
-	Outbox    outbox.Writer         `optional:"true"`
-	Registry  prometheus.Registerer `optional:"true"`
-	Log       *slog.Logger          `optional:"true"`
+	// Commission is the platform's default commission rate (settlement provides it from
+	// settlement.default_commission_bp); 0 without the settlement module.
+	Commission CommissionDefault     `optional:"true"`
+	Outbox     outbox.Writer         `optional:"true"`
+	Registry   prometheus.Registerer `optional:"true"`
+	Log        *slog.Logger          `optional:"true"`
 }
 
 // New returns the Service.
@@ -100,7 +103,8 @@ func newService(p Params) (*service, error) {
 		return nil, err
 	}
 	return &service{log: log, cl: p.DB, st: &store{}, ids: p.IDs, catalog: p.Catalog, stock: p.Stock,
-		users: p.Users, providers: providers, outbox: ob, cfg: cfg, sandbox: p.Payments.Sandbox.Enabled, m: m, now: time.Now}, nil
+		users: p.Users, providers: providers, outbox: ob, cfg: cfg, sandbox: p.Payments.Sandbox.Enabled, commission: int(p.Commission), m: m,
+		now: time.Now}, nil
 }
 
 type metrics struct {

@@ -84,6 +84,12 @@ type Service interface {
 	PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order, error)
 }
 
+// CommissionDefault is the platform's commission rate in basis points for an order line
+// whose merchant has no override and whose category chain states no rate; it is fixed on
+// the line when the order is placed. The settlement module provides it
+// (settlement.default_commission_bp), so the order module reads no other module's config.
+type CommissionDefault int
+
 // Status is an order's state.
 type Status string
 

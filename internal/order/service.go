@@ -33,8 +33,11 @@ type service struct {
 	cfg       Config
 	// sandbox allows SandboxComplete (payments.sandbox.enabled).
 	sandbox bool
-	m       *metrics
-	now     func() time.Time
+	// commission is the default commission rate (bp) of a line whose merchant and category
+	// chain state none.
+	commission int
+	m          *metrics
+	now        func() time.Time
 }
 
 var _ Service = (*service)(nil)
