@@ -120,9 +120,12 @@ func TestReservationLifecycle(t *testing.T) {
 	}
 	h.wantLevel(2001, 10, 0, 0)
 	h.wantLevel(2002, 5, 0, 0)
-	if err := h.stock.Return(ctx, 1, []stock.Line{{SKUID: 2001, Quantity: 2}}); !errors.Is(err, stock.ErrReservationConflict) {
-		t.Fatalf("un-returning units: %v", err)
+	// A smaller total (an older refund event replayed after a newer one) returns nothing
+	// and takes nothing back.
+	if err := h.stock.Return(ctx, 1, []stock.Line{{SKUID: 2001, Quantity: 2}}); err != nil {
+		t.Fatalf("older, smaller total: %v", err)
 	}
+	h.wantLevel(2001, 10, 0, 0)
 
 	// Cancelled: released twice is once; a retry of the checkout cannot resurrect it.
 	second := hold(4, 42, later, stock.Line{SKUID: 2001, Quantity: 10})
