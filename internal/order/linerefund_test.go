@@ -3,11 +3,15 @@ package order_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mallhq/mall/internal/order"
+	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/kafkax"
 )
 
@@ -274,4 +278,76 @@ func TestLineRefundAfterCompletion(t *testing.T) {
 		refunded.Items[0].RefundedQuantity != 1 || refunded.Status != order.StatusCompleted || refunded.RefundedAmount != 1000 {
 		t.Fatalf("order.refunded: %s", raw[1])
 	}
+}
+
+// TestApprovedRefundParks: a merchant's approval the gateway refuses answers 409
+// order.refund_refused and parks the refund (kind approved) with the order still
+// refund_requested; an operator's retry carries it out once accepted. A transient failure
+// answers 503 and the retry worker finishes the refund by itself.
+func TestApprovedRefundParks(t *testing.T) {
+	cfg := testConfig()
+	cfg.RefundRetryInterval = 200 * time.Millisecond
+	h := newHarness(t, cfg)
+	m, tokM := h.merchant()
+	sku := h.sku(m, 400, 10)
+	b := h.buyer()
+	cR, cT := h.place(b, line{sku, 2}), h.place(b, line{sku, 1})
+	pR, pT := h.pay(b, cR.CheckoutID), h.pay(b, cT.CheckoutID)
+	oR, oT := cR.Orders[0].ID, cT.Orders[0].ID
+	h.eventually("stock sold", func() bool { return h.level(sku).Sold == 3 })
+
+	refuse, transient := true, 1
+	h.provider.mu.Lock()
+	h.provider.refuseRefund = func(r payment.RefundRequest) error { // called with h.provider.mu held
+		switch {
+		case r.PaymentID == mustInt(t, pR.ID) && refuse:
+			return fmt.Errorf("%w: ACQ.TRADE_HAS_CLOSE", payment.ErrRefundRefused)
+		case r.PaymentID == mustInt(t, pT.ID) && transient > 0:
+			transient--
+			return errors.New("gateway timeout")
+		}
+		return nil
+	}
+	h.provider.mu.Unlock()
+
+	h.req(http.MethodPost, "/api/v1/orders/"+oR+"/refund", map[string]any{"reason": "late",
+		"items": []any{map[string]any{"sku_id": id(sku), "quantity": 1}}}, b.token).Want(t, http.StatusOK, "")
+	h.req(http.MethodPost, "/api/v1/merchant/orders/"+oR+"/refund/approve", nil, tokM).
+		Want(t, http.StatusConflict, "order.refund_refused")
+	if o := h.getOrder(b, oR); o.Status != "refund_requested" {
+		t.Fatalf("after a refused approval the order is %s", o.Status)
+	}
+	l := h.parked()
+	if len(l.Items) != 1 || l.Items[0].Kind != "approved" || l.Items[0].OrderID != oR || l.Items[0].Amount != 400 ||
+		l.Items[0].State != "refused" {
+		t.Fatalf("parked: %+v", l.Items)
+	}
+
+	// A transient failure: 503, then the worker carries it out.
+	h.req(http.MethodPost, "/api/v1/orders/"+oT+"/refund", map[string]any{"reason": "changed my mind"}, b.token).
+		Want(t, http.StatusOK, "")
+	h.req(http.MethodPost, "/api/v1/merchant/orders/"+oT+"/refund/approve", nil, tokM).
+		Want(t, http.StatusServiceUnavailable, "payment.gateway_unavailable")
+	h.eventually("the transiently failed approval refunded by the worker", func() bool {
+		return h.getOrder(b, oT).Status == "refunded"
+	})
+
+	h.provider.mu.Lock()
+	refuse = false
+	h.provider.mu.Unlock()
+	var got parkedBody
+	h.req(http.MethodPost, "/api/v1/admin/refunds/"+oR+"/retry", nil, h.admin).Want(t, http.StatusOK, "").Decode(t, &got)
+	if got.State != "done" {
+		t.Fatalf("retry: %+v", got)
+	}
+	var o refundedBody
+	h.req(http.MethodGet, "/api/v1/admin/orders/"+oR, nil, h.admin).Want(t, http.StatusOK, "").Decode(t, &o)
+	if o.Status != "paid" || o.RefundedAmount != 400 || len(o.Refunds) != 1 {
+		t.Fatalf("after the retry: %+v", o)
+	}
+	if l := h.parked(); len(l.Items) != 0 {
+		t.Fatalf("still parked: %+v", l.Items)
+	}
+	h.eventually("stock returned", func() bool { return h.level(sku).Sold == 1 })
+	h.checkStock()
 }

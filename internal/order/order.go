@@ -290,6 +290,9 @@ var (
 	ErrNotFound       = errs.New(errs.NotFound, "order.not_found")
 	ErrStatusConflict = errs.New(errs.Conflict, "order.status_conflict")
 	ErrCartFull       = errs.New(errs.Conflict, "order.cart_full")
+	// ErrRefundRefused: the payment gateway refused an approved refund for a business
+	// reason; it is parked for an operator's retry.
+	ErrRefundRefused = errs.New(errs.Conflict, "order.refund_refused")
 	// ErrRefundExceeds: a refund request for a SKU the order lacks or for more units than
 	// are left to refund of a line.
 	ErrRefundExceeds = errs.New(errs.Conflict, "order.refund_exceeds")

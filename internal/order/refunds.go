@@ -30,6 +30,8 @@ type RefundKind string
 const (
 	RefundStockLost RefundKind = "stock_lost" // a paid order whose stock was gone
 	RefundMismatch  RefundKind = "mismatch"   // a payment whose gateway took another amount
+	// RefundApproved: a refund request a merchant (or, disputed, the platform) approved.
+	RefundApproved RefundKind = "approved"
 )
 
 // RefundState is a parked refund's state.
@@ -43,7 +45,7 @@ const (
 	RefundDone     RefundState = "done"
 )
 
-// ParkedRefund is an automatic refund the gateway did not carry out.
+// ParkedRefund is an automatic or approved refund the gateway did not carry out.
 type ParkedRefund struct {
 	RefundID    int64       `db:"refund_id"`
 	Kind        RefundKind  `db:"kind"`
@@ -205,10 +207,49 @@ func (s *service) attemptRefund(ctx context.Context, f ParkedRefund) (ParkedRefu
 			}
 			return s.refundDone(ctx, db, f)
 		}
+	case RefundApproved:
+		o, err := s.get(ctx, f.OrderID, scope{})
+		if err != nil {
+			return f, err
+		}
+		if (o.Status != StatusRefundRequested && o.Status != StatusRefundDisputed) || o.RefundID != f.RefundID {
+			return s.refundDone(ctx, db, f) // carried out meanwhile, or rejected: nothing to give back
+		}
+		var err2 error
+		if _, gwErr, err2 = s.refundApproved(ctx, f, o); err2 != nil {
+			return f, err2
+		}
+		if gwErr == nil {
+			return s.refundDone(ctx, db, f)
+		}
 	default:
 		return f, fmt.Errorf("order: unknown refund kind %q", f.Kind)
 	}
 	return s.parkRefund(ctx, db, f, gwErr)
+}
+
+// refundApproved carries out f, the refund of o's approved request: the gateway, then the
+// refund recorded on the order. won is false when another call recorded it first (the
+// gateway saw the same request number, so the money moved once); gwErr is the gateway's
+// failure, to be parked.
+func (s *service) refundApproved(ctx context.Context, f ParkedRefund, o Order) (won bool, gwErr, err error) {
+	units, _, err := refundUnits(o, o.RefundItems)
+	if err != nil {
+		return false, nil, err
+	}
+	res, gwErr := s.callRefund(ctx, f, o.RefundReason)
+	if gwErr != nil {
+		return false, gwErr, nil
+	}
+	if err := s.st.addRefunded(ctx, s.cl.ForID(f.PaymentID), f.PaymentID, res.Refunded, s.clock()); err != nil {
+		return false, nil, err
+	}
+	_, err = s.recordRefund(ctx, f.OrderID, scope{}, o.Status, Refund{ID: f.RefundID, OrderID: f.OrderID,
+		Amount: f.Amount, Items: units, Reason: o.RefundReason})
+	if isConflict(err) {
+		return false, nil, nil
+	}
+	return err == nil, nil, err
 }
 
 func (s *service) callRefund(ctx context.Context, f ParkedRefund, reason string) (payment.RefundResult, error) {

@@ -544,7 +544,10 @@ func (s *service) ApproveDispute(ctx context.Context, orderID int64) (Order, err
 }
 
 // approve refunds the open request of an order in status from (narrowed by sc): money,
-// then the refund recorded.
+// then the refund recorded. A gateway that does not carry the refund out parks it (kind
+// approved): a refusal waits for an operator's retry (ErrRefundRefused), a transient
+// failure is retried by the refund retry worker (ErrGatewayFailed); either way the order
+// keeps its status until the money has gone back.
 func (s *service) approve(ctx context.Context, orderID int64, sc scope, from Status) (Order, error) {
 	o, err := s.get(ctx, orderID, sc)
 	if err != nil {
@@ -553,43 +556,54 @@ func (s *service) approve(ctx context.Context, orderID int64, sc scope, from Sta
 	if o.Status != from {
 		return Order{}, ErrStatusConflict.WithDetail("the order is %s", o.Status)
 	}
-	units, amount, err := refundUnits(o, o.RefundItems)
+	f, err := s.approvedRefund(ctx, o)
 	if err != nil {
 		return Order{}, err
 	}
-	if err := s.refundMoney(ctx, o, o.RefundID, amount, o.RefundReason); err != nil {
+	db := s.cl.ForID(f.RefundID)
+	won, gwErr, err := s.refundApproved(ctx, f, o)
+	switch {
+	case err != nil:
+		return Order{}, err
+	case gwErr != nil:
+		if f, err = s.parkRefund(ctx, db, f, gwErr); err != nil {
+			return Order{}, err
+		}
+		if f.State == RefundRefused {
+			return Order{}, ErrRefundRefused.WithDetail("the payment gateway refused the refund (%s); it is parked "+
+				"for the platform (GET /api/v1/admin/refunds/failed)", f.Reason)
+		}
+		return Order{}, ErrGatewayFailed.WithDetail("the payment gateway did not carry the refund out (%s); it is "+
+			"retried automatically", f.Reason)
+	case !won:
+		return Order{}, ErrStatusConflict.WithDetail("the refund was carried out by another call")
+	}
+	if _, err := s.refundDone(ctx, db, f); err != nil { // an earlier attempt's parked row
 		return Order{}, err
 	}
-	return s.recordRefund(ctx, orderID, sc, from, Refund{ID: o.RefundID, OrderID: orderID, Amount: amount,
-		Items: units, Reason: o.RefundReason})
+	return s.get(ctx, orderID, sc)
 }
 
-// refundMoney refunds amount of the order's share of the payment that paid it (the
-// payment whose set covers it), never another payment of the checkout: that money is
-// other orders'. refundID is the gateway's request number: repeating it refunds once.
-func (s *service) refundMoney(ctx context.Context, o Order, refundID, amount int64, reason string) error {
-	db := s.cl.ForID(o.ID)
-	p, covered, err := s.st.orderPayment(ctx, db, o.ID)
+// approvedRefund is the parked-refund record of o's open request: its units' amount from
+// the payment that paid o, under the request's number.
+func (s *service) approvedRefund(ctx context.Context, o Order) (ParkedRefund, error) {
+	_, amount, err := refundUnits(o, o.RefundItems)
+	if err != nil {
+		return ParkedRefund{}, err
+	}
+	p, covered, err := s.st.orderPayment(ctx, s.cl.ForID(o.ID), o.ID)
 	if errors.Is(err, ErrPaymentNotFound) {
-		return fmt.Errorf("order %d: no succeeded payment covers it", o.ID)
+		return ParkedRefund{}, fmt.Errorf("order %d: no succeeded payment covers it", o.ID)
 	}
 	if err != nil {
-		return err
+		return ParkedRefund{}, err
 	}
-	if amount <= 0 || o.RefundedAmount+amount > covered {
-		return fmt.Errorf("order %d: refund of %d after %d refunded exceeds the %d paid", o.ID, amount,
+	if o.RefundedAmount+amount > covered {
+		return ParkedRefund{}, fmt.Errorf("order %d: refund of %d after %d refunded exceeds the %d paid", o.ID, amount,
 			o.RefundedAmount, covered)
 	}
-	prov, ok := s.providers[p.Provider]
-	if !ok {
-		return ErrGatewayFailed.WithDetail("payment provider %q is not configured", p.Provider)
-	}
-	res, err := prov.Refund(ctx, payment.RefundRequest{PaymentID: p.ID, RefundID: refundID, Amount: amount,
-		Reason: reason})
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrGatewayFailed, err)
-	}
-	return s.st.addRefunded(ctx, db, p.ID, res.Refunded, s.clock())
+	return ParkedRefund{Kind: RefundApproved, RefundID: o.RefundID, OrderID: o.ID, PaymentID: p.ID,
+		Provider: p.Provider, Amount: amount}, nil
 }
 
 // recordRefund records refund f, carried out at the gateway, on the order (in status
