@@ -48,3 +48,30 @@ func serve(h *harness, method, path string, body []byte, token, key string) *htt
 	h.Server.Handler().ServeHTTP(rec, req)
 	return rec
 }
+
+// FuzzRefundBodies feeds arbitrary bodies to a refund request (POST
+// /api/v1/orders/{id}/refund) of a paid two-line order: the answer is 200 or a 4xx problem
+// with a code, never a panic or a 5xx; an accepted request is rejected by the merchant so
+// the next input meets a paid order again. "$SKU1"/"$SKU2" become the order's SKUs. Seeds
+// live in testdata/fuzz/FuzzRefundBodies/.
+func FuzzRefundBodies(f *testing.F) {
+	h := newHarness(f, testConfig())
+	m, tokM := h.merchant()
+	sku1, sku2 := h.sku(m, 1999, 100), h.sku(m, 500, 100)
+	b := h.buyer()
+	c := h.place(b, line{sku1, 3}, line{sku2, 1})
+	h.pay(b, c.CheckoutID)
+	oid := c.Orders[0].ID
+	f.Fuzz(func(t *testing.T, body []byte) {
+		body = bytes.ReplaceAll(body, []byte("$SKU1"), []byte(strconv.FormatInt(sku1, 10)))
+		body = bytes.ReplaceAll(body, []byte("$SKU2"), []byte(strconv.FormatInt(sku2, 10)))
+		rec := serve(h, http.MethodPost, "/api/v1/orders/"+oid+"/refund", body, b.token, "")
+		apptest.CheckOutcome(t, rec, body, http.StatusOK)
+		if rec.Code == http.StatusOK {
+			rej := serve(h, http.MethodPost, "/api/v1/merchant/orders/"+oid+"/refund/reject", nil, tokM, "")
+			if rej.Code != http.StatusOK {
+				t.Fatalf("reject after an accepted request: %d %s", rej.Code, rej.Body)
+			}
+		}
+	})
+}
