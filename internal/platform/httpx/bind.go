@@ -107,7 +107,57 @@ func decodeJSON(body []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errs.ErrInvalid.WithDetail("unexpected data after the JSON value at offset %d", dec.InputOffset())
 	}
-	return nil
+	return duplicateKeys(body)
+}
+
+// duplicateKeys refuses an object with a key twice: encoding/json keeps the last one,
+// while a proxy, a WAF or a signature check in front may have read the first, so the two
+// would act on different requests. body is valid JSON (it decoded).
+func duplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	// One frame per open object or array: an object's keys seen so far (nil for an array)
+	// and whether the next token is a key.
+	type frame struct {
+		keys   map[string]bool
+		object bool
+		key    bool
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return jsonError(err)
+		}
+		top := len(stack) - 1
+		if top >= 0 && stack[top].object && stack[top].key && tok != json.Delim('}') {
+			k, _ := tok.(string)
+			if stack[top].keys[k] {
+				return errs.ErrInvalid.WithDetail("key %q appears twice in one object", text.Ellipsis(k, 100)).
+					WithFields(errs.FieldError{Field: text.Ellipsis(k, 100), Message: "appears twice"})
+			}
+			stack[top].keys[k] = true
+			stack[top].key = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]bool{}, object: true, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:top]
+		}
+		// A value ended: in an object the next token is a key again.
+		if n := len(stack) - 1; n >= 0 && stack[n].object {
+			stack[n].key = true
+		}
+	}
 }
 
 // jsonError turns an encoding/json error into a problem detail a client can act on.
