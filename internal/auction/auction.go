@@ -180,7 +180,7 @@ type BidResult struct {
 // Limits.
 const (
 	MaxTitle     = 200
-	MaxAmount    = 1_000_000_000_000 // 10 billion yuan in fen
+	MaxAmount    = 100_000_000_00 // 100 million yuan in fen: what one payment may carry (catalog.MaxPrice)
 	MaxBands     = 20
 	MaxDuration  = 30 * 24 * time.Hour
 	MaxExtension = time.Hour

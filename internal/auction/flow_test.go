@@ -72,6 +72,11 @@ func TestAuctionFlow(t *testing.T) {
 		Want(t, http.StatusConflict, "auction.bid_too_low")
 	h.req(http.MethodPost, path, map[string]any{"amount": 1200, "max_amount": 1100}, b1.token, "Idempotency-Key", newKey()).
 		Want(t, http.StatusBadRequest, "request.validation")
+	// More than one payment can carry (the winner's order could never be paid).
+	h.req(http.MethodPost, path, map[string]any{"amount": auction.MaxAmount + 1}, b1.token, "Idempotency-Key", newKey()).
+		Want(t, http.StatusBadRequest, "request.validation")
+	h.req(http.MethodPost, path, map[string]any{"amount": 1100, "max_amount": auction.MaxAmount + 1}, b1.token,
+		"Idempotency-Key", newKey()).Want(t, http.StatusBadRequest, "request.validation")
 	h.req(http.MethodPost, "/api/v1/auctions/123/bids", map[string]any{"amount": 1100}, b1.token, "Idempotency-Key", newKey()).
 		Want(t, http.StatusNotFound, "auction.not_found")
 

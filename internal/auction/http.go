@@ -20,19 +20,19 @@ func newHandler(s *service) httpx.Routes { return &handler{svc: s} }
 // DTOs.
 
 type bandRequest struct {
-	From      int64 `json:"from" validate:"required,min=1,max=1000000000000"`
-	Increment int64 `json:"increment" validate:"required,min=1,max=1000000000000"`
+	From      int64 `json:"from" validate:"required,min=1,max=10000000000"`
+	Increment int64 `json:"increment" validate:"required,min=1,max=10000000000"`
 }
 
 type createRequest struct {
 	Title      string    `json:"title" validate:"required,max=200"`
 	ProductID  *httpx.ID `json:"product_id,omitempty"`
-	StartPrice int64     `json:"start_price" validate:"required,min=1,max=1000000000000"`
-	Increment  int64     `json:"increment" validate:"required,min=1,max=1000000000000"`
+	StartPrice int64     `json:"start_price" validate:"required,min=1,max=10000000000"`
+	Increment  int64     `json:"increment" validate:"required,min=1,max=10000000000"`
 	// IncrementLadder (an addition to API.md): from a band's price on, bids rise by its
 	// increment instead of increment.
 	IncrementLadder     []bandRequest `json:"increment_ladder,omitempty" validate:"max=20,dive"`
-	ReservePrice        int64         `json:"reserve_price,omitempty" validate:"min=0,max=1000000000000"`
+	ReservePrice        int64         `json:"reserve_price,omitempty" validate:"min=0,max=10000000000"`
 	StartsAt            time.Time     `json:"starts_at" validate:"required"`
 	EndsAt              time.Time     `json:"ends_at" validate:"required"`
 	ExtendWindowSeconds int64         `json:"extend_window_seconds,omitempty" validate:"min=0,max=3600"`
@@ -73,10 +73,10 @@ type lotResponse struct {
 }
 
 type bidRequest struct {
-	Amount int64 `json:"amount" validate:"required,min=1,max=1000000000000"`
+	Amount int64 `json:"amount" validate:"required,min=1,max=10000000000"`
 	// MaxAmount (an addition to API.md) makes a proxy bid: the system bids for the caller
 	// by the increment up to it.
-	MaxAmount int64 `json:"max_amount,omitempty" validate:"omitempty,min=1,max=1000000000000,gtefield=Amount"`
+	MaxAmount int64 `json:"max_amount,omitempty" validate:"omitempty,min=1,max=10000000000,gtefield=Amount"`
 }
 
 type bidResponse struct {

@@ -147,6 +147,13 @@ func TestCheckoutRefusals(t *testing.T) {
 	h.req(http.MethodPost, "/api/v1/orders", placeBody(b, line{sku, 1}), b.token).Want(t, http.StatusBadRequest, "idempotency.key_required")
 	post(placeBody(b), b.token).Want(t, http.StatusBadRequest, "")
 	post(placeBody(b, line{sku, 1}), "").Want(t, http.StatusUnauthorized, "")
+	// More than one payment can carry: refused before any stock is held.
+	dear := h.sku(m, order.MaxCheckoutAmount/2+1, 5)
+	post(placeBody(b, line{dear, 1}), b.token).Want(t, http.StatusCreated, "")
+	post(placeBody(b, line{dear, 2}), b.token).Want(t, http.StatusBadRequest, "request.validation")
+	if l := h.level(dear); l.Reserved != 1 {
+		t.Errorf("a refused checkout held stock: %+v", l)
+	}
 
 	// Off shelf: not on sale any more, for checkout and for the cart.
 	offSKU, offProduct := h.product(m, 300, 5)

@@ -279,10 +279,13 @@ type Payment struct {
 
 // Limits.
 const (
-	MaxLines        = 100
-	MaxQuantity     = 10_000
-	MaxCartItems    = 100
-	MaxRefundReason = 500
+	MaxLines    = 100
+	MaxQuantity = 10_000
+	// MaxCheckoutAmount is what one payment may carry (fen, the gateways' limit): a larger
+	// checkout could never be paid.
+	MaxCheckoutAmount = 100_000_000_00
+	MaxCartItems      = 100
+	MaxRefundReason   = 500
 )
 
 // Errors. Codes are stable (API.md).

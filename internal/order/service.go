@@ -115,6 +115,10 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		c.TotalAmount += o.TotalAmount
 		c.Orders = append(c.Orders, o)
 	}
+	if c.TotalAmount > MaxCheckoutAmount {
+		return Checkout{}, errs.ErrValidation.WithDetail("a checkout may total at most %d fen, what one payment can "+
+			"carry; this one totals %d: split it", MaxCheckoutAmount, c.TotalAmount)
+	}
 
 	hold := c.ExpiresAt.Add(s.cfg.HoldGrace)
 	holds := make([]stock.Hold, len(c.Orders))
