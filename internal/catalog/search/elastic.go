@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ const (
 	// esCleanupTimeout bounds deleting a half-built index after a failed rebuild, whose
 	// context may already be done.
 	esCleanupTimeout = 30 * time.Second
+	// defaultESTimeout bounds a cluster call when search.elasticsearch.timeout is 0.
+	defaultESTimeout = 10 * time.Second
 )
 
 // esSearcher is the Elasticsearch 7 engine. Queries and writes go through the alias; a
@@ -110,9 +113,16 @@ func newElastic(ctx context.Context, cfg config.SearchElasticsearch, o options) 
 	if cfg.Username != "" || cfg.Password != "" {
 		opts = append(opts, elastic.SetBasicAuth(cfg.Username, cfg.Password))
 	}
+	hc := &http.Client{}
 	if o.httpClient != nil {
-		opts = append(opts, elastic.SetHttpClient(o.httpClient))
+		c := *o.httpClient
+		hc = &c
 	}
+	hc.Timeout = cfg.Timeout
+	if hc.Timeout <= 0 {
+		hc.Timeout = defaultESTimeout
+	}
+	opts = append(opts, elastic.SetHttpClient(hc))
 	client, err := elastic.DialContext(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("search: elasticsearch: %w", err)

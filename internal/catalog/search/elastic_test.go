@@ -312,6 +312,21 @@ func TestElasticsearchConnection(t *testing.T) {
 			t.Fatal("New against a closed server succeeded")
 		}
 	})
+	t.Run("a stalled cluster fails the search at the timeout", func(t *testing.T) {
+		srv := newESServer(t)
+		cfg := esConfig(srv)
+		cfg.Elasticsearch.Timeout = 300 * time.Millisecond
+		s := openES(t, cfg)
+		srv.StallNext(time.Minute, func(method, path string) bool { return strings.HasSuffix(path, "/_search") })
+		start := time.Now()
+		_, err := s.Search(ctx, Query{})
+		if el := time.Since(start); err == nil || errors.Is(err, ErrBadQuery) || el > 5*time.Second {
+			t.Fatalf("Search on a stalled cluster = %v after %s", err, el)
+		}
+		if res := mustSearch(t, s, Query{}); res.Total != 0 {
+			t.Fatalf("the next search: total %d", res.Total)
+		}
+	})
 	t.Run("search error is not a bad query", func(t *testing.T) {
 		srv := newESServer(t)
 		s := openES(t, esConfig(srv))

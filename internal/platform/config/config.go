@@ -147,6 +147,9 @@ type SearchElasticsearch struct {
 	Index string `mapstructure:"index"`
 	// Analyzer for text fields: "cjk" (built in) or a plugin's, e.g. "ik_max_word".
 	Analyzer string `mapstructure:"analyzer"`
+	// Timeout bounds every call to the cluster (0: 10s), so a cluster that stops answering
+	// fails searches fast instead of holding requests and connections.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Realtime configures the WebSocket hub (internal/platform/realtime).

@@ -99,6 +99,7 @@ type Server struct {
 type fault struct {
 	match  func(method, path string) bool
 	status int
+	stall  time.Duration // a stalled request answers after this long (or when the client gives up)
 }
 
 // New starts a server.
@@ -175,6 +176,14 @@ func (s *Server) FailNext(status int, match func(method, path string) bool) {
 	s.faults = append(s.faults, fault{match: match, status: status})
 }
 
+// StallNext makes the next matching request hang for d before it is answered normally: a
+// cluster that stopped answering (a long GC, a saturated node).
+func (s *Server) StallNext(d time.Duration, match func(method, path string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{match: match, stall: d})
+}
+
 // esError is an error response in Elasticsearch's shape.
 type esError struct {
 	status int
@@ -237,6 +246,15 @@ func (s *Server) handle(r *http.Request, body []byte) (int, any) {
 	for i, f := range s.faults {
 		if f.match(r.Method, r.URL.Path) {
 			s.faults = slices.Delete(s.faults, i, i+1)
+			if f.stall > 0 {
+				s.mu.Unlock()
+				select {
+				case <-time.After(f.stall):
+				case <-r.Context().Done():
+				}
+				s.mu.Lock()
+				break
+			}
 			e := errf(f.status, "estest_injected_fault", "injected failure for %s %s", r.Method, r.URL.Path)
 			return e.status, e.body()
 		}
