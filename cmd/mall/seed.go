@@ -461,7 +461,7 @@ func (sd *seeder) categories(ctx context.Context) (map[int64]int64, error) {
 		id, ok := existing[[2]any{parent, name}]
 		if !ok {
 			if id, err = sd.svc.catalog.CreateCategory(ctx, catalog.NewCategory{Name: name, ParentID: parent,
-				CommissionRateBP: 300 + 100*int(g.ID%5), Sort: i}); err != nil {
+				CommissionRateBP: new(300 + 100*int(g.ID%5)), Sort: i}); err != nil {
 				return nil, fmt.Errorf("seed: category %s: %w", name, err)
 			}
 		}

@@ -126,7 +126,7 @@ func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
 	}, apptest.Bearer(adm)...).Want(t, http.StatusOK, "")
 	validBodies["POST /api/v1/merchant/products"].(map[string]any)["category_id"] = cat.ID
 
-	_, _, ownerA := a.Merchant(adm)
+	midA, _, ownerA := a.Merchant(adm)
 	mid, _, ownerB := a.Merchant(adm)
 	midB := strconv.FormatInt(mid, 10)
 	objA := merchantObjects(t, a, adm, ownerA, cat.ID)
@@ -177,6 +177,19 @@ func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
 			t.Errorf("%s with B's %s changed the database", key, kind)
 		}
 		checked[key] = true
+	}
+	// The operators' merchant route is no merchant's: A's owner can set neither its own
+	// commission rate nor B's.
+	for _, id := range []string{strconv.FormatInt(midA, 10), midB} {
+		before := snapshot(t, a)
+		got := a.Req(http.MethodPatch, "/api/v1/admin/merchants/"+id, map[string]any{"commission_rate_bp": 0},
+			apptest.Bearer(ownerA)...)
+		if got.Status != http.StatusForbidden {
+			t.Errorf("PATCH /api/v1/admin/merchants/%s as A's owner: %s, want 403", id, got)
+		}
+		if after := snapshot(t, a); after != before {
+			t.Errorf("PATCH /api/v1/admin/merchants/%s as A's owner changed the database", id)
+		}
 	}
 	for _, want := range []string{
 		"PATCH /api/v1/merchant/products/:id", "POST /api/v1/merchant/products/:id/submit",

@@ -47,25 +47,28 @@ type Service interface {
 	PublicProduct(ctx context.Context, productID int64) (Product, error)
 
 	// SaleSKUs returns the SKUs among skuIDs a buyer can order now (product on_sale,
-	// merchant active) with their current prices, by SKU ID; the others are absent
-	// (checkout.go).
+	// merchant active) with their current prices and commission rates, by SKU ID; the
+	// others are absent (checkout.go).
 	SaleSKUs(ctx context.Context, skuIDs []int64) (map[int64]SaleSKU, error)
 }
 
 // NewCategory is a category to create.
 type NewCategory struct {
-	Name             string
-	ParentID         int64 // 0 for a root
-	CommissionRateBP int
+	Name     string
+	ParentID int64 // 0 for a root
+	// CommissionRateBP is the platform's commission on the category's products in basis
+	// points (0..MaxCommissionBP); nil: none of its own, the parent's applies (SaleSKU).
+	CommissionRateBP *int
 	Sort             int
 }
 
 // Category is one node of the tree.
 type Category struct {
-	ID               int64
-	ParentID         int64
-	Name             string
-	CommissionRateBP int
+	ID       int64
+	ParentID int64
+	Name     string
+	// CommissionRateBP is the category's own rate, nil when it inherits its parent's.
+	CommissionRateBP *int
 	Sort             int
 	Children         []Category
 }

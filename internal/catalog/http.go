@@ -23,7 +23,7 @@ func newHandler(s Service) httpx.Routes { return &handler{svc: s} }
 type createCategoryRequest struct {
 	Name             string    `json:"name"`
 	ParentID         *httpx.ID `json:"parent_id,omitempty"`
-	CommissionRateBP int       `json:"commission_rate_bp,omitempty"`
+	CommissionRateBP *int      `json:"commission_rate_bp,omitempty"` // absent or null: inherits; 0 is 0 %
 	Sort             int       `json:"sort,omitempty"`
 }
 
@@ -34,7 +34,7 @@ type idResponse struct {
 type categoryResponse struct {
 	ID               httpx.ID           `json:"id"`
 	Name             string             `json:"name"`
-	CommissionRateBP int                `json:"commission_rate_bp"`
+	CommissionRateBP *int               `json:"commission_rate_bp,omitempty"` // absent: inherits
 	Children         []categoryResponse `json:"children"`
 }
 

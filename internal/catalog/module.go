@@ -72,7 +72,7 @@ func New(p Params) (Service, error) {
 		return nil, fmt.Errorf("catalog: detail cache: %w", err)
 	}
 	return &service{log: log, st: &store{cl: p.DB}, cl: p.DB, ids: p.IDs, stock: p.Stock, merchants: p.Merchants,
-		outbox: ob, cfg: cfg, detail: detail, now: time.Now}, nil
+		outbox: ob, cfg: cfg, detail: detail, categoryRates: &categoryRates{now: time.Now}, now: time.Now}, nil
 }
 
 // newDetailCacheHandler is the consumer that invalidates cached product details on catalog

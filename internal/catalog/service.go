@@ -40,7 +40,9 @@ type service struct {
 	cfg       Config
 	// detail caches PublicProduct's database part (detail.go).
 	detail *cache.Cache[detailValue]
-	now    func() time.Time
+	// categoryRates holds every category's effective commission rate (commission.go).
+	categoryRates *categoryRates
+	now           func() time.Time
 
 	// Test hooks (export_test.go): drop the post-commit invalidation, as a crash between
 	// commit and invalidation would, or the consumer's.
@@ -87,7 +89,7 @@ func (s *service) CreateCategory(ctx context.Context, in NewCategory) (int64, er
 	var f fieldErrs
 	in.Name = strings.TrimSpace(in.Name)
 	checkName(&f, "name", in.Name, maxNameLen)
-	if in.CommissionRateBP < 0 || in.CommissionRateBP > MaxCommissionBP {
+	if r := in.CommissionRateBP; r != nil && (*r < 0 || *r > MaxCommissionBP) {
 		f.add("commission_rate_bp", "must be from 0 to %d", MaxCommissionBP)
 	}
 	if in.ParentID < 0 {
@@ -121,6 +123,7 @@ func (s *service) CreateCategory(ctx context.Context, in NewCategory) (int64, er
 	if err != nil {
 		return 0, err
 	}
+	s.categoryRates.invalidate()
 	return id, nil
 }
 
@@ -141,7 +144,7 @@ func (s *service) Categories(ctx context.Context) ([]Category, error) {
 		}
 		for _, r := range children[parent] {
 			out = append(out, Category{ID: r.ID, ParentID: r.ParentID.Int64, Name: r.Name,
-				CommissionRateBP: r.CommissionRateBP, Sort: r.Sort, Children: build(r.ID, depth+1)})
+				CommissionRateBP: r.rate(), Sort: r.Sort, Children: build(r.ID, depth+1)})
 		}
 		return out
 	}

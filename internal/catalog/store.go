@@ -25,18 +25,30 @@ type categoryRow struct {
 	ID               int64         `db:"id"`
 	ParentID         sql.NullInt64 `db:"parent_id"`
 	Name             string        `db:"name"`
-	CommissionRateBP int           `db:"commission_rate_bp"`
+	CommissionRateBP sql.NullInt32 `db:"commission_rate_bp"` // NULL: inherits
 	Sort             int           `db:"sort"`
 }
 
+// rate is the category's own rate, nil when it has none.
+func (r categoryRow) rate() *int {
+	if !r.CommissionRateBP.Valid {
+		return nil
+	}
+	n := int(r.CommissionRateBP.Int32)
+	return &n
+}
+
 func (s *store) insertCategory(ctx context.Context, id int64, in NewCategory, now time.Time) error {
-	var parent any
+	var parent, rate any
 	if in.ParentID != 0 {
 		parent = in.ParentID
 	}
+	if in.CommissionRateBP != nil {
+		rate = *in.CommissionRateBP
+	}
 	_, err := s.main(ctx).ExecContext(ctx, `INSERT INTO catalog_categories
 		(id, parent_id, name, commission_rate_bp, sort, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		id, parent, in.Name, in.CommissionRateBP, in.Sort, now)
+		id, parent, in.Name, rate, in.Sort, now)
 	return err
 }
 

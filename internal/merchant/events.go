@@ -20,6 +20,8 @@ const (
 	EventStaffAdded           = "merchant.staff_added"
 	// EventStaffRemoved compensates a staff_added whose role grant failed.
 	EventStaffRemoved = "merchant.staff_removed"
+	// EventCommissionChanged: an operator set or cleared the merchant's commission override.
+	EventCommissionChanged = "merchant.commission_changed"
 )
 
 // ApplicationSubmitted is published when a user applies to open a merchant.
@@ -55,6 +57,15 @@ type StatusChanged struct {
 	Status     Status    `json:"status"`
 	By         int64     `json:"by,string"`
 	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// CommissionChanged is the payload of merchant.commission_changed. CommissionRateBP is
+// null when the override was cleared.
+type CommissionChanged struct {
+	MerchantID       int64     `json:"merchant_id,string"`
+	CommissionRateBP *int      `json:"commission_rate_bp"`
+	By               int64     `json:"by,string"`
+	OccurredAt       time.Time `json:"occurred_at"`
 }
 
 // StaffChanged is the payload of merchant.staff_added and merchant.staff_removed.

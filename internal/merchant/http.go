@@ -1,12 +1,15 @@
 package merchant
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/mallhq/mall/internal/platform/authn"
+	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -76,6 +79,20 @@ type profileResponse struct {
 	Status       string    `json:"status"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+
+	// CommissionRateBP is the operator's override, absent without one.
+	CommissionRateBP *int `json:"commission_rate_bp,omitempty"`
+}
+
+// commissionRequest documents PATCH /api/v1/admin/merchants/:id: commission_rate_bp is
+// required, 0..MaxCommissionBP sets the override and null clears it. The handler decodes
+// commissionBody instead, since a *int cannot tell null from absent.
+type commissionRequest struct {
+	CommissionRateBP *int `json:"commission_rate_bp" validate:"omitempty,min=0,max=10000"`
+}
+
+type commissionBody struct {
+	CommissionRateBP json.RawMessage `json:"commission_rate_bp"`
 }
 
 type profilePatch struct {
@@ -129,6 +146,9 @@ func (h *handler) Routes() []httpx.Route {
 			Tags:    admin, Response: statusResponse{}, Auth: true, Middleware: manage},
 		{Method: http.MethodPost, Path: "/api/v1/admin/merchants/:id/unsuspend", Handler: h.unsuspend,
 			Summary: "Reinstate a suspended merchant", Tags: admin, Response: statusResponse{}, Auth: true, Middleware: manage},
+		{Method: http.MethodPatch, Path: "/api/v1/admin/merchants/:id", Handler: h.setCommission,
+			Summary: "Set (0..10000 basis points) or clear (null) the merchant's commission rate, overriding its categories' rates",
+			Tags:    admin, Request: commissionRequest{}, Response: profileResponse{}, Auth: true, Middleware: manage},
 
 		{Method: http.MethodGet, Path: "/api/v1/merchant/profile", Handler: h.profile, Summary: "The caller's merchant",
 			Tags: mer, Response: profileResponse{}, Auth: true, Middleware: perm(user.PermMerchantProfileView)},
@@ -166,7 +186,7 @@ func toApplicationResponse(a Application) applicationResponse {
 func toProfileResponse(m Merchant) profileResponse {
 	return profileResponse{ID: httpx.ID(m.ID), ShopName: m.ShopName, CompanyName: m.CompanyName, Description: m.Description,
 		LogoURL: m.LogoURL, ContactName: m.ContactName, ContactPhone: m.ContactPhone, Status: string(m.Status),
-		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+		CommissionRateBP: m.CommissionRateBP, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 }
 
 func toStaffResponse(s Staff) staffResponse {
@@ -261,6 +281,47 @@ func (h *handler) setStatus(c echo.Context, st Status) error {
 
 func (h *handler) suspend(c echo.Context) error   { return h.setStatus(c, StatusSuspended) }
 func (h *handler) unsuspend(c echo.Context) error { return h.setStatus(c, StatusActive) }
+
+func (h *handler) setCommission(c echo.Context) error {
+	id, err := httpx.ParamID(c, "id")
+	if err != nil {
+		return err
+	}
+	var in commissionBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	bp, err := commissionRate(in.CommissionRateBP)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	m, err := h.svc.SetCommissionRate(ctx, id.Int64(), authn.UserID(ctx), bp)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toProfileResponse(m))
+}
+
+// commissionRate reads commission_rate_bp: absent is an error, null is nil (clear), else
+// an integer (SetCommissionRate checks its range).
+func commissionRate(raw json.RawMessage) (*int, error) {
+	invalid := func(msg string) error {
+		return errs.ErrValidation.WithDetail("commission_rate_bp %s", msg).
+			WithFields(errs.FieldError{Field: "commission_rate_bp", Message: msg})
+	}
+	if len(raw) == 0 {
+		return nil, invalid("is required (null clears the override)")
+	}
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var bp int
+	if err := json.Unmarshal(raw, &bp); err != nil {
+		return nil, invalid(fmt.Sprintf("must be an integer from 0 to %d or null", MaxCommissionBP))
+	}
+	return &bp, nil
+}
 
 func (h *handler) profile(c echo.Context) error {
 	ctx := c.Request().Context()

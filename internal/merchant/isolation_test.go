@@ -29,7 +29,7 @@ func (h *harness) snapshot() string {
 	var b strings.Builder
 	for _, q := range []string{
 		`SELECT CONCAT_WS('|', id, status, reason, COALESCE(merchant_id, ''), updated_at) FROM merchant_applications ORDER BY id`,
-		`SELECT CONCAT_WS('|', id, shop_name, description, logo_url, contact_name, contact_phone, status, updated_at) FROM merchant_merchants ORDER BY id`,
+		`SELECT CONCAT_WS('|', id, shop_name, description, logo_url, contact_name, contact_phone, status, COALESCE(commission_rate_bp, 'none'), updated_at) FROM merchant_merchants ORDER BY id`,
 		`SELECT CONCAT_WS('|', merchant_id, user_id, role) FROM merchant_staff ORDER BY merchant_id, user_id`,
 		`SELECT CONCAT_WS('|', COUNT(*), COALESCE(MAX(id), 0)) FROM platform_outbox`,
 	} {

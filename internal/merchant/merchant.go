@@ -20,6 +20,11 @@ type Service interface {
 	// in-process cache (StatusCacheTTL), so it is cheap enough for every request; a
 	// suspension reaches other replicas within that TTL.
 	IsActive(ctx context.Context, merchantID int64) (bool, error)
+	// CommissionRate returns the merchant's commission override in basis points; ok is
+	// false when it has none, or when the merchant does not exist. Like IsActive it reads
+	// an in-process cache (StatusCacheTTL): cheap enough for every checkout, and an
+	// operator's change reaches other replicas within that TTL.
+	CommissionRate(ctx context.Context, merchantID int64) (bp int, ok bool, err error)
 
 	// Apply files an application for applicantID; one may be pending per user, and a user
 	// who already works for a merchant is ErrApplicantBound. The HTTP API and `mall seed`
@@ -82,9 +87,15 @@ type Merchant struct {
 	ContactName   string
 	ContactPhone  string
 	Status        Status
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// CommissionRateBP is the platform's commission on the merchant's sales in basis
+	// points, overriding the categories' rates; nil: no override.
+	CommissionRateBP *int
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
+
+// MaxCommissionBP is the highest commission rate: 10000 basis points, 100 %.
+const MaxCommissionBP = 10000
 
 // Application is a user's request to open a merchant.
 type Application struct {

@@ -63,7 +63,8 @@ func newService(p Params) (*service, error) {
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
 	db := p.DB.Main()
 	return &service{log: log, db: db, st: &store{db: db}, ids: p.IDs, outbox: ob, users: p.Users,
-		status: newStatusCache(StatusCacheTTL, time.Now), now: time.Now}, nil
+		status: newStatusCache(StatusCacheTTL, time.Now), rates: newTTLCache[*int](StatusCacheTTL, time.Now),
+		now: time.Now}, nil
 }
 
 // RouteOrder runs the suspension check after the login check (user.RouteOrder 5) and

@@ -29,7 +29,10 @@ type service struct {
 	outbox outbox.Writer
 	users  user.Service
 	status *statusCache
-	now    func() time.Time
+	// rates caches commission overrides (nil: none) for StatusCacheTTL, the same
+	// staleness bound as statuses: checkout reads them for every order.
+	rates *ttlCache[*int]
+	now   func() time.Time
 }
 
 var _ Service = (*service)(nil)
@@ -56,6 +59,51 @@ func (s *service) IsActive(ctx context.Context, merchantID int64) (bool, error) 
 		return false, nil
 	}
 	return st == StatusActive, err
+}
+
+// CommissionRate implements Service.
+func (s *service) CommissionRate(ctx context.Context, merchantID int64) (int, bool, error) {
+	bp, err := s.rates.get(ctx, merchantID, s.st.commissionRate)
+	if errors.Is(err, ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil || bp == nil {
+		return 0, false, err
+	}
+	return *bp, true, nil
+}
+
+// SetCommissionRate sets the merchant's commission override (0..MaxCommissionBP basis
+// points) or clears it (nil), with a merchant.commission_changed event; setting the rate
+// it has changes nothing. Orders placed later use the new rate (this replica at once,
+// others within StatusCacheTTL); placed orders keep theirs.
+func (s *service) SetCommissionRate(ctx context.Context, merchantID, by int64, bp *int) (Merchant, error) {
+	if bp != nil && (*bp < 0 || *bp > MaxCommissionBP) {
+		return Merchant{}, errs.ErrValidation.WithDetail("commission_rate_bp must be from 0 to %d", MaxCommissionBP).
+			WithFields(errs.FieldError{Field: "commission_rate_bp", Message: fmt.Sprintf("must be from 0 to %d or null", MaxCommissionBP)})
+	}
+	var m merchantRow
+	err := s.db.WithinTx(ctx, func(ctx context.Context) error {
+		var err error
+		if m, err = s.st.merchant(ctx, merchantID, true); err != nil {
+			return err
+		}
+		if m.CommissionRateBP == nullRate(bp) {
+			return nil
+		}
+		now := s.clock()
+		if err := s.st.setCommissionRate(ctx, merchantID, bp, now); err != nil {
+			return err
+		}
+		m.CommissionRateBP, m.UpdatedAt = nullRate(bp), now
+		return s.emit(ctx, merchantID, EventCommissionChanged,
+			CommissionChanged{MerchantID: merchantID, CommissionRateBP: bp, By: by, OccurredAt: now})
+	})
+	s.rates.forget(merchantID)
+	if err != nil {
+		return Merchant{}, err
+	}
+	return m.merchant(), nil
 }
 
 // Apply implements Service.
@@ -373,48 +421,57 @@ func (s *service) checkActive(ctx context.Context, merchantID int64) error {
 	return nil
 }
 
-// statusCache keeps merchant statuses in process for StatusCacheTTL.
-type statusCache struct {
+// ttlCache keeps one value per merchant in process for a TTL: merchant statuses
+// (statusCache) and commission overrides.
+type ttlCache[V any] struct {
 	ttl time.Duration
 	now func() time.Time
 	mu  sync.Mutex
-	m   map[int64]statusEntry
+	m   map[int64]ttlEntry[V]
 }
 
-type statusEntry struct {
-	status  Status
+type ttlEntry[V any] struct {
+	v       V
 	expires time.Time
 }
 
+// statusCache keeps merchant statuses in process for StatusCacheTTL.
+type statusCache = ttlCache[Status]
+
 func newStatusCache(ttl time.Duration, now func() time.Time) *statusCache {
-	return &statusCache{ttl: ttl, now: now, m: map[int64]statusEntry{}}
+	return newTTLCache[Status](ttl, now)
 }
 
-func (c *statusCache) get(ctx context.Context, id int64, load func(context.Context, int64) (Status, error)) (Status, error) {
+func newTTLCache[V any](ttl time.Duration, now func() time.Time) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, now: now, m: map[int64]ttlEntry[V]{}}
+}
+
+func (c *ttlCache[V]) get(ctx context.Context, id int64, load func(context.Context, int64) (V, error)) (V, error) {
+	var zero V
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.m[id]
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
-		return e.status, nil
+		return e.v, nil
 	}
-	st, err := load(ctx, id)
+	v, err := load(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return "", err
+		return zero, err
 	}
 	if errs.KindOf(err) == errs.NotFound {
-		return "", ErrNotFound
+		return zero, ErrNotFound
 	}
 	c.mu.Lock()
 	if len(c.m) > 100_000 { // bound memory: drop everything rather than track ages
 		clear(c.m)
 	}
-	c.m[id] = statusEntry{status: st, expires: now.Add(c.ttl)}
+	c.m[id] = ttlEntry[V]{v: v, expires: now.Add(c.ttl)}
 	c.mu.Unlock()
-	return st, nil
+	return v, nil
 }
 
-func (c *statusCache) forget(id int64) {
+func (c *ttlCache[V]) forget(id int64) {
 	c.mu.Lock()
 	delete(c.m, id)
 	c.mu.Unlock()

@@ -45,24 +45,44 @@ func (r applicationRow) application() Application {
 }
 
 type merchantRow struct {
-	ID            int64     `db:"id"`
-	ApplicationID int64     `db:"application_id"`
-	OwnerID       int64     `db:"owner_id"`
-	ShopName      string    `db:"shop_name"`
-	CompanyName   string    `db:"company_name"`
-	Description   string    `db:"description"`
-	LogoURL       string    `db:"logo_url"`
-	ContactName   string    `db:"contact_name"`
-	ContactPhone  string    `db:"contact_phone"`
-	Status        string    `db:"status"`
-	CreatedAt     time.Time `db:"created_at"`
-	UpdatedAt     time.Time `db:"updated_at"`
+	ID            int64  `db:"id"`
+	ApplicationID int64  `db:"application_id"`
+	OwnerID       int64  `db:"owner_id"`
+	ShopName      string `db:"shop_name"`
+	CompanyName   string `db:"company_name"`
+	Description   string `db:"description"`
+	LogoURL       string `db:"logo_url"`
+	ContactName   string `db:"contact_name"`
+	ContactPhone  string `db:"contact_phone"`
+	Status        string `db:"status"`
+	// CommissionRateBP is NULL without an override.
+	CommissionRateBP sql.NullInt32 `db:"commission_rate_bp"`
+	CreatedAt        time.Time     `db:"created_at"`
+	UpdatedAt        time.Time     `db:"updated_at"`
 }
 
 func (r merchantRow) merchant() Merchant {
 	return Merchant{ID: r.ID, ApplicationID: r.ApplicationID, OwnerID: r.OwnerID, ShopName: r.ShopName,
 		CompanyName: r.CompanyName, Description: r.Description, LogoURL: r.LogoURL, ContactName: r.ContactName,
-		ContactPhone: r.ContactPhone, Status: Status(r.Status), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		ContactPhone: r.ContactPhone, Status: Status(r.Status), CommissionRateBP: rateOf(r.CommissionRateBP),
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// rateOf is a nullable rate column as a *int (nil: NULL).
+func rateOf(v sql.NullInt32) *int {
+	if !v.Valid {
+		return nil
+	}
+	n := int(v.Int32)
+	return &n
+}
+
+// nullRate is the column value of a *int rate.
+func nullRate(bp *int) sql.NullInt32 {
+	if bp == nil {
+		return sql.NullInt32{}
+	}
+	return sql.NullInt32{Int32: int32(*bp), Valid: true}
 }
 
 type staffRow struct {
@@ -94,12 +114,14 @@ const (
 		merchant_id = ?, reviewed_by = ?, reviewed_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'`
 
 	merchantColumns = `id, application_id, owner_id, shop_name, company_name, description, logo_url,
-		contact_name, contact_phone, status, created_at, updated_at`
-	qInsertMerchant = `INSERT INTO merchant_merchants (` + merchantColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		contact_name, contact_phone, status, commission_rate_bp, created_at, updated_at`
+	qInsertMerchant = `INSERT INTO merchant_merchants (` + merchantColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qMerchantByID   = `SELECT ` + merchantColumns + ` FROM merchant_merchants WHERE id = ?`
 	qMerchantLock   = `SELECT ` + merchantColumns + ` FROM merchant_merchants WHERE id = ? FOR UPDATE`
 	qMerchantStatus = `SELECT status FROM merchant_merchants WHERE id = ?`
+	qMerchantRate   = `SELECT commission_rate_bp FROM merchant_merchants WHERE id = ?`
 	qSetStatus      = `UPDATE merchant_merchants SET status = ?, updated_at = ? WHERE id = ?`
+	qSetRate        = `UPDATE merchant_merchants SET commission_rate_bp = ?, updated_at = ? WHERE id = ?`
 	qUpdateProfile  = `UPDATE merchant_merchants SET shop_name = ?, description = ?, logo_url = ?,
 		contact_name = ?, contact_phone = ?, updated_at = ? WHERE id = ?`
 
@@ -171,7 +193,7 @@ func (s *store) reviewApplication(ctx context.Context, id int64, status Applicat
 
 func (s *store) insertMerchant(ctx context.Context, r merchantRow) error {
 	_, err := s.ext(ctx).ExecContext(ctx, qInsertMerchant, r.ID, r.ApplicationID, r.OwnerID, r.ShopName, r.CompanyName,
-		r.Description, r.LogoURL, r.ContactName, r.ContactPhone, r.Status, r.CreatedAt, r.UpdatedAt)
+		r.Description, r.LogoURL, r.ContactName, r.ContactPhone, r.Status, r.CommissionRateBP, r.CreatedAt, r.UpdatedAt)
 	return err
 }
 
@@ -195,6 +217,21 @@ func (s *store) status(ctx context.Context, id int64) (Status, error) {
 		return "", ErrNotFound
 	}
 	return Status(st), err
+}
+
+// commissionRate is the merchant's override, nil without one.
+func (s *store) commissionRate(ctx context.Context, id int64) (*int, error) {
+	var v sql.NullInt32
+	err := sqlx.GetContext(ctx, s.ext(ctx), &v, qMerchantRate, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return rateOf(v), err
+}
+
+func (s *store) setCommissionRate(ctx context.Context, id int64, bp *int, at time.Time) error {
+	_, err := s.ext(ctx).ExecContext(ctx, qSetRate, nullRate(bp), at, id)
+	return err
 }
 
 func (s *store) setStatus(ctx context.Context, id int64, st Status, at time.Time) error {
