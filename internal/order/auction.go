@@ -46,6 +46,18 @@ func (s *service) PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order
 	if err != nil {
 		return Order{}, err
 	}
+	// The lot's SKU's rate when it is on sale; a lot without one (or off sale) takes the
+	// platform default.
+	rate := s.commission
+	if in.SKUID != 0 {
+		skus, err := s.catalog.SaleSKUs(ctx, []int64{in.SKUID})
+		if err != nil {
+			return Order{}, err
+		}
+		if k, ok := skus[in.SKUID]; ok {
+			rate = s.commissionRate(k.CommissionRateBP)
+		}
+	}
 	now := s.clock()
 	// order_items.title holds 200 characters; a lot's title is at most that already.
 	title := string([]rune(in.Title)[:min(utf8.RuneCountInString(in.Title), 200)])
@@ -54,7 +66,7 @@ func (s *service) PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order
 		Address: Address{Name: addr.Name, Phone: addr.Phone, Province: addr.Province, City: addr.City,
 			District: addr.District, Detail: addr.Detail},
 		Items: []Item{{SKUID: in.SKUID, ProductID: in.ProductID, MerchantID: in.MerchantID, Title: title,
-			Attrs: map[string]string{}, Price: in.Price, Quantity: 1}},
+			Attrs: map[string]string{}, Price: in.Price, Quantity: 1, CommissionRateBP: rate}},
 		ExpiresAt: now.Add(s.cfg.PaymentTimeout), CreatedAt: now, UpdatedAt: now}
 	c := Checkout{ID: o.CheckoutID, BuyerID: in.BuyerID, TotalAmount: in.Price, Currency: Currency,
 		ExpiresAt: o.ExpiresAt, CreatedAt: now, Orders: []Order{o}}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/fx"
+
 	"github.com/mallhq/mall/internal/order"
 	"github.com/mallhq/mall/internal/order/payment"
 	"github.com/mallhq/mall/internal/platform/kafkax"
@@ -350,4 +352,47 @@ func TestApprovedRefundParks(t *testing.T) {
 	}
 	h.eventually("stock returned", func() bool { return h.level(sku).Sold == 1 })
 	h.checkStock()
+}
+
+// TestCommissionRateFixedAtPlacement: a line takes the merchant's override, else its
+// category's rate, else the platform default, when the order is placed; later changes
+// leave placed lines as they were.
+func TestCommissionRateFixedAtPlacement(t *testing.T) {
+	h := newHarness(t, testConfig(), fx.Supply(order.CommissionDefault(450)))
+	m, _ := h.merchant()
+	sku := h.sku(m, 1000, 10) // in a category without a rate
+	b := h.buyer()
+	rateOf := func(c checkoutBody) int {
+		t.Helper()
+		raw := h.orderPayloads(c.Orders[0].ID, order.EventCreated)
+		var ev order.OrderEvent
+		if len(raw) != 1 || json.Unmarshal(raw[0], &ev) != nil || len(ev.Items) != 1 {
+			t.Fatalf("order.created: %s", raw)
+		}
+		return ev.Items[0].CommissionRateBP
+	}
+	first := h.place(b, line{sku, 1})
+	if r := rateOf(first); r != 450 {
+		t.Fatalf("the platform default: %d", r)
+	}
+	h.req(http.MethodPatch, "/api/v1/admin/merchants/"+id(m), map[string]any{"commission_rate_bp": 120}, h.admin).
+		Want(t, http.StatusOK, "")
+	second := h.place(b, line{sku, 1})
+	if r := rateOf(second); r != 120 {
+		t.Fatalf("the merchant's override: %d", r)
+	}
+	if r := rateOf(first); r != 450 {
+		t.Fatalf("the first order's line changed: %d", r)
+	}
+	os := []order.Order{}
+	for _, c := range []checkoutBody{first, second} {
+		got, err := h.orders.AdminOrder(context.Background(), mustInt(t, c.Orders[0].ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os = append(os, got)
+	}
+	if os[0].Items[0].CommissionRateBP != 450 || os[1].Items[0].CommissionRateBP != 120 {
+		t.Fatalf("stored rates: %d, %d", os[0].Items[0].CommissionRateBP, os[1].Items[0].CommissionRateBP)
+	}
 }

@@ -44,6 +44,15 @@ var _ Service = (*service)(nil)
 
 func (s *service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
+// commissionRate is the rate fixed on a line: the catalog's (merchant override, else the
+// category chain), else the platform default.
+func (s *service) commissionRate(catalogRate int) int {
+	if catalogRate == catalog.NoCommissionRate {
+		return s.commission
+	}
+	return catalogRate
+}
+
 // newID mints an ID on the buyer's logical shard, so ForID finds the buyer's database.
 func (s *service) newID(buyerID int64) int64 { return s.ids.Next(sqldb.LogicalShard(buyerID)) }
 
@@ -90,7 +99,8 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 			return Checkout{}, catalog.ErrProductNotFound.WithDetail("SKU %d is not on sale", it.SKUID)
 		}
 		byMerchant[k.MerchantID] = append(byMerchant[k.MerchantID], Item{SKUID: k.SKUID, ProductID: k.ProductID,
-			MerchantID: k.MerchantID, Title: k.Title, Attrs: k.Attrs, Price: k.Price, Quantity: it.Quantity})
+			MerchantID: k.MerchantID, Title: k.Title, Attrs: k.Attrs, Price: k.Price, Quantity: it.Quantity,
+			CommissionRateBP: s.commissionRate(k.CommissionRateBP)})
 	}
 	merchants := make([]int64, 0, len(byMerchant))
 	for m := range byMerchant {
