@@ -78,12 +78,12 @@ func (s *service) Check(ctx context.Context) (Report, error) {
 	// Every posting sums to zero, and its merchant lines equal its entries.
 	var bad []struct {
 		FactKey string `db:"fact_key"`
-		Lines   int64  `db:"lines"`
+		Lines   int64  `db:"line_total"`
 		Merch   int64  `db:"merch"`
 		Entries int64  `db:"entries"`
 	}
 	if err := sqlx.SelectContext(ctx, ext, &bad, `SELECT p.fact_key,
-			CAST(COALESCE(l.total, 0) AS SIGNED) AS lines, CAST(COALESCE(l.merch, 0) AS SIGNED) AS merch,
+			CAST(COALESCE(l.total, 0) AS SIGNED) AS line_total, CAST(COALESCE(l.merch, 0) AS SIGNED) AS merch,
 			CAST(COALESCE(e.total, 0) AS SIGNED) AS entries
 		FROM settlement_postings p
 		LEFT JOIN (SELECT posting_id, SUM(amount) AS total,
