@@ -140,6 +140,7 @@ func newRoot(out io.Writer) *cobra.Command {
 	root.AddCommand(cfgCmd)
 	root.AddCommand(newAdminCmd(load))
 	root.AddCommand(newStockCmd(withConfig))
+	root.AddCommand(newSettlementCmd(withConfig))
 	root.AddCommand(newSearchCmd(load))
 	root.AddCommand(newSeedCmd(load))
 	root.AddCommand(newDBCmd(withConfig))

@@ -33,6 +33,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/redisx"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/worker"
+	"github.com/mallhq/mall/internal/settlement"
 	"github.com/mallhq/mall/internal/stock"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -48,6 +49,7 @@ func Migrations() []sqldb.Migrations {
 		order.Migrations,
 		live.Migrations,
 		auction.Migrations,
+		settlement.Migrations,
 	}
 }
 
@@ -61,6 +63,7 @@ func ConfigSections() []config.Part {
 		order.ConfigSection, order.PaymentsSection,
 		live.ConfigSection,
 		auction.ConfigSection,
+		settlement.ConfigSection,
 	}
 }
 
@@ -92,6 +95,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		order.Gateways,
 		live.Module,
 		auction.Module,
+		settlement.Module,
 	)
 }
 

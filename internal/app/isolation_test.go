@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mallhq/mall/internal/app/apptest"
+	"github.com/mallhq/mall/internal/settlement"
 )
 
 type idBody struct {
@@ -55,7 +56,48 @@ func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) 
 	a.Req(http.MethodPost, "/api/v1/merchant/live-rooms", map[string]any{"title": "Spring sale"},
 		apptest.Bearer(owner)...).Want(t, http.StatusCreated, "").Decode(t, &room)
 	return map[string]string{"staff": st.UserID, "products": p.ID, "skus": p.SKUs[0].ID, "orders": c.Orders[0].ID,
-		"live-rooms": room.ID}
+		"live-rooms": room.ID, "settlement": settlementStatement(t, a, adm, owner, buyer.AccessToken, p.SKUs[0].ID)}
+}
+
+// settlementStatement completes an order of the merchant's SKU (paid through the sandbox,
+// shipped, received) and returns the merchant's statement of it: the test runs with no
+// settlement hold period, so the money is available as soon as the ledger posts it.
+func settlementStatement(t *testing.T, a *apptest.App, adm, owner, buyer, sku string) string {
+	t.Helper()
+	var c struct {
+		CheckoutID string   `json:"checkout_id"`
+		Orders     []idBody `json:"orders"`
+	}
+	a.Req(http.MethodPost, "/api/v1/orders", map[string]any{"address_id": a.Address(buyer),
+		"items": []map[string]any{{"sku_id": sku, "quantity": 1}}},
+		append(apptest.Bearer(buyer), "Idempotency-Key", "iso-settle-"+sku)...).
+		Want(t, http.StatusCreated, "").Decode(t, &c)
+	var pay idBody
+	a.Req(http.MethodPost, "/api/v1/payments", map[string]string{"checkout_id": c.CheckoutID, "provider": "sandbox"},
+		append(apptest.Bearer(buyer), "Idempotency-Key", "iso-pay-"+sku)...).Want(t, http.StatusCreated, "").Decode(t, &pay)
+	a.Req(http.MethodPost, "/api/v1/payments/"+pay.ID+"/sandbox/complete", nil, apptest.Bearer(buyer)...).Want(t, http.StatusOK, "")
+	id := c.Orders[0].ID
+	a.Req(http.MethodPost, "/api/v1/merchant/orders/"+id+"/ship", map[string]string{"carrier": "SF", "tracking_no": "SF1"},
+		apptest.Bearer(owner)...).Want(t, http.StatusOK, "")
+	a.Req(http.MethodPost, "/api/v1/orders/"+id+"/confirm-receipt", nil, apptest.Bearer(buyer)...).Want(t, http.StatusOK, "")
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var sts struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		a.Req(http.MethodPost, "/api/v1/admin/settlement/statements", map[string]any{"period_end": time.Now().Add(time.Minute)},
+			apptest.Bearer(adm)...).Want(t, http.StatusCreated, "").Decode(t, &sts)
+		a.Req(http.MethodGet, "/api/v1/merchant/settlement/statements", nil, apptest.Bearer(owner)...).
+			Want(t, http.StatusOK, "").Decode(t, &sts)
+		if len(sts.Items) > 0 {
+			return sts.Items[0].ID
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no settlement statement for the merchant's completed order within 30s")
+	return ""
 }
 
 // validBodies are bodies that pass validation, so only the ownership check can refuse the
@@ -115,7 +157,10 @@ func snapshot(t *testing.T, a *apptest.App) string {
 // has no B object here fails the test, so a new module's merchant routes must be added.
 // Routes without IDs act on A's own merchant: they must not show B's objects.
 func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
-	a := apptest.New(t, apptest.Options{})
+	// No settlement hold period: a completed order's money is available at once, so each
+	// merchant gets a statement for the settlement routes.
+	a := apptest.Start(t, settlement.ConfigSection.With(apptest.Config(t), func(c *settlement.Config) { c.HoldPeriod = 0 }),
+		apptest.Options{})
 	_, adminTok := a.Admin()
 	adm := adminTok.AccessToken
 	var cat idBody
@@ -203,6 +248,9 @@ func TestMerchantRoutesIsolationAcrossModules(t *testing.T) {
 		"GET /api/v1/merchant/live-rooms/:id", "POST /api/v1/merchant/live-rooms/:id/pin",
 		"DELETE /api/v1/merchant/live-rooms/:id/pin", "POST /api/v1/merchant/live-rooms/:id/end",
 		"POST /api/v1/merchant/live-rooms/:id/stream-key", "GET /api/v1/merchant/live-rooms",
+		"GET /api/v1/merchant/settlement/balance", "GET /api/v1/merchant/settlement/entries",
+		"GET /api/v1/merchant/settlement/statements", "GET /api/v1/merchant/settlement/statements/:id",
+		"GET /api/v1/merchant/settlement/statements/:id/lines.csv",
 	} {
 		if !checked[want] {
 			t.Errorf("%s was not checked", want)
