@@ -55,6 +55,19 @@ type Handler struct {
 	// applies again, so deduplicating it would cost a durable commit per event for nothing,
 	// and no connection is held while Handle waits on something else.
 	NoInbox bool
+	// Batch, when above 1, applies up to Batch consecutive events of a partition (of those
+	// it acts on) in one inbox transaction: one commit for them all instead of one each,
+	// for a handler whose events arrive in bursts (the settlement ledger). A batch that
+	// fails is rolled back and its events applied again one by one, with the usual
+	// retries. Ignored with NoInbox.
+	Batch int
+	// Begin and Flush, when set, bracket Handle in each inbox transaction (a batch or a
+	// single event): Begin returns the context Handle and Flush run with (to carry the
+	// transaction's own state), Flush runs after the last Handle, before the commit (for
+	// writes a handler defers so as to make them once per transaction, in a fixed order:
+	// hot counters that concurrent batches would otherwise lock in different orders).
+	Begin func(ctx context.Context) context.Context
+	Flush func(ctx context.Context) error
 }
 
 // AsHandler annotates a constructor returning a Handler for the "kafka_handlers" group.
@@ -332,11 +345,19 @@ func (c *consumer) applyFetches(fetches kgo.Fetches) []*kgo.Record {
 		go func() {
 			defer wg.Done()
 			var last *kgo.Record
-			for _, rec := range p.Records {
-				if c.stopping.Load() || !c.applyRecord(rec) {
-					break // stopping: the rest is redelivered to whoever gets the partition
+			recs := p.Records
+			for len(recs) > 0 {
+				if c.stopping.Load() {
+					break // the rest is redelivered to whoever gets the partition
 				}
-				last = rec
+				if n := c.applyBatch(recs); n > 0 {
+					last, recs = recs[n-1], recs[n:]
+					continue
+				}
+				if !c.applyRecord(recs[0]) {
+					break
+				}
+				last, recs = recs[0], recs[1:]
 			}
 			if last != nil {
 				mu.Lock()
@@ -347,6 +368,89 @@ func (c *consumer) applyFetches(fetches kgo.Fetches) []*kgo.Record {
 	})
 	wg.Wait()
 	return applied
+}
+
+// batchEvent is a record of a batch with its decoded envelope; acts: the handler acts on
+// it (otherwise it is passed over).
+type batchEvent struct {
+	ev   Envelope
+	acts bool
+}
+
+// applyBatch applies the first records of recs in one inbox transaction when the handler
+// batches (Handler.Batch): as many as Batch events it acts on, with the records passed
+// over between them. It returns how many records it applied, 0 when the caller should
+// apply recs[0] on its own (no batching, a record that must be skipped or counted alone,
+// or the batch failed: its events then go one by one, with the usual retries).
+func (c *consumer) applyBatch(recs []*kgo.Record) int {
+	if c.h.Batch <= 1 || c.h.NoInbox || len(recs) < 2 {
+		return 0
+	}
+	var (
+		batch []batchEvent
+		acts  int
+	)
+	for _, rec := range recs {
+		ev, err := DecodeEnvelope(rec.Value)
+		if err != nil {
+			break // applyRecord skips it, with its log
+		}
+		if (len(c.h.Types) > 0 && !slices.Contains(c.h.Types, ev.Type)) || (c.h.Wants != nil && !c.h.Wants(ev)) {
+			batch = append(batch, batchEvent{ev: ev})
+			continue
+		}
+		if acts == c.h.Batch {
+			break
+		}
+		batch = append(batch, batchEvent{ev: ev, acts: true})
+		acts++
+	}
+	if acts < 2 {
+		return 0
+	}
+	dups := make([]bool, len(batch))
+	err := c.h.DB.WithinTx(c.workCtx, func(ctx context.Context) error {
+		if c.h.Begin != nil {
+			ctx = c.h.Begin(ctx)
+		}
+		for i, b := range batch {
+			if !b.acts {
+				continue
+			}
+			dup, err := c.handleInTx(ctx, b.ev)
+			if err != nil {
+				return err
+			}
+			dups[i] = dup
+		}
+		if c.h.Flush != nil {
+			return c.h.Flush(ctx)
+		}
+		return nil
+	}, sqldb.ReadCommitted())
+	if err != nil {
+		if c.workCtx.Err() == nil {
+			c.r.m.errors.WithLabelValues(c.h.Group).Inc()
+			c.r.log.Warn("kafka batch failed; applying its events one by one", "group", c.h.Group,
+				"events", acts, "error", err)
+		}
+		return 0
+	}
+	group := c.h.Group
+	for i, b := range batch {
+		if !b.ev.OccurredAt.IsZero() {
+			c.r.m.lag.WithLabelValues(group).Observe(max(time.Since(b.ev.OccurredAt).Seconds(), 0))
+		}
+		switch {
+		case !b.acts:
+			c.r.m.ignored.WithLabelValues(group).Inc()
+		case dups[i]:
+			c.r.m.duplicates.WithLabelValues(group).Inc()
+		default:
+			c.r.m.applied.WithLabelValues(group).Inc()
+		}
+	}
+	return len(batch)
 }
 
 // applyRecord applies one record, retrying until it succeeds; it returns false only when
@@ -408,20 +512,33 @@ func (c *consumer) apply(ev Envelope) (dup bool, err error) {
 	if c.h.NoInbox {
 		return false, c.h.Handle(c.workCtx, ev)
 	}
-	db := c.h.DB
-	err = db.WithinTx(c.workCtx, func(ctx context.Context) error {
-		dup = false
-		_, err := sqldb.Ext(ctx, db).ExecContext(ctx, insertInbox, c.h.Group, ev.ID, time.Now().UTC())
-		if sqldb.IsDuplicate(err) {
-			dup = true
-			return nil
+	err = c.h.DB.WithinTx(c.workCtx, func(ctx context.Context) error {
+		if c.h.Begin != nil {
+			ctx = c.h.Begin(ctx)
 		}
-		if err != nil {
-			return fmt.Errorf("kafkax: inbox: %w", err)
+		var err error
+		if dup, err = c.handleInTx(ctx, ev); err != nil || dup {
+			return err
 		}
-		return c.h.Handle(ctx, ev)
+		if c.h.Flush != nil {
+			return c.h.Flush(ctx)
+		}
+		return nil
 	}, sqldb.ReadCommitted())
 	return dup, err
+}
+
+// handleInTx records ev in the inbox and runs Handle, inside the caller's transaction;
+// dup: the group applied ev before (Handle is not run).
+func (c *consumer) handleInTx(ctx context.Context, ev Envelope) (dup bool, err error) {
+	_, err = sqldb.Ext(ctx, c.h.DB).ExecContext(ctx, insertInbox, c.h.Group, ev.ID, time.Now().UTC())
+	if sqldb.IsDuplicate(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("kafkax: inbox: %w", err)
+	}
+	return false, c.h.Handle(ctx, ev)
 }
 
 // sleep waits d, returning false when the consumer stops first.

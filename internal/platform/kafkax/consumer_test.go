@@ -360,3 +360,76 @@ func runnerSetup(t *testing.T, partitions int, name string) (*sqldb.DB, *kafkax.
 	}
 	return db, b, topic, newClient(t, b)
 }
+
+// TestRunnerBatches: with Batch, a partition's events are applied many to a transaction
+// (Begin and Flush bracket each; Flush sees that transaction's events), an event that
+// fails once rolls its batch back and the events go one by one; every event is applied
+// exactly once, an undecodable record is skipped, and redelivery is absorbed.
+func TestRunnerBatches(t *testing.T) {
+	db, b, topic, client := runnerSetup(t, 3, "batchtest")
+	const n = 300
+	ids := produceEvents(t, client, topic, n/2, 11)
+	if err := client.ProduceSync(ctxTimeout(t, 5*time.Second), &kgo.Record{Topic: topic, Key: []byte("agg-1"),
+		Value: []byte("not json")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, produceEvents(t, client, topic, n/2, 11)...)
+
+	type txKey struct{}
+	var txs, flushed atomic.Int64
+	h := &appliedHandler{db: db, failFor: ids[40], failures: 1}
+	handle := func(ctx context.Context, ev kafkax.Envelope) error {
+		*ctx.Value(txKey{}).(*int)++
+		return h.handle(ctx, ev)
+	}
+	const group = "mall.test.batch"
+	handler := kafkax.Handler{Group: group, Topics: []string{topic}, DB: db, Handle: handle, Batch: 50,
+		Begin: func(ctx context.Context) context.Context { return context.WithValue(ctx, txKey{}, new(int)) },
+		Flush: func(ctx context.Context) error {
+			txs.Add(1)
+			flushed.Add(int64(*ctx.Value(txKey{}).(*int)))
+			return nil
+		}}
+	reg := prometheus.NewRegistry()
+	r := startRunner(t, b, handler, reg)
+	labels := map[string]string{"group": group}
+	eventually(t, 20*time.Second, "every event applied", func() bool {
+		return metric(t, reg, "mall_kafka_consumer_applied_total", labels) == n
+	})
+	if err := r.Stop(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if rows, distinct := appliedCounts(t, db); rows != n || distinct != n {
+		t.Fatalf("side effects: %d rows, %d distinct, want %d once each", rows, distinct, n)
+	}
+	// Committed transactions' Flush saw every event once (a failed batch's Flush never ran).
+	if got := flushed.Load(); got != n {
+		t.Errorf("Flush saw %d events, want %d", got, n)
+	}
+	if got := txs.Load(); got >= n/2 {
+		t.Errorf("%d transactions for %d events: not batched", got, n)
+	}
+	if got := metric(t, reg, "mall_kafka_consumer_undecodable_total", labels); got != 1 {
+		t.Errorf("undecodable_total = %v, want 1", got)
+	}
+	if cnt, _ := histogram(t, reg, "mall_kafka_consumer_event_lag_seconds", labels); cnt < n {
+		t.Errorf("event lag: %d samples, want at least %d", cnt, n)
+	}
+
+	// Every offset again: the inbox absorbs each event, batched too.
+	adm := kadm.NewClient(client)
+	if _, err := adm.DeleteOffsets(ctxTimeout(t, 10*time.Second), group, kadm.TopicsSet{topic: {0: {}, 1: {}, 2: {}}}); err != nil {
+		t.Fatal(err)
+	}
+	reg2 := prometheus.NewRegistry()
+	r2 := startRunner(t, b, handler, reg2)
+	eventually(t, 20*time.Second, "every event redelivered", func() bool {
+		return metric(t, reg2, "mall_kafka_consumer_duplicates_total", labels) == n
+	})
+	if err := r2.Stop(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if rows, distinct := appliedCounts(t, db); rows != n || distinct != n {
+		t.Fatalf("after redelivery: %d rows, %d distinct", rows, distinct)
+	}
+}
