@@ -19,7 +19,7 @@
 # Variables: BENCH_DURATION (10s per row), BENCH_WARMUP (2s), BENCH_CONNS (64), BENCH_RUN
 # (regexp: only matching rows; the baseline always runs), BENCH_OUT (docs/benchmarks.md),
 # BENCH_MALL_PORT (18080), BENCH_BASELINE_PORT (18081), BENCH_MALL_NOL1_PORT (18082),
-# BENCH_MALL_SEARCH_PORT (18083), BENCH_IDEMPOTENCY_STORE (redis | mysql: the servers' idempotency.store, default redis), BENCH_WS_PORT (18084: `mallbench ws-server`, the realtime hub
+# BENCH_MALL_SEARCH_PORT (18083), BENCH_IDEMPOTENCY_STORE (redis | mysql: the servers' idempotency.store, default redis), BENCH_KAFKA_PORT (18092: the first server's embedded broker, which the settlement rows produce to), BENCH_WS_PORT (18084: `mallbench ws-server`, the realtime hub
 # behind Mall's HTTP stack on Redis db 9, for the WebSocket rows), BENCH_SEED_PRODUCTS (300), BENCH_SEARCH_PRODUCTS (100000; 0
 # skips the search server and its rows), BENCH_SEARCH_RESEED=1 (drop and reseed the search
 # data), BENCH_BASELINE_ONLY=1 (do not build or start bin/mall; its rows are reported as not
@@ -35,6 +35,7 @@ BASE_PORT=${BENCH_BASELINE_PORT:-18081}
 NOL1_PORT=${BENCH_MALL_NOL1_PORT:-18082}
 SEARCH_PORT=${BENCH_MALL_SEARCH_PORT:-18083}
 WS_PORT=${BENCH_WS_PORT:-18084}
+KAFKA_PORT=${BENCH_KAFKA_PORT:-18092}
 SEED_PRODUCTS=${BENCH_SEED_PRODUCTS:-300}
 SEARCH_PRODUCTS=${BENCH_SEARCH_PRODUCTS:-100000}
 SEED_PASSWORD=bench-seed-password
@@ -193,7 +194,7 @@ else
 		search_url=http://127.0.0.1:$SEARCH_PORT
 	fi
 
-	start_mall mall "$MALL_PORT"
+	start_mall mall "$MALL_PORT" MALL_KAFKA_EMBEDDED_PORT="$KAFKA_PORT"
 	mall_url=http://127.0.0.1:$MALL_PORT
 	# The seed's events go out through the first server's relay before a second relay (the
 	# L1-less server's, on the same database) could take some of them to its own broker.
@@ -261,7 +262,7 @@ bin/mallbench run \
 	-mall-nol1 "$nol1_url" -mall-search "$search_url" \
 	-ws "$ws_url" -ws-redis "127.0.0.1:$REDIS_PORT" -ws-redis-db 9 \
 	-seed-password "$SEED_PASSWORD" -search-min "$SEARCH_PRODUCTS" \
-	-baseline "http://127.0.0.1:$BASE_PORT" \
+	-baseline "http://127.0.0.1:$BASE_PORT" -kafka "127.0.0.1:$KAFKA_PORT" \
 	-conns "${BENCH_CONNS:-64}" -warmup "${BENCH_WARMUP:-2s}" -duration "${BENCH_DURATION:-10s}" \
 	-run "${BENCH_RUN:-}" -out "${BENCH_OUT:-docs/benchmarks.md}" \
 	-commit "$commit" -mall-bin bin/mall -server-note "$note"

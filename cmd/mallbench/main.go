@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
 	"syscall"
 	"time"
 
@@ -113,6 +114,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&o.WSURL, "ws", "", "base URL of `mallbench ws-server` (empty: skip the WebSocket rows)")
 	fs.StringVar(&o.WSRedis, "ws-redis", "127.0.0.1:16379", "Redis address of the -ws server")
 	fs.IntVar(&o.WSRedisDB, "ws-redis-db", 9, "Redis database of the -ws server")
+	fs.StringVar(&o.Kafka, "kafka", "", "address of the -mall server's embedded Kafka broker (empty: skip the settlement rows)")
 	fs.StringVar(&o.BaselineURL, "baseline", "http://127.0.0.1:18081", "base URL of `mallbench baseline`")
 	fs.IntVar(&o.Conns, "conns", 64, "concurrent connections (closed-loop workers)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per scenario")
@@ -134,5 +136,5 @@ func runCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, o, append(scenarios, wsScenarios...))
+	return Run(ctx, o, slices.Concat(scenarios, settlementScenarios, wsScenarios))
 }

@@ -19,6 +19,7 @@ type Options struct {
 	WSRedis     string // its Redis address and database
 	WSRedisDB   int
 	BaselineURL string
+	Kafka       string // the -mall server's embedded broker (settlement rows)
 	// SeedPassword is the demo accounts' password on the seeded servers.
 	SeedPassword string
 	// SearchMin is the number of products TargetSearch's index must hold.
@@ -54,7 +55,7 @@ func Run(ctx context.Context, o Options, list []Scenario) error {
 	}
 	machine := readMachine() // before the load, so the load average is other work's
 	env := &Env{MallURL: o.MallURL, MallNoL1URL: o.MallNoL1URL, SearchURL: o.SearchURL, BaselineURL: o.BaselineURL,
-		WSURL: o.WSURL, WSRedis: o.WSRedis, WSRedisDB: o.WSRedisDB,
+		WSURL: o.WSURL, WSRedis: o.WSRedis, WSRedisDB: o.WSRedisDB, Kafka: o.Kafka,
 		Client: &http.Client{Timeout: 30 * time.Second}, SeedPassword: o.SeedPassword, SearchMin: o.SearchMin}
 	if err := waitReady(ctx, env.Client, o.BaselineURL+"/healthz", o.WaitReady); err != nil {
 		return fmt.Errorf("baseline: %w", err)

@@ -95,7 +95,10 @@ type Env struct {
 	WSRedis     string
 	WSRedisDB   int
 	BaselineURL string
-	Client      *http.Client
+	// Kafka is the address of the TargetMall server's embedded broker (its
+	// kafka.embedded_port); "" skips the rows that produce to it.
+	Kafka  string
+	Client *http.Client
 	// SeedPassword is the password `mall seed` gave the demo accounts of the servers.
 	SeedPassword string
 	// SearchMin is how many on-sale products TargetSearch's index must hold.

@@ -11,7 +11,14 @@ import (
 // fact's unique key.
 const LedgerGroup = "mall.settlement.ledger"
 
+// ledgerBatch bounds the events one ledger transaction posts: completions come in bursts
+// (the auto-complete worker, a busy evening's receipts), and one commit per event would
+// cap the ledger at the database's commit rate.
+const ledgerBatch = 200
+
 func newLedgerHandler(s *service) kafkax.Handler {
 	return kafkax.Handler{Group: LedgerGroup, Topics: []string{order.Topic}, DB: s.db, Handle: s.handle,
-		Types: []string{order.EventCompleted, order.EventRefunded}}
+		Types: []string{order.EventCompleted, order.EventRefunded}, Batch: ledgerBatch,
+		// Merchants' balance counters are written once per transaction, in merchant order.
+		Begin: withDeltas, Flush: s.st.flushDeltas}
 }

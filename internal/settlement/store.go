@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,14 +91,74 @@ func (s *store) post(ctx context.Context, p posting) (bool, error) {
 		}
 	}
 	if d != [3]int64{} {
-		if _, err := s.ext(ctx).ExecContext(ctx, `INSERT INTO settlement_balances (merchant_id, pending, available, paid_out,
-			updated_at) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE pending = pending + VALUES(pending),
-			available = available + VALUES(available), paid_out = paid_out + VALUES(paid_out), updated_at = VALUES(updated_at)`,
-			p.MerchantID, d[0], d[1], d[2], p.CreatedAt); err != nil {
-			return false, err
+		if acc, ok := ctx.Value(deltasKey{}).(*balanceDeltas); ok {
+			acc.add(p.MerchantID, d, p.CreatedAt)
+			return true, nil
 		}
+		return true, s.addBalances(ctx, map[int64]balanceDelta{p.MerchantID: {d: d, at: p.CreatedAt}})
 	}
 	return true, nil
+}
+
+// balanceDelta is what a transaction adds to a merchant's counters (pending, available,
+// paid_out).
+type balanceDelta struct {
+	d  [3]int64
+	at time.Time
+}
+
+// balanceDeltas collects a transaction's counter changes (the ledger consumer's batch,
+// withDeltas) so they are written once per merchant at its end, in merchant order:
+// concurrent batches then lock the hot counter rows in the same order and only for the
+// end of their transaction.
+type balanceDeltas struct{ by map[int64]balanceDelta }
+
+type deltasKey struct{}
+
+func withDeltas(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deltasKey{}, &balanceDeltas{by: map[int64]balanceDelta{}})
+}
+
+func (b *balanceDeltas) add(merchantID int64, d [3]int64, at time.Time) {
+	cur := b.by[merchantID]
+	for i := range d {
+		cur.d[i] += d[i]
+	}
+	cur.at = at
+	b.by[merchantID] = cur
+}
+
+// flushDeltas writes the counters collected in ctx (withDeltas).
+func (s *store) flushDeltas(ctx context.Context) error {
+	acc, ok := ctx.Value(deltasKey{}).(*balanceDeltas)
+	if !ok || len(acc.by) == 0 {
+		return nil
+	}
+	err := s.addBalances(ctx, acc.by)
+	clear(acc.by)
+	return err
+}
+
+// addBalances adds deltas to the merchants' counters in one statement, rows in merchant
+// order.
+func (s *store) addBalances(ctx context.Context, deltas map[int64]balanceDelta) error {
+	ids := slices.Sorted(maps.Keys(deltas))
+	args := make([]any, 0, 5*len(ids))
+	for _, id := range ids {
+		d := deltas[id]
+		if d.d == [3]int64{} {
+			continue
+		}
+		args = append(args, id, d.d[0], d.d[1], d.d[2], d.at)
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	_, err := s.ext(ctx).ExecContext(ctx, `INSERT INTO settlement_balances (merchant_id, pending, available, paid_out,
+		updated_at) VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(args)/5), ", ")+`
+		ON DUPLICATE KEY UPDATE pending = pending + VALUES(pending), available = available + VALUES(available),
+		paid_out = paid_out + VALUES(paid_out), updated_at = VALUES(updated_at)`, args...)
+	return err
 }
 
 type entryRow struct {

@@ -105,6 +105,9 @@ type Kafka struct {
 	Brokers    []string `mapstructure:"brokers"`
 	ClientID   string   `mapstructure:"client_id"`
 	Partitions int      `mapstructure:"partitions"`
+	// EmbeddedPort is the embedded broker's port on 127.0.0.1 (0: any free one), for a tool
+	// that produces to it from outside (make bench).
+	EmbeddedPort int `mapstructure:"embedded_port"`
 }
 
 type Outbox struct {
@@ -418,6 +421,9 @@ func (c Config) validate() []error {
 	}
 	if c.Kafka.Partitions <= 0 {
 		bad("kafka.partitions", "must be positive")
+	}
+	if c.Kafka.EmbeddedPort < 0 || c.Kafka.EmbeddedPort > 65535 {
+		bad("kafka.embedded_port", "must be a port from 1 to 65535, or 0 for any free one")
 	}
 	if c.Outbox.BatchSize <= 0 {
 		bad("outbox.batch_size", "must be positive")

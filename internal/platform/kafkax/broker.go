@@ -38,6 +38,9 @@ func NewBroker(cfg config.Kafka, log *slog.Logger, fakeOpts ...kfake.Opt) (*Brok
 			kfake.AllowAutoTopicCreation(),
 			kfake.DefaultNumPartitions(cfg.Partitions),
 		}, fakeOpts...)
+		if cfg.EmbeddedPort > 0 {
+			opts = append(opts, kfake.Ports(cfg.EmbeddedPort))
+		}
 		fake, err := kfake.NewCluster(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("kafkax: start embedded broker: %w", err)
