@@ -208,11 +208,7 @@ func (h *handler) list(c echo.Context) error {
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	before, err := p.BeforeID()
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}
@@ -265,11 +261,7 @@ func (h *handler) bids(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	before, err := p.BeforeID()
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}

@@ -201,11 +201,7 @@ func (h *handler) listPage(c echo.Context, fetch func(status Status, limit int, 
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	before, err := p.BeforeID()
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}

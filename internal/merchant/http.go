@@ -207,11 +207,7 @@ func (h *handler) apply(c echo.Context) error {
 }
 
 func (h *handler) listApplications(c echo.Context, applicantID int64, status ApplicationStatus) error {
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	before, err := p.BeforeID()
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}
@@ -376,11 +372,7 @@ func (h *handler) listStaff(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	after, err := p.BeforeID()
+	p, after, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}

@@ -655,11 +655,7 @@ func toParkedRefundResponse(f ParkedRefund) parkedRefundResponse {
 }
 
 func (h *handler) failedRefunds(c echo.Context) error {
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	before, err := p.BeforeID()
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ const ledgerBatch = 200
 func newLedgerHandler(s *service) kafkax.Handler {
 	return kafkax.Handler{Group: LedgerGroup, Topics: []string{order.Topic}, DB: s.db, Handle: s.handle,
 		Types: []string{order.EventCompleted, order.EventRefunded}, Batch: ledgerBatch,
-		// Merchants' balance counters are written once per transaction, in merchant order.
-		Begin: withDeltas, Flush: s.st.flushDeltas}
+		// A transaction's postings are written together at its end, balance counters in
+		// merchant order.
+		Begin: withPending, Flush: s.flushPending}
 }

@@ -167,7 +167,7 @@ func (h *handler) entries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, before, err := page(c)
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}
@@ -182,15 +182,6 @@ func (h *handler) entries(c echo.Context) error {
 	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last entryResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
 }
 
-func page(c echo.Context) (httpx.Page, int64, error) {
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return httpx.Page{}, 0, err
-	}
-	before, err := p.BeforeID()
-	return p, before, err
-}
-
 func statementPage(c echo.Context, sts []Statement, p httpx.Page) error {
 	return c.JSON(http.StatusOK, httpx.PageOf(statements(sts), p, func(last statementResponse) []byte {
 		return httpx.IDCursor(last.ID.Int64())
@@ -203,7 +194,7 @@ func (h *handler) merchantStatements(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, before, err := page(c)
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}
@@ -282,7 +273,7 @@ func (h *handler) adminStatements(c echo.Context) error {
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, before, err := page(c)
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}

@@ -56,15 +56,41 @@ func (s *service) handle(ctx context.Context, ev kafkax.Envelope) error {
 	if !ok {
 		return nil
 	}
+	if b, ok := pendingFrom(ctx); ok {
+		b.ps = append(b.ps, pt) // the consumer's batch: written by flushPending
+		return nil
+	}
 	posted, err := s.st.post(ctx, pt)
 	if err != nil {
 		return fmt.Errorf("settlement: post %s: %w", pt.FactKey, err)
 	}
+	s.count(pt.Kind, posted)
+	return nil
+}
+
+func (s *service) count(kind string, posted bool) {
 	if posted {
-		s.m.postings.WithLabelValues(pt.Kind).Inc()
+		s.m.postings.WithLabelValues(kind).Inc()
 	} else {
 		s.m.duplicates.Inc()
 	}
+}
+
+// flushPending writes the postings the consumer's transaction collected (withPending).
+func (s *service) flushPending(ctx context.Context) error {
+	b, ok := pendingFrom(ctx)
+	if !ok || len(b.ps) == 0 {
+		return nil
+	}
+	kinds, err := s.st.postAll(ctx, b.ps)
+	if err != nil {
+		return fmt.Errorf("settlement: post %d facts: %w", len(b.ps), err)
+	}
+	for _, k := range kinds {
+		s.m.postings.WithLabelValues(k).Inc()
+	}
+	s.m.duplicates.Add(float64(len(b.ps) - len(kinds)))
+	b.ps = nil
 	return nil
 }
 
@@ -213,41 +239,59 @@ func (s *service) GenerateStatements(ctx context.Context, periodEnd time.Time) (
 		return nil, fmt.Errorf("settlement: statements: %w", err)
 	}
 	var out []Statement
-	for _, mid := range merchants {
-		var st Statement
+	for chunk := range slices.Chunk(merchants, statementChunk) {
+		var sts []Statement
 		err := s.db.WithinTx(ctx, func(ctx context.Context) error {
-			st = Statement{}
-			es, err := s.st.unstated(ctx, mid, periodEnd)
-			if err != nil {
-				return err
+			sts = sts[:0]
+			for _, mid := range chunk {
+				st, err := s.statementOf(ctx, mid, periodEnd)
+				if err != nil {
+					return fmt.Errorf("merchant %d: %w", mid, err)
+				}
+				if st.ID != 0 {
+					sts = append(sts, st)
+				}
 			}
-			c := Statement{ID: s.newID(), MerchantID: mid, PeriodEnd: periodEnd, Status: StatementIssued, CreatedAt: s.clock()}
-			c.total(es)
-			if c.NetAmount <= 0 {
-				return nil
-			}
-			if err := s.st.insertStatement(ctx, c); err != nil {
-				return err
-			}
-			ids := make([]int64, len(es))
-			for i, e := range es {
-				ids[i] = e.ID
-			}
-			if err := s.st.assignStatement(ctx, c.ID, ids); err != nil {
-				return err
-			}
-			st = c
 			return nil
-		})
+		}, sqldb.ReadCommitted()) // no gap locks: the ledger keeps inserting entries meanwhile
 		if err != nil {
-			return out, fmt.Errorf("settlement: statement of merchant %d: %w", mid, err)
+			return out, fmt.Errorf("settlement: statements: %w", err)
 		}
-		if st.ID != 0 {
-			out = append(out, st)
-		}
+		out = append(out, sts...)
 	}
 	s.m.statements.Add(float64(len(out)))
 	return out, nil
+}
+
+// statementChunk is how many merchants' statements one transaction issues: a period's
+// statements cost a commit per chunk, not per merchant.
+const statementChunk = 100
+
+// statementOf issues merchantID's statement of its available entries not yet stated up to
+// periodEnd, inside the caller's transaction (the entries locked); the zero Statement when
+// they do not add up to a positive amount (they wait for the next period).
+func (s *service) statementOf(ctx context.Context, merchantID int64, periodEnd time.Time) (Statement, error) {
+	es, err := s.st.unstated(ctx, merchantID, periodEnd)
+	if err != nil {
+		return Statement{}, err
+	}
+	c := Statement{ID: s.newID(), MerchantID: merchantID, PeriodEnd: periodEnd, Status: StatementIssued,
+		CreatedAt: s.clock()}
+	c.total(es)
+	if c.NetAmount <= 0 {
+		return Statement{}, nil
+	}
+	if err := s.st.insertStatement(ctx, c); err != nil {
+		return Statement{}, err
+	}
+	ids := make([]int64, len(es))
+	for i, e := range es {
+		ids[i] = e.ID
+	}
+	if err := s.st.assignStatement(ctx, c.ID, ids); err != nil {
+		return Statement{}, err
+	}
+	return c, nil
 }
 
 // total fills the statement's totals from its entries.

@@ -42,62 +42,118 @@ type line struct {
 
 // post writes p; false (and nothing written) when its fact was posted before.
 func (s *store) post(ctx context.Context, p posting) (bool, error) {
-	_, err := s.ext(ctx).ExecContext(ctx, `INSERT INTO settlement_postings (id, fact_key, kind, merchant_id, order_id,
-		refund_id, statement_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.FactKey, p.Kind, p.MerchantID, p.OrderID, p.RefundID, p.StatementID, p.CreatedAt)
+	kinds, err := s.postAll(ctx, []posting{p})
 	if sqldb.IsDuplicate(err) {
-		return false, nil
+		return false, nil // posted meanwhile by another transaction
 	}
+	return len(kinds) == 1, err
+}
+
+// postAll writes the postings whose facts were not posted before (nor earlier in ps) in
+// one statement per table, and adds them to the merchants' balance counters in merchant
+// order; it returns the kinds of those it wrote. A fact another transaction posts between the check
+// and the insert fails the insert with a duplicate key (the caller's transaction rolls
+// back and, for the ledger consumer, its events go again one by one).
+func (s *store) postAll(ctx context.Context, ps []posting) ([]string, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ps))
+	for i, p := range ps {
+		keys[i] = p.FactKey
+	}
+	q, args, err := sqlx.In(`SELECT fact_key FROM settlement_postings WHERE fact_key IN (?)`, keys)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	var lines []line
-	for _, l := range p.Lines {
-		if l.Amount != 0 {
-			lines = append(lines, l)
-		}
+	var posted []string
+	if err := sqlx.SelectContext(ctx, s.ext(ctx), &posted, q, args...); err != nil {
+		return nil, err
 	}
-	if len(lines) > 0 {
-		q := `INSERT INTO settlement_lines (posting_id, account, merchant_id, amount) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(lines)), ", ")
-		args := make([]any, 0, 4*len(lines))
-		for _, l := range lines {
-			args = append(args, p.ID, l.Account, l.MerchantID, l.Amount)
-		}
-		if _, err := s.ext(ctx).ExecContext(ctx, q, args...); err != nil {
-			return false, err
-		}
+	seen := make(map[string]bool, len(ps))
+	for _, k := range posted {
+		seen[k] = true
 	}
-	if len(p.Entries) > 0 {
-		q := `INSERT INTO settlement_entries (id, merchant_id, posting_id, kind, order_id, refund_id, amount, status,
-			available_at, created_at) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", len(p.Entries)), ", ")
-		args := make([]any, 0, 10*len(p.Entries))
+	var (
+		pargs, largs, eargs []any
+		kinds               []string
+		deltas              = map[int64]balanceDelta{}
+	)
+	for _, p := range ps {
+		if seen[p.FactKey] {
+			continue
+		}
+		seen[p.FactKey] = true
+		kinds = append(kinds, p.Kind)
+		pargs = append(pargs, p.ID, p.FactKey, p.Kind, p.MerchantID, p.OrderID, p.RefundID, p.StatementID, p.CreatedAt)
+		var d [3]int64
+		for _, l := range p.Lines {
+			if l.Amount == 0 {
+				continue
+			}
+			largs = append(largs, p.ID, l.Account, l.MerchantID, l.Amount)
+			switch l.Account {
+			case AccountPending:
+				d[0] += l.Amount
+			case AccountAvailable:
+				d[1] += l.Amount
+			case AccountPaidOut:
+				d[2] += l.Amount
+			}
+		}
 		for _, e := range p.Entries {
-			args = append(args, e.ID, e.MerchantID, p.ID, e.Kind, e.OrderID, e.RefundID, e.Amount, e.Status, e.AvailableAt, p.CreatedAt)
+			eargs = append(eargs, e.ID, e.MerchantID, p.ID, e.Kind, e.OrderID, e.RefundID, e.Amount, e.Status,
+				e.AvailableAt, p.CreatedAt)
 		}
-		if _, err := s.ext(ctx).ExecContext(ctx, q, args...); err != nil {
-			return false, err
-		}
-	}
-	var d [3]int64
-	for _, l := range lines {
-		switch l.Account {
-		case AccountPending:
-			d[0] += l.Amount
-		case AccountAvailable:
-			d[1] += l.Amount
-		case AccountPaidOut:
-			d[2] += l.Amount
+		if d != [3]int64{} {
+			cur := deltas[p.MerchantID]
+			for i := range d {
+				cur.d[i] += d[i]
+			}
+			cur.at = p.CreatedAt
+			deltas[p.MerchantID] = cur
 		}
 	}
-	if d != [3]int64{} {
-		if acc, ok := ctx.Value(deltasKey{}).(*balanceDeltas); ok {
-			acc.add(p.MerchantID, d, p.CreatedAt)
-			return true, nil
-		}
-		return true, s.addBalances(ctx, map[int64]balanceDelta{p.MerchantID: {d: d, at: p.CreatedAt}})
+	if len(kinds) == 0 {
+		return nil, nil
 	}
-	return true, nil
+	for _, w := range []struct {
+		insert string
+		cols   int
+		args   []any
+	}{
+		{`INSERT INTO settlement_postings (id, fact_key, kind, merchant_id, order_id, refund_id, statement_id,
+			created_at) VALUES `, 8, pargs},
+		{`INSERT INTO settlement_lines (posting_id, account, merchant_id, amount) VALUES `, 4, largs},
+		{`INSERT INTO settlement_entries (id, merchant_id, posting_id, kind, order_id, refund_id, amount, status,
+			available_at, created_at) VALUES `, 10, eargs},
+	} {
+		if len(w.args) == 0 {
+			continue
+		}
+		row := "(?" + strings.Repeat(", ?", w.cols-1) + ")"
+		q := w.insert + strings.TrimSuffix(strings.Repeat(row+", ", len(w.args)/w.cols), ", ")
+		if _, err := s.ext(ctx).ExecContext(ctx, q, w.args...); err != nil {
+			return nil, err
+		}
+	}
+	return kinds, s.addBalances(ctx, deltas)
+}
+
+// pendingPostings collects the ledger consumer's postings of one transaction (a batch of
+// events, withPending) so flushPending writes them with a few multi-row statements: one
+// commit and a handful of round trips per batch instead of four statements per event.
+type pendingPostings struct{ ps []posting }
+
+type pendingKey struct{}
+
+func withPending(ctx context.Context) context.Context {
+	return context.WithValue(ctx, pendingKey{}, &pendingPostings{})
+}
+
+func pendingFrom(ctx context.Context) (*pendingPostings, bool) {
+	p, ok := ctx.Value(pendingKey{}).(*pendingPostings)
+	return p, ok
 }
 
 // balanceDelta is what a transaction adds to a merchant's counters (pending, available,
@@ -107,40 +163,8 @@ type balanceDelta struct {
 	at time.Time
 }
 
-// balanceDeltas collects a transaction's counter changes (the ledger consumer's batch,
-// withDeltas) so they are written once per merchant at its end, in merchant order:
-// concurrent batches then lock the hot counter rows in the same order and only for the
-// end of their transaction.
-type balanceDeltas struct{ by map[int64]balanceDelta }
-
-type deltasKey struct{}
-
-func withDeltas(ctx context.Context) context.Context {
-	return context.WithValue(ctx, deltasKey{}, &balanceDeltas{by: map[int64]balanceDelta{}})
-}
-
-func (b *balanceDeltas) add(merchantID int64, d [3]int64, at time.Time) {
-	cur := b.by[merchantID]
-	for i := range d {
-		cur.d[i] += d[i]
-	}
-	cur.at = at
-	b.by[merchantID] = cur
-}
-
-// flushDeltas writes the counters collected in ctx (withDeltas).
-func (s *store) flushDeltas(ctx context.Context) error {
-	acc, ok := ctx.Value(deltasKey{}).(*balanceDeltas)
-	if !ok || len(acc.by) == 0 {
-		return nil
-	}
-	err := s.addBalances(ctx, acc.by)
-	clear(acc.by)
-	return err
-}
-
 // addBalances adds deltas to the merchants' counters in one statement, rows in merchant
-// order.
+// order: concurrent transactions lock the hot counter rows in the same order.
 func (s *store) addBalances(ctx context.Context, deltas map[int64]balanceDelta) error {
 	ids := slices.Sorted(maps.Keys(deltas))
 	args := make([]any, 0, 5*len(ids))

@@ -325,11 +325,7 @@ func toAddressResponse(a Address) addressResponse {
 }
 
 func (h *handler) listAddresses(c echo.Context) error {
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	before, err := p.BeforeID()
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}
@@ -406,11 +402,7 @@ func (h *handler) adminListUsers(c echo.Context) error {
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, err := httpx.PageFrom(c)
-	if err != nil {
-		return err
-	}
-	before, err := p.BeforeID()
+	p, before, err := httpx.IDPageFrom(c)
 	if err != nil {
 		return err
 	}

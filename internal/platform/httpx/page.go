@@ -77,6 +77,17 @@ func DecodeCursor(s string) ([]byte, error) {
 // 8 bytes big-endian. Page.BeforeID reads it back.
 func IDCursor(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(id)) }
 
+// IDPageFrom is PageFrom for a list ordered by ID, newest first: the page and the ID its
+// cursor stands before (0 on the first page).
+func IDPageFrom(c echo.Context) (Page, int64, error) {
+	p, err := PageFrom(c)
+	if err != nil {
+		return Page{}, 0, err
+	}
+	before, err := p.BeforeID()
+	return p, before, err
+}
+
 // BeforeID reads a cursor made by IDCursor: 0 on the first page; anything but 8 bytes of a
 // positive number is a 400 request.invalid.
 func (p Page) BeforeID() (int64, error) { return ParseIDCursor(p.Cursor) }
