@@ -12,6 +12,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/mallhq/mall/internal/platform/config"
@@ -90,3 +91,7 @@ func DefaultConfig() Config {
 		PresenceTTL:        30 * time.Second,
 	}
 }
+
+// UserRoom is the room of one logged-in user's own channel (/ws/me): modules publish the
+// user's events there (a flash-sale ticket's result, an order's status, an outbid bid).
+func UserRoom(userID int64) string { return "user:" + strconv.FormatInt(userID, 10) }
