@@ -180,6 +180,38 @@ func TestCreateProductValidation(t *testing.T) {
 	ok["specs"] = map[string]string{}
 	ok["skus"] = []any{map[string]any{"code": "only", "attrs": map[string]string{}, "price": 1, "stock": 0}}
 	h.req(http.MethodPost, "/api/v1/merchant/products", ok, mt).Want(t, http.StatusCreated, "")
+
+	// A category without any template (API.md's example: create a category, then a 2-SKU
+	// product with attrs): the merchant names the attributes, the same on every SKU.
+	var free idBody
+	h.req(http.MethodPost, "/api/v1/admin/categories", map[string]any{"name": "free"}, h.admin).
+		Want(t, http.StatusCreated, "").Decode(t, &free)
+	body := func(skus ...map[string]any) map[string]any {
+		return map[string]any{"title": "Mug", "category_id": free.ID, "skus": skus}
+	}
+	freeSKU := func(code string, attrs map[string]string) map[string]any {
+		return map[string]any{"code": code, "attrs": attrs, "price": 990, "stock": 3}
+	}
+	var p productBody
+	h.req(http.MethodPost, "/api/v1/merchant/products", body(freeSKU("red", map[string]string{"color": "red", "size": "L"}),
+		freeSKU("blue", map[string]string{"color": "blue", "size": "L"})), mt).Want(t, http.StatusCreated, "").Decode(t, &p)
+	if len(p.SKUs) != 2 || p.SKUs[0].Attrs["color"] != "red" || p.SKUs[1].Attrs["size"] != "L" {
+		t.Fatalf("free attributes: %+v", p.SKUs)
+	}
+	long := strings.Repeat("x", 65)
+	for name, b := range map[string]map[string]any{
+		"other names":   body(freeSKU("a", map[string]string{"color": "red"}), freeSKU("b", map[string]string{"size": "L"})),
+		"fewer names":   body(freeSKU("a", map[string]string{"color": "red", "size": "L"}), freeSKU("b", map[string]string{"color": "blue"})),
+		"same combo":    body(freeSKU("a", map[string]string{"color": "red"}), freeSKU("b", map[string]string{"color": "red"})),
+		"empty value":   body(freeSKU("a", map[string]string{"color": " "})),
+		"long name":     body(freeSKU("a", map[string]string{long: "red"})),
+		"long value":    body(freeSKU("a", map[string]string{"color": long})),
+		"no attributes": body(freeSKU("a", map[string]string{}), freeSKU("b", map[string]string{})),
+	} {
+		t.Run("free attributes: "+name, func(t *testing.T) {
+			h.req(http.MethodPost, "/api/v1/merchant/products", b, mt).Want(t, http.StatusBadRequest, "request.validation")
+		})
+	}
 }
 
 func TestProductLifecycle(t *testing.T) {

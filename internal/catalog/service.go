@@ -299,6 +299,19 @@ func checkSKUs(f *fieldErrs, skus []SKUInput, sale []Attribute) {
 		if k.Stock < 0 || k.Stock > stock.MaxAvailable {
 			f.add(field+".stock", "must be from 0 to %d", stock.MaxAvailable)
 		}
+		if len(sale) == 0 {
+			// No template: the merchant names the attributes, the same names on every SKU
+			// of the product (a product varies along one set of dimensions).
+			if !checkFreeAttrs(f, field, k.Attrs, skus[0].Attrs) {
+				continue
+			}
+			key := attrsKey(k.Attrs)
+			if combos[key] {
+				f.add(field+".attrs", "duplicates another SKU's combination")
+			}
+			combos[key] = true
+			continue
+		}
 		ok := len(k.Attrs) == len(sale)
 		for _, a := range sale {
 			v, has := k.Attrs[a.Name]
@@ -328,6 +341,37 @@ func checkSKUs(f *fieldErrs, skus []SKUInput, sale []Attribute) {
 		}
 		combos[key] = true
 	}
+}
+
+// checkFreeAttrs checks a SKU's attributes in a category without a sale-attribute
+// template: at most MaxAttributes, names and values 1 to maxAttrLen characters, and the
+// same names as the product's first SKU (first). It reports whether they passed.
+func checkFreeAttrs(f *fieldErrs, field string, attrs, first map[string]string) bool {
+	ok := true
+	if len(attrs) > MaxAttributes {
+		f.add(field+".attrs", "at most %d attributes", MaxAttributes)
+		return false
+	}
+	for _, name := range sortedKeys(attrs) {
+		v := attrs[name]
+		switch {
+		case strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > maxAttrLen:
+			ok = false
+			f.add(field+".attrs", "attribute names must be 1 to %d characters", maxAttrLen)
+		case strings.TrimSpace(v) == "" || utf8.RuneCountInString(v) > maxAttrLen:
+			ok = false
+			f.add(field+".attrs."+name, "must be 1 to %d characters", maxAttrLen)
+		}
+		if _, same := first[name]; !same {
+			ok = false
+			f.add(field+".attrs", "%q is not an attribute of the product's first SKU (every SKU names the same attributes)", name)
+		}
+	}
+	if len(attrs) != len(first) && ok {
+		ok = false
+		f.add(field+".attrs", "must name the same attributes as the product's first SKU")
+	}
+	return ok
 }
 
 func checkPrices(f *fieldErrs, prices []SKUPrice, skus []SKU) {
