@@ -29,7 +29,7 @@ import (
 // app is the application with the settlement module and a settlement clock the test moves.
 type app struct {
 	*apptest.App
-	t        *testing.T
+	t        testing.TB
 	admin    string
 	catalog  catalog.Service
 	orders   order.Service
@@ -39,7 +39,7 @@ type app struct {
 	offset   atomic.Int64
 }
 
-func newApp(t *testing.T) *app {
+func newApp(t testing.TB) *app {
 	t.Helper()
 	a := &app{t: t}
 	cfg := catalog.ConfigSection.With(apptest.Config(t), func(c *catalog.Config) { c.ReviewRequired = false })
