@@ -37,7 +37,7 @@ type LevelChanged struct {
 // cause is unknown).
 func (l LevelChanged) SoldChanged() bool {
 	switch l.Cause {
-	case CauseSet, CauseHold, CauseRelease:
+	case CauseSet, CauseHold, CauseRelease, CausePoolOpen, CausePoolClose:
 		return false
 	}
 	return true

@@ -65,6 +65,8 @@ type Reservation struct {
 	Returned  int64
 	Status    ReservationStatus
 	ExpiresAt time.Time
+	// PoolID is the pool (flash sale) the line was reserved from; 0: from available.
+	PoolID int64
 }
 
 // Limits of a Hold.
@@ -211,8 +213,14 @@ func (s *service) release(ctx context.Context, orderID int64, expiredBefore time
 			if r.Status != Held || (!expiredBefore.IsZero() && !r.ExpiresAt.Before(expiredBefore)) {
 				continue
 			}
-			if err := s.settle(ctx, r, r.Quantity, moveRelease, Released, r.Returned, now); err != nil {
+			back, err := s.backToPool(ctx, r, now)
+			if err != nil {
 				return err
+			}
+			if !back {
+				if err := s.settle(ctx, r, r.Quantity, moveRelease, Released, r.Returned, now); err != nil {
+					return err
+				}
 			}
 			n++
 		}
@@ -237,10 +245,16 @@ func (s *service) Confirm(ctx context.Context, orderID int64) error {
 		now := s.clock()
 		for _, r := range rows {
 			var m move
-			switch r.Status {
-			case Held:
+			switch {
+			case r.Status == Held:
 				m = moveConfirm
-			case Released:
+			case r.Status == Released && r.PoolID != 0:
+				// A sale's units only: taken again from its pool while it is open.
+				if err := s.retakeFromPool(ctx, r, now); err != nil {
+					return err
+				}
+				m = moveConfirm
+			case r.Status == Released:
 				m = moveRetake
 			default:
 				continue
@@ -317,6 +331,10 @@ func (s *service) SweepExpired(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	pools, err := s.closeExpiredPools(ctx, now, limit)
+	if err != nil {
+		return 0, err
+	}
 	total := 0
 	for _, id := range orders {
 		n, err := s.release(ctx, id, now)
@@ -329,5 +347,5 @@ func (s *service) SweepExpired(ctx context.Context, limit int) (int, error) {
 		s.m.expired.Add(float64(total))
 		s.log.InfoContext(ctx, "stock: released expired reservations", "lines", total, "orders", len(orders))
 	}
-	return total, nil
+	return total + pools, nil
 }

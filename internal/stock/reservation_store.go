@@ -17,11 +17,12 @@ type reservationRow struct {
 	Returned  int64     `db:"returned"`
 	Status    int       `db:"status"`
 	ExpiresAt time.Time `db:"expires_at"`
+	PoolID    int64     `db:"pool_id"`
 }
 
 func (r reservationRow) reservation() Reservation {
 	return Reservation{OrderID: r.OrderID, SKUID: r.SKUID, BuyerID: r.BuyerID, Quantity: r.Quantity,
-		Returned: r.Returned, Status: ReservationStatus(r.Status), ExpiresAt: r.ExpiresAt}
+		Returned: r.Returned, Status: ReservationStatus(r.Status), ExpiresAt: r.ExpiresAt, PoolID: r.PoolID}
 }
 
 // move is one guarded transfer between counters: the WHERE clause checks the source covers
@@ -43,7 +44,7 @@ var (
 )
 
 const (
-	reservationColumns = `order_id, sku_id, buyer_id, quantity, returned, status, expires_at`
+	reservationColumns = `order_id, sku_id, buyer_id, quantity, returned, status, expires_at, pool_id`
 	qOrderReservations = `SELECT ` + reservationColumns + ` FROM stock_reservations WHERE order_id = ? ORDER BY sku_id`
 	// Lines in SKU order, the same order every statement takes SKU rows in.
 	qLockOrder      = `SELECT ` + reservationColumns + ` FROM stock_reservations WHERE order_id = ? ORDER BY sku_id FOR UPDATE`

@@ -48,6 +48,14 @@ type Service interface {
 	Return(ctx context.Context, orderID int64, lines []Line) error
 	// Reservations returns an order's reservation lines by SKU.
 	Reservations(ctx context.Context, orderID int64) ([]Reservation, error)
+
+	// OpenPool carves a flash sale's units out of the SKU's available stock (pool.go);
+	// ClosePool returns what remains; ReserveFromPool holds an order's one line from the
+	// pool instead of available (released, it goes back to the pool while it is open).
+	OpenPool(ctx context.Context, p Pool) error
+	ClosePool(ctx context.Context, poolID int64) (Pool, error)
+	PoolOf(ctx context.Context, poolID int64) (Pool, error)
+	ReserveFromPool(ctx context.Context, poolID int64, h Hold) error
 }
 
 // Level is one SKU's stock.

@@ -52,9 +52,14 @@ const (
 	qMerchantLevel  = `SELECT ` + levelColumns + ` FROM stock_levels WHERE sku_id = ? AND merchant_id = ?`
 	qLevelsIn       = `SELECT ` + levelColumns + ` FROM stock_levels WHERE sku_id IN (?)`
 	// checkFrom joins each level with what its reservations say the counters must be.
+	// An open pool's remaining units are reserved too (pool.go).
 	checkFrom = ` FROM stock_levels l LEFT JOIN (
-		SELECT sku_id, SUM(IF(status = 0, quantity, 0)) AS held, SUM(IF(status = 1, quantity - returned, 0)) AS bought
-		FROM stock_reservations GROUP BY sku_id) r ON r.sku_id = l.sku_id`
+		SELECT sku_id, SUM(held) AS held, SUM(bought) AS bought FROM (
+			SELECT sku_id, SUM(IF(status = 0, quantity, 0)) AS held, SUM(IF(status = 1, quantity - returned, 0)) AS bought
+			FROM stock_reservations GROUP BY sku_id
+			UNION ALL
+			SELECT sku_id, SUM(remaining), 0 FROM stock_pools WHERE status = 0 GROUP BY sku_id) u
+		GROUP BY sku_id) r ON r.sku_id = l.sku_id`
 	checkBad = `(l.available < 0 OR l.reserved < 0 OR l.sold < 0 OR l.on_hand <> l.available + l.reserved + l.sold
 		OR l.reserved <> COALESCE(r.held, 0) OR l.sold <> COALESCE(r.bought, 0))`
 	qCountLevels = `SELECT COUNT(*) AS n, COALESCE(SUM(` + checkBad + `), 0) AS bad` + checkFrom
