@@ -70,6 +70,8 @@ type OrderEvent struct {
 	// Refund is the refund order.refunded announces (one per refund carried out: a partial
 	// refund returns the order to its earlier status, Status says which).
 	Refund *EventRefund `json:"refund,omitempty"`
+	// FlashSaleID is the flash sale the order came from (0: an ordinary order).
+	FlashSaleID int64 `json:"flash_sale_id,string,omitempty"`
 	// CompletedAt is set once the order has completed (it stays through later refunds).
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 	OccurredAt  time.Time  `json:"occurred_at"`

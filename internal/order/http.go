@@ -66,14 +66,16 @@ type orderResponse struct {
 	RefundItems    []refundItemJSON `json:"refund_items,omitempty"`
 	RefundedAmount int64            `json:"refunded_amount"`
 	// Refunds are the refunds carried out (the operator's view).
-	Refunds     []refundResponse `json:"refunds,omitempty"`
-	StockLost   bool             `json:"stock_lost,omitempty"`
-	ExpiresAt   time.Time        `json:"expires_at"`
-	PaidAt      *time.Time       `json:"paid_at,omitempty"`
-	ShippedAt   *time.Time       `json:"shipped_at,omitempty"`
-	CompletedAt *time.Time       `json:"completed_at,omitempty"`
-	CreatedAt   time.Time        `json:"created_at"`
-	UpdatedAt   time.Time        `json:"updated_at"`
+	Refunds   []refundResponse `json:"refunds,omitempty"`
+	StockLost bool             `json:"stock_lost,omitempty"`
+	// FlashSaleID is the flash sale the order came from (left out: an ordinary order).
+	FlashSaleID *httpx.ID  `json:"flash_sale_id,omitempty"`
+	ExpiresAt   time.Time  `json:"expires_at"`
+	PaidAt      *time.Time `json:"paid_at,omitempty"`
+	ShippedAt   *time.Time `json:"shipped_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
 type checkoutResponse struct {
@@ -259,6 +261,10 @@ func toOrderResponse(o Order) orderResponse {
 		Address: addressResponse(o.Address), Carrier: o.Carrier, TrackingNo: o.TrackingNo, RefundReason: o.RefundReason,
 		StockLost: o.StockLost, ExpiresAt: o.ExpiresAt, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 		RefundItems: refundItemsOut(o.RefundItems), RefundedAmount: o.RefundedAmount}
+	if o.FlashSaleID != 0 {
+		id := httpx.ID(o.FlashSaleID)
+		out.FlashSaleID = &id
+	}
 	for i, it := range o.Items {
 		out.Items[i] = itemResponse{SKUID: httpx.ID(it.SKUID), ProductID: httpx.ID(it.ProductID), Title: it.Title,
 			Attrs: nonNil(it.Attrs), Quantity: it.Quantity, Price: it.Price, RefundedQuantity: it.RefundedQuantity}

@@ -80,6 +80,9 @@ type Service interface {
 	// status now) with its items and refunds, by ascending ID after afterID: the settlement
 	// check reconciles the ledger against them.
 	CompletedOrders(ctx context.Context, afterID int64, limit int) ([]Order, error)
+	// PlaceFlashOrder creates a flash-sale ticket's order (flash.go); idempotent per
+	// ticket.
+	PlaceFlashOrder(ctx context.Context, in FlashOrder) (Checkout, error)
 	// PlaceAuctionOrder creates an auction winner's order (auction.go); idempotent per OrderID.
 	PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order, error)
 }
@@ -169,6 +172,8 @@ type Order struct {
 	// Refunds are the refunds carried out, oldest first (filled by AdminOrder and
 	// CompletedOrders).
 	Refunds []Refund
+	// FlashSaleID is the flash sale the order came from (0: an ordinary order).
+	FlashSaleID int64
 	// StockLost marks a paid order whose stock was gone when the payment arrived (the hold
 	// had lapsed): it needs a refund.
 	StockLost bool

@@ -61,6 +61,12 @@ func (s *service) newID(buyerID int64) int64 { return s.ids.Next(sqldb.LogicalSh
 // transaction. Any failure after a reservation releases every reservation made; a crash
 // in between leaves holds that expire (the stock sweeper releases them).
 func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
+	return s.place(ctx, cmd, nil)
+}
+
+// place is Place, or with flash a flash-sale ticket's order (flash.go): the sale's price,
+// its payment window, its units from the sale's pool, the cart left alone.
+func (s *service) place(ctx context.Context, cmd PlaceOrder, flash *FlashOrder) (Checkout, error) {
 	if cmd.BuyerID <= 0 {
 		return Checkout{}, errs.ErrUnauthenticated
 	}
@@ -98,8 +104,12 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		if !ok {
 			return Checkout{}, catalog.ErrProductNotFound.WithDetail("SKU %d is not on sale", it.SKUID)
 		}
+		price := k.Price
+		if flash != nil {
+			price = flash.Price
+		}
 		byMerchant[k.MerchantID] = append(byMerchant[k.MerchantID], Item{SKUID: k.SKUID, ProductID: k.ProductID,
-			MerchantID: k.MerchantID, Title: k.Title, Attrs: k.Attrs, Price: k.Price, Quantity: it.Quantity,
+			MerchantID: k.MerchantID, Title: k.Title, Attrs: k.Attrs, Price: price, Quantity: it.Quantity,
 			CommissionRateBP: s.commissionRate(k.CommissionRateBP)})
 	}
 	merchants := make([]int64, 0, len(byMerchant))
@@ -109,8 +119,12 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 	slices.Sort(merchants)
 
 	now := s.clock()
+	timeout := s.cfg.PaymentTimeout
+	if flash != nil {
+		timeout = flash.PaymentTimeout
+	}
 	c := Checkout{ID: s.newID(cmd.BuyerID), BuyerID: cmd.BuyerID, Currency: Currency, CreatedAt: now,
-		ExpiresAt: now.Add(s.cfg.PaymentTimeout)}
+		ExpiresAt: now.Add(timeout)}
 	snapshot := Address{Name: addr.Name, Phone: addr.Phone, Province: addr.Province, City: addr.City,
 		District: addr.District, Detail: addr.Detail}
 	for _, m := range merchants {
@@ -119,6 +133,9 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		o := Order{ID: s.newID(cmd.BuyerID), CheckoutID: c.ID, BuyerID: cmd.BuyerID, MerchantID: m,
 			Status: StatusPendingPayment, Currency: Currency, Address: snapshot, Items: items,
 			ExpiresAt: c.ExpiresAt, CreatedAt: now, UpdatedAt: now}
+		if flash != nil {
+			o.FlashSaleID = flash.FlashSaleID
+		}
 		for _, it := range items {
 			o.TotalAmount += it.Price * it.Quantity
 		}
@@ -150,7 +167,11 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 	}
 	// The orders reserve together: all or nothing. After a refusal (a domain error) nothing is
 	// held; after any other error the outcome is unknown, so the holds are released.
-	if err := s.stock.Reserve(ctx, holds...); err != nil {
+	reserve := func() error { return s.stock.Reserve(ctx, holds...) }
+	if flash != nil {
+		reserve = func() error { return s.stock.ReserveFromPool(ctx, flash.FlashSaleID, holds[0]) }
+	}
+	if err := reserve(); err != nil {
 		if _, refused := errs.As(err); !refused {
 			release()
 		}
@@ -165,12 +186,14 @@ func (s *service) Place(ctx context.Context, cmd PlaceOrder) (Checkout, error) {
 		}
 		// The ordered units leave the cart with the orders: a failed checkout keeps the
 		// cart, and a checkout found by its Idempotency-Key never gets here again.
-		units := make(map[int64]int64, len(cmd.Items))
-		for _, it := range cmd.Items {
-			units[it.SKUID] = it.Quantity
-		}
-		if err := s.st.takeFromCart(ctx, db, cmd.BuyerID, units, now); err != nil {
-			return err
+		if flash == nil {
+			units := make(map[int64]int64, len(cmd.Items))
+			for _, it := range cmd.Items {
+				units[it.SKUID] = it.Quantity
+			}
+			if err := s.st.takeFromCart(ctx, db, cmd.BuyerID, units, now); err != nil {
+				return err
+			}
 		}
 		events := make([]outbox.Event, 0, len(c.Orders))
 		for _, o := range c.Orders {
@@ -219,7 +242,7 @@ func sameCheckout(c Checkout, cmd PlaceOrder, err error) (Checkout, error) {
 func (s *service) event(typ string, o Order, items bool) outbox.Event {
 	p := OrderEvent{OrderID: o.ID, CheckoutID: o.CheckoutID, BuyerID: o.BuyerID, MerchantID: o.MerchantID,
 		Status: o.Status, PrevStatus: o.PrevStatus, TotalAmount: o.TotalAmount, Currency: o.Currency,
-		RefundedAmount: o.RefundedAmount, OccurredAt: o.UpdatedAt}
+		RefundedAmount: o.RefundedAmount, FlashSaleID: o.FlashSaleID, OccurredAt: o.UpdatedAt}
 	if !o.CompletedAt.IsZero() {
 		at := o.CompletedAt
 		p.CompletedAt = &at

@@ -19,7 +19,7 @@ type store struct{}
 
 const orderColumns = `id, created_at, checkout_id, buyer_id, merchant_id, status, prev_status, total_amount,
 	currency, address, carrier, tracking_no, refund_reason, refund_id, stock_lost, expires_at, paid_at, shipped_at, completed_at, updated_at,
-	refund_rejected_at, refunded_amount, refund_items`
+	refund_rejected_at, refunded_amount, refund_items, flash_sale_id`
 
 type orderRow struct {
 	ID           int64        `db:"id"`
@@ -46,13 +46,15 @@ type orderRow struct {
 	RefundRejectedAt sql.NullTime   `db:"refund_rejected_at"`
 	RefundedAmount   int64          `db:"refunded_amount"`
 	RefundItems      sql.NullString `db:"refund_items"`
+	FlashSaleID      int64          `db:"flash_sale_id"`
 }
 
 func (r orderRow) order() (Order, error) {
 	o := Order{ID: r.ID, CreatedAt: r.CreatedAt, CheckoutID: r.CheckoutID, BuyerID: r.BuyerID, MerchantID: r.MerchantID,
 		Status: Status(r.Status), PrevStatus: Status(r.PrevStatus), TotalAmount: r.TotalAmount, Currency: r.Currency,
 		Carrier: r.Carrier, TrackingNo: r.TrackingNo, RefundReason: r.RefundReason, RefundID: r.RefundID,
-		StockLost: r.StockLost, ExpiresAt: r.ExpiresAt, UpdatedAt: r.UpdatedAt, RefundedAmount: r.RefundedAmount}
+		StockLost: r.StockLost, ExpiresAt: r.ExpiresAt, UpdatedAt: r.UpdatedAt, RefundedAmount: r.RefundedAmount,
+		FlashSaleID: r.FlashSaleID}
 	if r.RefundItems.Valid && r.RefundItems.String != "" {
 		if err := json.Unmarshal([]byte(r.RefundItems.String), &o.RefundItems); err != nil {
 			return Order{}, err
@@ -132,7 +134,7 @@ func (st *store) insertOrder(ctx context.Context, db *sqldb.DB, o Order) error {
 // insertOrders writes orders and their items: one statement for the orders, one for the
 // items (round trips are what a checkout's transaction waits on).
 func (st *store) insertOrders(ctx context.Context, db *sqldb.DB, orders []Order) error {
-	const orderCols = 11
+	const orderCols = 12
 	const itemCols = 10
 	oargs := make([]any, 0, orderCols*len(orders))
 	var iargs []any
@@ -142,7 +144,7 @@ func (st *store) insertOrders(ctx context.Context, db *sqldb.DB, orders []Order)
 			return err
 		}
 		oargs = append(oargs, o.ID, o.CreatedAt, o.CheckoutID, o.BuyerID, o.MerchantID, o.Status, o.TotalAmount,
-			o.Currency, string(addr), o.ExpiresAt, o.UpdatedAt)
+			o.Currency, string(addr), o.ExpiresAt, o.UpdatedAt, o.FlashSaleID)
 		for _, it := range o.Items {
 			attrs, err := json.Marshal(nonNil(it.Attrs))
 			if err != nil {
@@ -154,7 +156,8 @@ func (st *store) insertOrders(ctx context.Context, db *sqldb.DB, orders []Order)
 	}
 	ext := sqldb.Ext(ctx, db)
 	if _, err := ext.ExecContext(ctx, `INSERT INTO order_orders
-		(id, created_at, checkout_id, buyer_id, merchant_id, status, total_amount, currency, address, expires_at, updated_at)
+		(id, created_at, checkout_id, buyer_id, merchant_id, status, total_amount, currency, address, expires_at, updated_at,
+		flash_sale_id)
 		VALUES `+rowsOf(orderCols, len(orders)), oargs...); err != nil {
 		return err
 	}
