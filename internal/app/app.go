@@ -17,6 +17,7 @@ import (
 
 	"github.com/mallhq/mall/internal/auction"
 	"github.com/mallhq/mall/internal/catalog"
+	"github.com/mallhq/mall/internal/flashsale"
 	"github.com/mallhq/mall/internal/live"
 	"github.com/mallhq/mall/internal/merchant"
 	"github.com/mallhq/mall/internal/order"
@@ -50,6 +51,7 @@ func Migrations() []sqldb.Migrations {
 		live.Migrations,
 		auction.Migrations,
 		settlement.Migrations,
+		flashsale.Migrations,
 	}
 }
 
@@ -64,6 +66,7 @@ func ConfigSections() []config.Part {
 		live.ConfigSection,
 		auction.ConfigSection,
 		settlement.ConfigSection,
+		flashsale.ConfigSection,
 	}
 }
 
@@ -96,6 +99,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		live.Module,
 		auction.Module,
 		settlement.Module,
+		flashsale.Module,
 	)
 }
 

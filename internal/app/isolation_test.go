@@ -55,8 +55,13 @@ func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) 
 	var room idBody
 	a.Req(http.MethodPost, "/api/v1/merchant/live-rooms", map[string]any{"title": "Spring sale"},
 		apptest.Bearer(owner)...).Want(t, http.StatusCreated, "").Decode(t, &room)
+	var sale idBody
+	a.Req(http.MethodPost, "/api/v1/merchant/flash-sales", map[string]any{"sku_id": p.SKUs[0].ID, "price": 999,
+		"quantity": 1, "per_user_limit": 1, "starts_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		"ends_at": time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)}, apptest.Bearer(owner)...).
+		Want(t, http.StatusCreated, "").Decode(t, &sale)
 	return map[string]string{"staff": st.UserID, "products": p.ID, "skus": p.SKUs[0].ID, "orders": c.Orders[0].ID,
-		"live-rooms": room.ID, "settlement": settlementStatement(t, a, adm, owner, buyer.AccessToken, p.SKUs[0].ID)}
+		"flash-sales": sale.ID, "live-rooms": room.ID, "settlement": settlementStatement(t, a, adm, owner, buyer.AccessToken, p.SKUs[0].ID)}
 }
 
 // settlementStatement completes an order of the merchant's SKU (paid through the sandbox,

@@ -100,7 +100,7 @@ func raw(keys ...string) []config.Part {
 
 // load is config.Load with the three test sections and the real modules' raw ones.
 func load(file string) (config.Config, error) {
-	parts := append(raw("auth", "catalog", "stock", "order", "payments", "live", "auction", "settlement"), alpha, beta, gamma)
+	parts := append(raw("auth", "catalog", "stock", "order", "payments", "live", "auction", "settlement", "flash_sale"), alpha, beta, gamma)
 	return config.Load(file, parts...)
 }
 

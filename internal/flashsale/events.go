@@ -1,0 +1,34 @@
+package flashsale
+
+import (
+	"time"
+
+	"github.com/mallhq/mall/internal/platform/kafkax"
+)
+
+// Topic carries the accepted attempts (the intake's queue), keyed by sale: one sale's
+// tickets are taken up in order, one partition each.
+var Topic = kafkax.Topic("flashsale")
+
+// EventAttempted is an accepted attempt waiting for the intake.
+const EventAttempted = "flash_sale.attempted"
+
+// Attempted is the payload of flash_sale.attempted.
+type Attempted struct {
+	TicketID   int64     `json:"ticket_id,string"`
+	SaleID     int64     `json:"sale_id,string"`
+	BuyerID    int64     `json:"buyer_id,string"`
+	AddressID  int64     `json:"address_id,string"`
+	Quantity   int64     `json:"quantity"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// TicketMessage is what the buyer's own channel (/ws/me, realtime.UserRoom) gets when a
+// ticket becomes final (API.md).
+type TicketMessage struct {
+	Type     string       `json:"type"` // "flash_sale.ticket"
+	TicketID string       `json:"ticket_id"`
+	Status   TicketStatus `json:"status"`
+	OrderID  string       `json:"order_id,omitempty"`
+	Code     string       `json:"code,omitempty"`
+}
