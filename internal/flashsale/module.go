@@ -62,7 +62,7 @@ type Params struct {
 	Redis   redis.UniversalClient
 	Broker  *kafkax.Broker
 	// Hub delivers ticket results to the buyer's own channel (nil: dropped).
-	Hub      *realtime.Hub         `optional:"true"`
+	Hub      *realtime.Hub `optional:"true"`
 	Config   Config
 	Clock    Clock                 `optional:"true"`
 	Registry prometheus.Registerer `optional:"true"`
