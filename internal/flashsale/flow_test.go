@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
 	"github.com/mallhq/mall/internal/app/apptest"
@@ -24,16 +25,18 @@ type app struct {
 	t     testing.TB
 	admin string
 	stock stock.Service
+	rdb   redis.UniversalClient
 }
 
-func newApp(t testing.TB) *app {
+func newApp(t testing.TB, extra ...fx.Option) *app {
 	t.Helper()
 	a := &app{t: t}
 	cfg := catalog.ConfigSection.With(apptest.Config(t), func(c *catalog.Config) { c.ReviewRequired = false })
+	cfg = order.ConfigSection.With(cfg, func(c *order.Config) { c.SweepInterval = 200 * time.Millisecond })
 	a.App = apptest.Start(t, cfg, apptest.Options{
-		Modules: []fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, order.Module, order.Gateways,
-			flashsale.Module},
-		Populate: []any{&a.stock},
+		Modules: append([]fx.Option{user.Module, merchant.Module, stock.Module, catalog.Module, order.Module,
+			order.Gateways, flashsale.Module}, extra...),
+		Populate: []any{&a.stock, &a.rdb},
 	})
 	_, tk := a.Admin()
 	a.admin = tk.AccessToken
@@ -329,4 +332,97 @@ func mustInt(t testing.TB, s string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestGateLossTimeoutsAndEnd: the gate is lost in the middle of a burst (its keys deleted, as
+// a Redis restart or FLUSHALL would) and rebuilt from MySQL: never more orders than units
+// nor a buyer above the limit, every ticket final, no unit lost. Unpaid flash orders time
+// out and their units are bought by later attempts; after the end the rest is back on the
+// SKU.
+func TestGateLossTimeoutsAndEnd(t *testing.T) {
+	a := newApp(t, fx.Replace(flashsale.Config{PaymentTimeout: 2 * time.Second, IntakeRate: 1000, MaxQueued: 1000,
+		ProduceTimeout: 2 * time.Second, SoldOutMemory: 0, SweepInterval: 200 * time.Millisecond}))
+	ctx := context.Background()
+	_, _, owner := a.Merchant(a.admin)
+	sku := a.product(owner, 1999, 40)
+	end := time.Now().Add(10 * time.Second)
+	s := a.sale(owner, sku, 30, 2, time.Now().Add(-time.Second), end)
+
+	const buyers = 40
+	bs := make([]buyer, buyers)
+	var wg sync.WaitGroup
+	for i := range bs {
+		wg.Go(func() {
+			_, tk := a.NewUser("gl")
+			bs[i] = buyer{token: tk.AccessToken, address: a.Address(tk.AccessToken)}
+		})
+	}
+	wg.Wait()
+	var mu sync.Mutex
+	accepted := 0
+	for i := range buyers * 4 {
+		wg.Go(func() {
+			if i == buyers*2 {
+				g := "{fs:" + s.ID + "}"
+				if err := a.rdb.Del(ctx, g+":g", g+":u", g+":k").Err(); err != nil {
+					t.Error(err)
+				}
+			}
+			r := a.attempt(bs[i%buyers], s.ID, fmt.Sprintf("g-%d", i))
+			if r.Status >= 500 {
+				t.Errorf("attempt: %s", r)
+			}
+			if r.Status == http.StatusAccepted {
+				mu.Lock()
+				accepted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	a.eventually("every ticket final", 30*time.Second, func() bool {
+		return a.count(`SELECT COUNT(*) FROM flashsale_tickets WHERE sale_id = ?`, s.ID) >= accepted
+	})
+	ordered := a.count(`SELECT COALESCE(SUM(quantity), 0) FROM flashsale_tickets WHERE sale_id = ? AND status = 'ordered'`, s.ID)
+	over := a.count(`SELECT COUNT(*) FROM (SELECT buyer_id FROM flashsale_tickets WHERE sale_id = ? AND status = 'ordered'
+		GROUP BY buyer_id HAVING SUM(quantity) > 2) x`, s.ID)
+	p, err := a.stock.PoolOf(ctx, mustInt(t, s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ordered > 30 || over != 0 || a.flashOrders(s.ID) != ordered || int64(ordered)+p.Remaining != 30 {
+		t.Fatalf("after the gate's loss: %d ordered (%d orders), %d buyers over the limit, pool %+v", ordered,
+			a.flashOrders(s.ID), over, p)
+	}
+	checkStock(t, a)
+
+	// Nobody pays: the orders time out, their units return to the sale, later attempts buy them.
+	a.eventually("unpaid flash orders cancelled and their units back", 20*time.Second, func() bool {
+		p, _ := a.stock.PoolOf(ctx, mustInt(t, s.ID))
+		return p.Remaining == 30
+	})
+	_, tk := a.NewUser("after")
+	late := buyer{token: tk.AccessToken, address: a.Address(tk.AccessToken)}
+	a.eventually("a later attempt accepted", 10*time.Second, func() bool {
+		return a.attempt(late, s.ID, "late").Status == http.StatusAccepted
+	})
+	a.eventually("the later ticket ordered", 10*time.Second, func() bool {
+		return a.count(`SELECT COUNT(*) FROM flashsale_tickets t WHERE sale_id = ? AND status = 'ordered' AND returned = 0`,
+			s.ID) == 1
+	})
+	checkStock(t, a)
+
+	// The end: the pool is closed and every unit is back on the SKU (the late order was
+	// not paid either, so it timed out too).
+	a.eventually("the rest back on the SKU after the end", time.Until(end)+15*time.Second, func() bool {
+		p, _ := a.stock.PoolOf(ctx, mustInt(t, s.ID))
+		l, _ := a.stock.Levels(ctx, mustInt(t, sku))
+		return !p.Open && l[mustInt(t, sku)].Available == 40
+	})
+	var ended saleBody
+	a.Req(http.MethodGet, "/api/v1/flash-sales/"+s.ID, nil).Want(t, http.StatusOK, "").Decode(t, &ended)
+	if ended.Status != "ended" {
+		t.Fatalf("after the end: %+v", ended)
+	}
+	checkStock(t, a)
 }
