@@ -431,10 +431,18 @@ func Events[T any](a *App, topic, eventType, aggregateID string) []T {
 // Serve runs one request through the whole handler chain in process (no network), as fuzz
 // targets do: JSON body, bearer token ("" for none).
 func (a *App) Serve(method, path string, body []byte, token string) *httptest.ResponseRecorder {
+	return a.ServeWith(method, path, body, token)
+}
+
+// ServeWith is Serve with extra header pairs.
+func (a *App) ServeWith(method, path string, body []byte, token string, headers ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
 	a.Server.Handler().ServeHTTP(rec, req)
