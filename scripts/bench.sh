@@ -139,6 +139,7 @@ else
 		MALL_REDIS_ADDR=127.0.0.1:$REDIS_PORT \
 		MALL_REDIS_DB=9 \
 		MALL_KAFKA_EMBEDDED=true \
+		MALL_FLASH_SALE_INTAKE_RATE=100000 \
 		MALL_SEARCH_BLEVE_PATH=$WORK/search.bleve \
 		MALL_AUTH_JWT_KEYS_DIR=$WORK/jwt
 	bin/mall migrate up >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; die "bin/mall migrate up failed"; }
@@ -241,7 +242,7 @@ if [[ -n $mall_url ]]; then
 fi
 
 note="bin/mall serve with MALL_LOG_LEVEL=warn, MALL_RATELIMIT_ENABLED=false, idempotency.store=${BENCH_IDEMPOTENCY_STORE:-redis}, seeded by \`mall seed --products $SEED_PRODUCTS\`"
-note+="; the L1-disabled row: a second server on the same data with MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0"
+note+="; the L1-disabled row: a second server on the same data with MALL_CATALOG_DETAIL_CACHE_L1_SIZE=0; flash_sale.intake_rate=100000 (the intake row measures the intake, not its pacing)"
 if [[ -n $search_url ]]; then
 	note+="; search rows: a third server on \`mall seed --products $SEARCH_PRODUCTS\` ($search_note), measured after its index caught up"
 fi

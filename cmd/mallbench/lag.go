@@ -78,8 +78,8 @@ func (h histogram) Quantile(q float64) time.Duration {
 	return time.Duration(lower * float64(time.Second))
 }
 
-// parseHistogram finds the buckets of histogram name with label group="group" in a
-// Prometheus text exposition; a missing series is an empty histogram.
+// parseHistogram finds the buckets of histogram name with label group="group" (any labels
+// for group "") in a Prometheus text exposition; a missing series is an empty histogram.
 func parseHistogram(text, name, group string) (histogram, error) {
 	var h histogram
 	prefix := name + "_bucket{"
@@ -89,7 +89,7 @@ func parseHistogram(text, name, group string) (histogram, error) {
 			continue
 		}
 		labels, value, ok := strings.Cut(line[len(prefix):], "} ")
-		if !ok || !slices.Contains(strings.Split(labels, ","), want) {
+		if !ok || (group != "" && !slices.Contains(strings.Split(labels, ","), want)) {
 			continue
 		}
 		var le string
@@ -116,6 +116,12 @@ func parseHistogram(text, name, group string) (histogram, error) {
 
 // readLag reads the lag histogram of group from base's /metrics.
 func readLag(ctx context.Context, c *http.Client, base, group string) (histogram, error) {
+	return readHistogram(ctx, c, base, lagMetric, group)
+}
+
+// readHistogram reads histogram name (of group; "" for an unlabelled one) from base's
+// /metrics.
+func readHistogram(ctx context.Context, c *http.Client, base, name, group string) (histogram, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return histogram{}, err
@@ -129,7 +135,7 @@ func readLag(ctx context.Context, c *http.Client, base, group string) (histogram
 	if err != nil {
 		return histogram{}, err
 	}
-	return parseHistogram(string(b), lagMetric, group)
+	return parseHistogram(string(b), name, group)
 }
 
 // eventLag is the Measure of the lag row: an unmeasured warm-up, then checkouts at rate for

@@ -136,5 +136,5 @@ func runCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, o, slices.Concat(scenarios, settlementScenarios, wsScenarios))
+	return Run(ctx, o, slices.Concat(scenarios, settlementScenarios, flashScenarios, wsScenarios))
 }
