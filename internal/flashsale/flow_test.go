@@ -2,12 +2,16 @@ package flashsale_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
@@ -425,4 +429,61 @@ func TestGateLossTimeoutsAndEnd(t *testing.T) {
 		t.Fatalf("after the end: %+v", ended)
 	}
 	checkStock(t, a)
+}
+
+// TestMeChannelAcrossReplicas: a buyer connected to /ws/me on replica B gets the result of a
+// ticket that replica A took (and the new order's status), through the hub's Redis fan-out;
+// /ws/me without a token is refused.
+func TestMeChannelAcrossReplicas(t *testing.T) {
+	a := newApp(t)
+	cfg2 := a.Cfg
+	cfg2.App.NodeID = a.Cfg.App.NodeID%200 + 1 + 50
+	cfg2.Search.Bleve.Path = filepath.Join(t.TempDir(), "search")
+	b := apptest.Start(t, cfg2, apptest.Options{Modules: []fx.Option{user.Module, merchant.Module, stock.Module,
+		catalog.Module, order.Module, order.Gateways, flashsale.Module}})
+	_, _, owner := a.Merchant(a.admin)
+	sku := a.product(owner, 1999, 10)
+	s := a.sale(owner, sku, 5, 1, time.Now().Add(-time.Second), time.Now().Add(time.Hour))
+	_, tk := a.NewUser("me")
+	by := buyer{token: tk.AccessToken, address: a.Address(tk.AccessToken)}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws := "ws" + strings.TrimPrefix(b.URL, "http") + "/ws/me"
+	if c, _, err := websocket.Dial(ctx, ws, nil); err == nil {
+		c.CloseNow()
+		t.Fatal("/ws/me without a token was accepted")
+	}
+	c, _, err := websocket.Dial(ctx, ws+"?access_token="+by.token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	var tkt ticketBody
+	a.attempt(by, s.ID, "me-1").Want(t, http.StatusAccepted, "").Decode(t, &tkt)
+	var gotTicket, gotStatus bool
+	for !gotTicket || !gotStatus {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("reading /ws/me (ticket %v, status %v): %v", gotTicket, gotStatus, err)
+		}
+		var m struct {
+			Type     string `json:"type"`
+			TicketID string `json:"ticket_id"`
+			Status   string `json:"status"`
+			OrderID  string `json:"order_id"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		switch m.Type {
+		case "flash_sale.ticket":
+			if m.TicketID != tkt.ID || m.Status != "ordered" || m.OrderID == "" {
+				t.Fatalf("ticket message %s", data)
+			}
+			gotTicket = true
+		case "order.status":
+			gotStatus = m.Status == "pending_payment"
+		}
+	}
 }

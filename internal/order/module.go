@@ -16,6 +16,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/kafkax"
 	mlog "github.com/mallhq/mall/internal/platform/log"
 	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/mallhq/mall/internal/stock"
@@ -72,10 +73,13 @@ type Params struct {
 	Payments  PaymentsConfig
 	// Commission is the platform's default commission rate (settlement provides it from
 	// settlement.default_commission_bp); 0 without the settlement module.
-	Commission CommissionDefault     `optional:"true"`
-	Outbox     outbox.Writer         `optional:"true"`
-	Registry   prometheus.Registerer `optional:"true"`
-	Log        *slog.Logger          `optional:"true"`
+	Commission CommissionDefault `optional:"true"`
+	// Hub pushes each order's status changes to its buyer's own channel (/ws/me); nil:
+	// none.
+	Hub      *realtime.Hub         `optional:"true"`
+	Outbox   outbox.Writer         `optional:"true"`
+	Registry prometheus.Registerer `optional:"true"`
+	Log      *slog.Logger          `optional:"true"`
 }
 
 // New returns the Service.
@@ -87,6 +91,9 @@ func newService(p Params) (*service, error) {
 	}
 	p.DB = p.DB.For("order") // the module's own handles, also without fx
 	log, ob := mlog.OrDiscard(p.Log), outbox.WriterOr(p.Outbox)
+	if p.Hub != nil {
+		ob = statusPusher{Writer: ob, hub: p.Hub, log: log}
+	}
 	cfg := p.Config
 	providers := map[string]payment.Provider{}
 	for _, pr := range p.Providers {

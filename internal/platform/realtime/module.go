@@ -22,6 +22,7 @@ var Module = fx.Module("realtime",
 	fx.Provide(
 		newModuleHub,
 		httpx.AsMiddleware(TokenMiddleware),
+		httpx.AsRoutes(newMeRoutes),
 	),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("component", "realtime") }),
 )
