@@ -175,6 +175,8 @@ type BidResult struct {
 	Lot  Lot
 	// Extended reports a soft-close extension by this bid.
 	Extended bool
+	// Outbid is the bidder who led before this bid and no longer does (0: none).
+	Outbid int64
 }
 
 // Limits.

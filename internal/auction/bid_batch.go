@@ -10,6 +10,7 @@ import (
 
 	"github.com/mallhq/mall/internal/platform/groupcommit"
 	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/realtime"
 )
 
 // Bids on one lot are committed in batches (group commit), as stock reservations are. Every
@@ -214,6 +215,9 @@ func (s *service) bidBatch(ctx context.Context, id int64, reqs []*queuedBid) (Lo
 			}
 			rows = append(rows, p.rows...)
 			r.res = BidResult{Bid: p.rows[p.mine], Rows: p.rows, Lot: p.lot, Extended: p.extended}
+			if l.LeaderID != 0 && p.lot.LeaderID != l.LeaderID {
+				r.res.Outbid = l.LeaderID
+			}
 			l = p.lot
 		}
 		after = l
@@ -254,6 +258,10 @@ func (s *service) bidBatch(ctx context.Context, id int64, reqs []*queuedBid) (Lo
 type committed struct {
 	after Lot   // the lot after the batch (zero ID: not found)
 	msgs  []any // the accepted bids' messages, in order
+	// outbid are the bidders overtaken by the batch's bids, each with the price that
+	// overtook them, for their own channels (/ws/me).
+	outbid []outbidMsg
+	users  []int64
 }
 
 // settle counts a committed batch's answers, remembers the lot's state and passes it to the
@@ -277,6 +285,11 @@ func (s *service) settle(reqs []*queuedBid, after Lot) committed {
 		if r.res.Extended {
 			c.msgs = append(c.msgs, extendedMsg{Type: "extended", EndsAt: l.EndsAt, Version: l.Version})
 		}
+		if r.res.Outbid != 0 {
+			c.outbid = append(c.outbid, outbidMsg{Type: "auction.outbid", AuctionID: strconv.FormatInt(l.ID, 10),
+				CurrentPrice: l.CurrentPrice})
+			c.users = append(c.users, r.res.Outbid)
+		}
 	}
 	if after.ID != 0 {
 		s.batch.remember(after)
@@ -294,5 +307,10 @@ func (s *service) settle(reqs []*queuedBid, after Lot) committed {
 func (s *service) announce(c committed) {
 	if len(c.msgs) > 0 {
 		s.broadcast(context.Background(), c.after.ID, c.after.Version, c.msgs...)
+	}
+	for i, m := range c.outbid {
+		if err := s.pub.hub.Publish(context.Background(), realtime.UserRoom(c.users[i]), m); err != nil {
+			s.m.broadcastErrors.Inc()
+		}
 	}
 }

@@ -18,6 +18,14 @@ type Broadcaster interface {
 	Publish(ctx context.Context, room string, msg any) error
 }
 
+// outbidMsg tells a bidder, on their own channel (/ws/me), that their leading bid was
+// overtaken (API.md).
+type outbidMsg struct {
+	Type         string `json:"type"` // "auction.outbid"
+	AuctionID    string `json:"auction_id"`
+	CurrentPrice int64  `json:"current_price"`
+}
+
 // Room is the realtime room of a lot.
 func Room(id int64) string { return "auction:" + strconv.FormatInt(id, 10) }
 
