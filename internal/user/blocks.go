@@ -295,15 +295,16 @@ func (b *blockList) createBlock(ctx context.Context, admin int64, ip string, in 
 	b.changed(ctx)
 	switch {
 	case userID != 0:
-		if err := b.ses.endSessions(ctx, userID); err != nil {
-			// The block holds (every token and refresh is refused through it); ending the
-			// sessions is belt and braces.
-			b.log.WarnContext(ctx, "user: blocked user's sessions not ended", "user_id", userID, "error", err.Error())
-		}
+		// Connections first, so they close as blocked (StatusBlocked) rather than as ended.
 		if b.ender != nil {
 			if err := b.ender.EndUser(ctx, userID, true); err != nil {
 				b.log.WarnContext(ctx, "user: blocked user's connections not closed everywhere", "error", err.Error())
 			}
+		}
+		if err := b.ses.endSessions(ctx, userID); err != nil {
+			// The block holds (every token and refresh is refused through it); ending the
+			// sessions is belt and braces.
+			b.log.WarnContext(ctx, "user: blocked user's sessions not ended", "user_id", userID, "error", err.Error())
 		}
 	case b.ender != nil:
 		if err := b.ender.EndNetwork(ctx, prefix); err != nil {
