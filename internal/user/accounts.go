@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/outbox"
@@ -23,13 +25,17 @@ import (
 // accounts registers users, checks passwords and resolves third-party identities to
 // accounts; both logins then open a session.
 type accounts struct {
-	log      *slog.Logger
-	st       *store
-	cl       *sqldb.Cluster
-	ids      *idgen.Generator
-	outbox   outbox.Writer
-	hash     *hasher
-	guard    *loginGuard
+	log    *slog.Logger
+	st     *store
+	cl     *sqldb.Cluster
+	ids    *idgen.Generator
+	outbox outbox.Writer
+	hash   *hasher
+	guard  *loginGuard
+	blocks *blockList // nil outside the server (EnsureAdmin)
+	// checks counts passwords verified (mall_user_password_checks_total): what got past
+	// the login guard.
+	checks   prometheus.Counter
 	profiles *profileCache
 	sessions *sessions
 	now      func() time.Time
@@ -169,32 +175,49 @@ func (s *accounts) createUser(ctx context.Context, r userRow, via string, then .
 	})
 }
 
-// Login checks a password. Unknown emails cost the same hash as wrong passwords, failures
-// are counted per account and per client IP, and either limit answers 429 before any hash.
+// Login checks a password. Unknown emails cost the same hash as wrong passwords; every
+// attempt is reserved with the login guard before the hash (429 when a limit is used up), a
+// wrong password keeps its reservation, a success settles it.
 func (s *accounts) Login(ctx context.Context, email, password, ip string) (Tokens, error) {
 	email = normalizeEmail(email)
-	if err := s.guard.check(ctx, email, ip); err != nil {
-		return Tokens{}, err
-	}
-	row, err := s.st.userByEmail(ctx, email)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Tokens{}, err
-	}
-	// row.PasswordHash is "" for an unknown email or an account without a password; Verify
-	// then checks against its dummy hash, so every failure takes one hash.
-	ok, rehash, err := s.hash.Verify(ctx, row.PasswordHash.String, password)
+	ticket, err := s.guard.reserve(ctx, email, ip)
 	if err != nil {
 		return Tokens{}, err
 	}
+	row, ok, rehash, err := s.checkPassword(ctx, email, password)
+	if err != nil {
+		s.guard.refund(ctx, ticket)
+		return Tokens{}, err
+	}
 	if !ok {
-		s.guard.fail(ctx, email, ip)
 		return Tokens{}, ErrInvalidCredentials
 	}
-	s.guard.succeed(ctx, email)
+	s.guard.succeed(ctx, ticket)
 	if rehash {
 		s.upgradeHash(ctx, row.ID, password)
 	}
+	if s.blocks != nil {
+		// After the password: a blocked account is no hint to someone who does not know it.
+		if err := s.blocks.checkUser(row.ID); err != nil {
+			return Tokens{}, err
+		}
+	}
 	return s.sessions.startSession(ctx, row.ID)
+}
+
+// checkPassword verifies password against the account with email. row.PasswordHash is ""
+// for an unknown email or an account without a password; Verify then checks against its
+// dummy hash, so every failure takes one hash.
+func (s *accounts) checkPassword(ctx context.Context, email, password string) (userRow, bool, bool, error) {
+	if s.checks != nil {
+		s.checks.Inc()
+	}
+	row, err := s.st.userByEmail(ctx, email)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return row, false, false, err
+	}
+	ok, rehash, err := s.hash.Verify(ctx, row.PasswordHash.String, password)
+	return row, ok, rehash, err
 }
 
 // upgradeHash re-hashes a password stored with older parameters; failing only costs the

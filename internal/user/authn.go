@@ -80,6 +80,9 @@ func (s *service) authenticate(ctx context.Context, header string) (context.Cont
 	if err != nil {
 		return nil, ErrInvalidToken.WithDetail("the access token is invalid or expired")
 	}
+	if err := s.blocks.checkUser(vt.UserID); err != nil {
+		return nil, err
+	}
 	denied, err := s.deny.denied(ctx, vt.UserID, vt.TokenID, vt.SessionID)
 	if err != nil {
 		return nil, err
@@ -91,7 +94,8 @@ func (s *service) authenticate(ctx context.Context, header string) (context.Cont
 	if err != nil {
 		return nil, err
 	}
-	ctx = authn.With(ctx, authn.Principal{UserID: vt.UserID, TokenID: vt.TokenID, Roles: vt.Roles, MerchantID: vt.MerchantID})
+	ctx = authn.With(ctx, authn.Principal{UserID: vt.UserID, TokenID: vt.TokenID, Roles: vt.Roles, MerchantID: vt.MerchantID,
+		SessionID: vt.SessionID, ExpiresAt: vt.ExpiresAt})
 	ctx = WithGrants(ctx, snap.grants(vt.Roles, vt.MerchantID))
 	return withSession(ctx, session{ID: vt.SessionID, ExpiresAt: vt.ExpiresAt}), nil
 }

@@ -17,10 +17,19 @@ type Config struct {
 		// MaxConcurrentHashes bounds argon2id work in flight (each takes 19 MiB); 0 = GOMAXPROCS.
 		MaxConcurrentHashes int `mapstructure:"max_concurrent_hashes" validate:"gte=0"`
 	} `mapstructure:"password"`
+	// Login limits failed password logins (guard.go; reasons in configs/mall.yaml).
 	Login struct {
-		MaxFailuresPerAccount int `mapstructure:"max_failures_per_account" validate:"gt=0"` // per hour
-		MaxFailuresPerIP      int `mapstructure:"max_failures_per_ip" validate:"gt=0"`      // per hour
+		Window                  time.Duration `mapstructure:"window" validate:"min=1m"`
+		MaxFailuresPerAccountIP int           `mapstructure:"max_failures_per_account_ip" validate:"gt=0"`
+		FreeFailures            int           `mapstructure:"free_failures" validate:"gt=0"`
+		DelayBase               time.Duration `mapstructure:"delay_base" validate:"min=1ms"`
+		DelayMax                time.Duration `mapstructure:"delay_max" validate:"min=1ms"`
+		MaxFailuresPerIP        int           `mapstructure:"max_failures_per_ip" validate:"gt=0"`
+		MaxFailuresPerAccount   int           `mapstructure:"max_failures_per_account" validate:"gt=0"`
+		KnownIPTTL              time.Duration `mapstructure:"known_ip_ttl" validate:"min=1h"`
 	} `mapstructure:"login"`
+	// RefreshPerMinute bounds refreshes per session (refresh-token family).
+	RefreshPerMinute int `mapstructure:"refresh_per_minute" validate:"gt=0"`
 	// EncryptionKey is base64 of 32 bytes: AES-256-GCM for personal data at rest (phones).
 	EncryptionKey string                `mapstructure:"encryption_key"`
 	OIDC          []oidc.ProviderConfig `mapstructure:"oidc"`

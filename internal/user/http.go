@@ -148,8 +148,10 @@ func (h *handler) Routes() []httpx.Route {
 			Tags: auth, Request: registerRequest{}, Response: userResponse{}, Status: http.StatusCreated, RateLimit: ratelimit.ClassAuth},
 		{Method: http.MethodPost, Path: "/api/v1/auth/login", Handler: h.login, Summary: "Log in with email and password",
 			Tags: auth, Request: loginRequest{}, Response: tokenResponse{}, RateLimit: ratelimit.ClassAuth},
+		// Refreshes are limited per session (auth.refresh_per_minute) rather than by the auth
+		// class: a NAT's users refresh all day and must not spend its logins.
 		{Method: http.MethodPost, Path: "/api/v1/auth/refresh", Handler: h.refresh, Summary: "Exchange a refresh token for new tokens",
-			Tags: auth, Request: refreshRequest{}, Response: tokenResponse{}, RateLimit: ratelimit.ClassAuth},
+			Tags: auth, Request: refreshRequest{}, Response: tokenResponse{}, RateLimit: ratelimit.ClassDefault},
 		{Method: http.MethodPost, Path: "/api/v1/auth/logout", Handler: h.logout,
 			Summary: "Log out: the access token and the session's refresh tokens stop working",
 			Tags:    auth, Request: logoutRequest{}, Status: http.StatusNoContent, Auth: true, RateLimit: ratelimit.ClassAuth},

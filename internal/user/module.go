@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 
@@ -17,7 +18,10 @@ import (
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	mlog "github.com/mallhq/mall/internal/platform/log"
+	"github.com/mallhq/mall/internal/platform/metrics"
 	"github.com/mallhq/mall/internal/platform/outbox"
+	"github.com/mallhq/mall/internal/platform/ratelimit"
+	"github.com/mallhq/mall/internal/platform/realtime"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/worker"
 	"github.com/mallhq/mall/internal/user/oidc"
@@ -44,9 +48,11 @@ var Module = fx.Module("user",
 		newOIDC,
 		httpx.AsRoutes(newHandler),
 		httpx.AsMiddleware(func(s *service) httpx.Middleware { return s.authMiddleware() }),
+		httpx.AsMiddleware(func(s *service) httpx.Middleware { return s.blocks.middleware() }),
+		httpx.AsRoutes(newBlockHandler),
 		httpx.AsRouteMiddleware(requireLogin),
 	),
-	fx.Provide(worker.As(keyReloader), worker.As(refreshJanitor)),
+	fx.Provide(worker.As(keyReloader), worker.As(refreshJanitor), worker.As(blocksReloader)),
 	fx.Invoke(runLifecycle),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "user") }),
 	// The module's own database handles: no other module's call joins its transactions.
@@ -71,6 +77,13 @@ type Params struct {
 	Log    *slog.Logger
 	// Password overrides DefaultPasswordParams (tests use cheap ones).
 	Password *PasswordParams `optional:"true"`
+	// Limiter limits refreshes per session and knows ratelimit.trusted_clients; nil: no
+	// refresh limit, nobody trusted.
+	Limiter *ratelimit.Limiter `optional:"true"`
+	// Hub closes WebSockets when sessions end or users are blocked; nil: none to close.
+	Hub *realtime.Hub `optional:"true"`
+	// Registerer receives the module's metrics; nil: not exported.
+	Registerer prometheus.Registerer `optional:"true"`
 }
 
 // New returns the Service. It loads the token signing keys (generating one when
@@ -108,25 +121,56 @@ func newService(p Params) (*service, error) {
 	}
 	st := &store{cl: p.DB}
 	now := time.Now
-	sess := &sessions{
-		cfg:    a,
-		log:    log,
-		st:     st,
-		cl:     p.DB,
-		ids:    p.IDs,
-		tokens: newTokenIssuer(keys, a.JWT.Issuer, a.JWT.Audience, a.JWT.AccessTTL, now),
-		deny:   newDenyList(p.Redis, log),
-		now:    now,
+	var ender connEnder
+	if p.Hub != nil {
+		ender = p.Hub
 	}
+	var trusted func(string) bool
+	if p.Limiter != nil {
+		trusted = p.Limiter.Trusted
+		if err := p.Limiter.Register(ratelimit.Class{Name: refreshClass, Limit: ratelimit.PerMinute(a.RefreshPerMinute),
+			Fallback: true}); err != nil && !p.Limiter.Has(refreshClass) {
+			return nil, err
+		}
+	}
+	reg := p.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	checks, err := metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: MetricPasswordChecks,
+		Help: "Passwords verified at login (attempts the login guard let through)."}))
+	if err != nil {
+		return nil, err
+	}
+	sess := &sessions{
+		cfg:     a,
+		log:     log,
+		st:      st,
+		cl:      p.DB,
+		ids:     p.IDs,
+		tokens:  newTokenIssuer(keys, a.JWT.Issuer, a.JWT.Audience, a.JWT.AccessTTL, now),
+		deny:    newDenyList(p.Redis, log),
+		limiter: p.Limiter,
+		ender:   ender,
+		now:     now,
+	}
+	blocks := &blockList{st: st, ids: p.IDs, rdb: p.Redis, log: log, now: now, ender: ender, ses: sess,
+		channel: blocksChannel, trigger: make(chan struct{}, 1)}
+	sess.blocks = blocks
+	lim := a.Login
 	return &service{
 		accounts: &accounts{
-			log:      log,
-			st:       st,
-			cl:       p.DB,
-			ids:      p.IDs,
-			outbox:   ob,
-			hash:     h,
-			guard:    newLoginGuard(p.Redis, log, a.Login.MaxFailuresPerAccount, a.Login.MaxFailuresPerIP),
+			log:    log,
+			st:     st,
+			cl:     p.DB,
+			ids:    p.IDs,
+			outbox: ob,
+			hash:   h,
+			guard: newLoginGuard(p.Redis, log, loginLimits{Window: lim.Window, MaxFailuresPerAccountIP: lim.MaxFailuresPerAccountIP,
+				MaxFailuresPerIP: lim.MaxFailuresPerIP, MaxFailuresPerAccount: lim.MaxFailuresPerAccount, FreeFailures: lim.FreeFailures,
+				DelayBase: lim.DelayBase, DelayMax: lim.DelayMax, KnownIPTTL: lim.KnownIPTTL}, trusted),
+			blocks:   blocks,
+			checks:   checks,
 			profiles: &profileCache{},
 			sessions: sess,
 			now:      now,
@@ -141,12 +185,19 @@ func newService(p Params) (*service, error) {
 			now:       now,
 		},
 		addresses: &addresses{st: st, cl: p.DB, ids: p.IDs, phones: phones, now: now},
+		blocks:    blocks,
 		log:       log,
 		st:        st,
 		keys:      keys,
 		now:       now,
 	}, nil
 }
+
+// MetricPasswordChecks counts the passwords verified at login.
+const MetricPasswordChecks = "mall_user_password_checks_total"
+
+// refreshClass is the rate-limit class of refreshes per session (auth.refresh_per_minute).
+const refreshClass = "auth_refresh"
 
 // EnsureAdmin is `mall admin create`: it creates a password account with platform_admin,
 // or grants platform_admin to the existing account with this email (leaving its password
@@ -183,6 +234,21 @@ func runLifecycle(lc fx.Lifecycle, s *service) {
 		_, err := s.roles.get(ctx)
 		return err
 	}))
+	var ps *redis.PubSub
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			// Subscribe before the first load, so no change between the two is missed.
+			ps = s.blocks.rdb.Subscribe(context.Background(), s.blocks.channel)
+			go s.blocks.listen(ps)
+			return s.blocks.reload(ctx)
+		},
+		OnStop: func(context.Context) error { return ps.Close() },
+	})
+}
+
+// blocksReloader reloads the blocks on every change message and every blocksResync.
+func blocksReloader(s *service) worker.Spec {
+	return worker.Spec{Name: "user.blocks", Interval: blocksResync, Trigger: s.blocks.trigger, Run: s.blocks.reload}
 }
 
 // keyReloader reloads the signing keys every keyReloadInterval and at once on SIGHUP.

@@ -2,8 +2,6 @@ package user
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -21,7 +19,7 @@ import (
 //
 //   - the deny-list of access tokens (by jti) and sessions (by refresh family) that logged
 //     out or were revoked, each kept until the last token it covers has expired;
-//   - login failure counters per account and per client IP.
+//   - login failure counters per account and per client IP (guard.go).
 //
 // Redis outages: both keep working in process (each replica knows what it wrote itself and
 // counts failures locally), and Redis is skipped for redisCooldown after an error so a dead
@@ -242,148 +240,4 @@ func (d *denyList) denied(ctx context.Context, userID int64, jti, sid string) (b
 		return false, nil
 	}
 	return n > 0, nil
-}
-
-// loginGuard counts failed logins per account and per client IP in fixed windows that start
-// at the first failure, and refuses further attempts once a count reaches its limit until
-// the window ends. Only failures count; a success resets the account's count (not the IP's).
-type loginGuard struct {
-	rdb     redis.UniversalClient
-	gate    *redisGate
-	window  time.Duration
-	maxAcct int
-	maxIP   int
-
-	mu    sync.Mutex
-	local map[string]*failWindow
-}
-
-type failWindow struct {
-	n     int
-	until time.Time
-}
-
-func newLoginGuard(rdb redis.UniversalClient, log *slog.Logger, maxAcct, maxIP int) *loginGuard {
-	return &loginGuard{rdb: rdb, gate: newRedisGate(log, "login failure counters"), window: time.Hour,
-		maxAcct: maxAcct, maxIP: maxIP, local: map[string]*failWindow{}}
-}
-
-// accountKey hashes the email so Redis holds no addresses.
-func accountKey(email string) string {
-	h := sha256.Sum256([]byte(email))
-	return redisPrefix + "loginfail:acct:" + hex.EncodeToString(h[:16])
-}
-
-func ipKey(ip string) string { return redisPrefix + "loginfail:ip:" + ip }
-
-// failScript increments a counter and starts its window on the first failure.
-var failScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`)
-
-// check returns ErrTooManyAttempts (with Retry-After) when the account or the IP has used up
-// its failures.
-func (g *loginGuard) check(ctx context.Context, email, ip string) error {
-	keys := []string{accountKey(email), ipKey(ip)}
-	limits := []int{g.maxAcct, g.maxIP}
-	if g.gate.up() {
-		var gets []*redis.StringCmd
-		var ttls []*redis.DurationCmd
-		_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range keys {
-				gets = append(gets, p.Get(ctx, k))
-				ttls = append(ttls, p.PTTL(ctx, k))
-			}
-			return nil
-		})
-		if err == nil || errors.Is(err, redis.Nil) {
-			for i := range keys {
-				n, _ := gets[i].Int()
-				if n >= limits[i] {
-					return tooMany(ttls[i].Val())
-				}
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		g.gate.failed(err)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := time.Now()
-	for i, k := range keys {
-		if w := g.local[k]; w != nil && now.Before(w.until) && w.n >= limits[i] {
-			return tooMany(w.until.Sub(now))
-		}
-	}
-	return nil
-}
-
-func tooMany(wait time.Duration) error {
-	secs := max(int((wait+time.Second-1)/time.Second), 1)
-	return ErrTooManyAttempts.WithRetryAfter(secs).WithDetail("too many failed logins; retry in %d s", secs)
-}
-
-// fail counts one failure for the account and the IP.
-func (g *loginGuard) fail(ctx context.Context, email, ip string) {
-	keys := []string{accountKey(email), ipKey(ip)}
-	g.failLocal(keys)
-	if !g.gate.up() {
-		return
-	}
-	_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
-			failScript.Run(ctx, p, []string{k}, g.window.Milliseconds())
-		}
-		return nil
-	})
-	if err != nil && ctx.Err() == nil {
-		g.gate.failed(err)
-	}
-}
-
-// failLocal always counts in process too, so a Redis outage starts from what this replica
-// has seen rather than from zero.
-func (g *loginGuard) failLocal(keys []string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := time.Now()
-	if len(g.local) >= localMaxKeys {
-		for k, w := range g.local {
-			if now.After(w.until) {
-				delete(g.local, k)
-			}
-		}
-		for k := range g.local {
-			if len(g.local) < localMaxKeys {
-				break
-			}
-			delete(g.local, k)
-		}
-	}
-	for _, k := range keys {
-		w := g.local[k]
-		if w == nil || now.After(w.until) {
-			w = &failWindow{until: now.Add(g.window)}
-			g.local[k] = w
-		}
-		w.n++
-	}
-}
-
-// succeed resets the account's failures.
-func (g *loginGuard) succeed(ctx context.Context, email string) {
-	k := accountKey(email)
-	g.mu.Lock()
-	delete(g.local, k)
-	g.mu.Unlock()
-	if !g.gate.up() {
-		return
-	}
-	if err := g.rdb.Del(ctx, k).Err(); err != nil && ctx.Err() == nil {
-		g.gate.failed(err)
-	}
 }

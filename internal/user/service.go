@@ -18,10 +18,11 @@ type service struct {
 	*roles
 	*addresses
 
-	log  *slog.Logger
-	st   *store
-	keys *keyring
-	now  func() time.Time
+	blocks *blockList
+	log    *slog.Logger
+	st     *store
+	keys   *keyring
+	now    func() time.Time
 }
 
 var _ Service = (*service)(nil)

@@ -10,6 +10,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/authn"
 	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 )
 
@@ -23,7 +24,12 @@ type sessions struct {
 	ids    *idgen.Generator
 	tokens *tokenIssuer
 	deny   *denyList
-	now    func() time.Time
+	// limiter bounds refreshes per session (nil: unbounded); ender closes WebSockets of
+	// ended sessions (nil: none); blocks refuses blocked users' refreshes (nil: none).
+	limiter *ratelimit.Limiter
+	ender   connEnder
+	blocks  *blockList
+	now     func() time.Time
 }
 
 func (s *sessions) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -87,6 +93,9 @@ func (s *sessions) Refresh(ctx context.Context, token string) (Tokens, error) {
 	if !ok {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
+	if err := s.beforeRefresh(ctx, hash); err != nil {
+		return Tokens{}, err
+	}
 	now := s.clock()
 	next, nextHash := newRefreshToken()
 	var (
@@ -127,14 +136,53 @@ func (s *sessions) Refresh(ctx context.Context, token string) (Tokens, error) {
 	return Tokens{AccessToken: access, RefreshToken: next, ExpiresIn: s.cfg.JWT.AccessTTL}, nil
 }
 
-// revokeSession revokes a refresh family and deny-lists its access tokens for as long as
-// any of them can live.
+// beforeRefresh refuses, before the token is used up, a refresh of a blocked user's
+// session or one past the session's rate (auth.refresh_per_minute). An unknown token
+// passes: the transaction answers it.
+func (s *sessions) beforeRefresh(ctx context.Context, hash [32]byte) error {
+	if s.limiter == nil && s.blocks == nil {
+		return nil
+	}
+	row, err := s.st.refreshByHash(ctx, hash)
+	if errors.Is(err, ErrInvalidRefreshToken) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s.blocks != nil {
+		if err := s.blocks.checkUser(row.UserID); err != nil {
+			return err
+		}
+	}
+	if s.limiter == nil {
+		return nil
+	}
+	res, err := s.limiter.Allow(ctx, refreshClass, "family:"+strconv.FormatInt(row.FamilyID, 10))
+	if err != nil {
+		return err
+	}
+	if !res.Allowed {
+		secs := ratelimit.RetryAfterSeconds(res.RetryAfter)
+		return errs.ErrRateLimited.WithRetryAfter(secs).WithDetail("this session refreshes too often; retry in %d s", secs)
+	}
+	return nil
+}
+
+// revokeSession revokes a refresh family, deny-lists its access tokens for as long as any
+// of them can live, and closes its WebSockets on every replica.
 func (s *sessions) revokeSession(ctx context.Context, userID, familyID int64) error {
 	if err := s.st.revokeFamily(ctx, familyID); err != nil {
 		return err
 	}
-	if err := s.deny.deny(ctx, s.cfg.JWT.AccessTTL+clockLeeway, denySessionKey(userID, strconv.FormatInt(familyID, 10))); err != nil {
+	sid := strconv.FormatInt(familyID, 10)
+	if err := s.deny.deny(ctx, s.cfg.JWT.AccessTTL+clockLeeway, denySessionKey(userID, sid)); err != nil {
 		s.log.WarnContext(ctx, "user: session deny-list not written to redis (kept in process)", "error", err.Error())
+	}
+	if s.ender != nil {
+		if err := s.ender.EndSession(ctx, userID, sid); err != nil {
+			s.log.WarnContext(ctx, "user: session's WebSockets not closed on other replicas", "error", err.Error())
+		}
 	}
 	return nil
 }

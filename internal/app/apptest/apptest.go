@@ -63,9 +63,35 @@ func Config(t testing.TB) config.Config {
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.RateLimit.AuthPerMinute = 1_000_000
 	cfg.RateLimit.DefaultPerMinute = 1_000_000
+	cfg.RateLimit.UserPerMinute = 1_000_000
 	cfg.Search.Bleve.Path = filepath.Join(t.TempDir(), "search")
 	keys := filepath.Join(t.TempDir(), "jwt")
-	return user.ConfigSection.With(cfg, func(c *user.Config) { c.JWT.KeysDir = keys })
+	return user.ConfigSection.With(cfg, func(c *user.Config) {
+		c.JWT.KeysDir = keys
+		// Failed-login delays and the per-session refresh limit out of the way too, for tests
+		// not about them (those set their limits; DefaultLimits restores the shipped ones).
+		c.Login.FreeFailures, c.Login.MaxFailuresPerAccountIP = 1_000_000, 1_000_000
+		c.RefreshPerMinute = 1_000_000
+	})
+}
+
+// DefaultLimits is cfg with the shipped request and login limits (configs/mall.yaml) that
+// Config moves out of the way: for tests of the limits themselves.
+func DefaultLimits(t testing.TB, cfg config.Config) config.Config {
+	t.Helper()
+	def, err := app.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RateLimit = def.RateLimit
+	d, err := user.ConfigSection.From(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return user.ConfigSection.With(cfg, func(c *user.Config) {
+		c.Login = d.Login
+		c.RefreshPerMinute = d.RefreshPerMinute
+	})
 }
 
 // Options adjust Start.

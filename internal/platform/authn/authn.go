@@ -2,7 +2,10 @@
 // verifies tokens and stores the Principal; everything else only reads it.
 package authn
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Principal is the verified caller.
 type Principal struct {
@@ -12,6 +15,10 @@ type Principal struct {
 	Roles   []string
 	// MerchantID is the merchant the caller's merchant role is bound to, 0 when none.
 	MerchantID int64
+	// SessionID is the session (refresh-token family) the access token belongs to, and
+	// ExpiresAt its expiry: long-lived connections (WebSockets) end with them.
+	SessionID string
+	ExpiresAt time.Time
 }
 
 type ctxKey struct{}

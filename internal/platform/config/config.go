@@ -119,9 +119,20 @@ type Outbox struct {
 }
 
 type RateLimit struct {
-	Enabled          bool `mapstructure:"enabled"`
-	DefaultPerMinute int  `mapstructure:"default_per_minute"`
-	AuthPerMinute    int  `mapstructure:"auth_per_minute"`
+	Enabled bool `mapstructure:"enabled"`
+	// DefaultPerMinute is per anonymous client network (IPv4 address, IPv6 /64) on routes
+	// without a class of their own.
+	DefaultPerMinute int `mapstructure:"default_per_minute"`
+	// UserPerMinute is per authenticated user on the same routes (a NAT's users do not
+	// share it).
+	UserPerMinute int `mapstructure:"user_per_minute"`
+	// AuthPerMinute is per client network on /api/v1/auth/* (registrations and logins,
+	// successful ones included); failed logins have their own, tighter limits (auth.login).
+	AuthPerMinute int `mapstructure:"auth_per_minute"`
+	// TrustedClients are CIDRs of our own server-side clients (a storefront's renderer, a
+	// BFF) exempt from every per-IP limit; their users are still limited per user and per
+	// account.
+	TrustedClients []string `mapstructure:"trusted_clients"`
 }
 
 type Idempotency struct {
@@ -166,6 +177,11 @@ type Realtime struct {
 	// them new connections are refused with 503.
 	MaxConnections     int `mapstructure:"max_connections"`
 	MaxRoomConnections int `mapstructure:"max_room_connections"`
+	// MaxConnectionsPerIP (per client network, IPv6 by /64; not for
+	// ratelimit.trusted_clients) and MaxConnectionsPerUser bound one caller's connections
+	// per replica; beyond them new connections are refused with 429.
+	MaxConnectionsPerIP   int `mapstructure:"max_connections_per_ip"`
+	MaxConnectionsPerUser int `mapstructure:"max_connections_per_user"`
 	// SendQueue is how many messages may wait for one slow client before it is dropped.
 	SendQueue    int           `mapstructure:"send_queue"`
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
@@ -401,8 +417,9 @@ func (c Config) validate() []error {
 	if r := c.Realtime; r.MaxMessageBytes < 128 {
 		bad("realtime.max_message_bytes", "must be at least 128, got %d", r.MaxMessageBytes)
 	}
-	if c.Realtime.MaxConnections < 1 || c.Realtime.MaxRoomConnections < 1 {
-		bad("realtime.max_connections", "max_connections and max_room_connections must be positive")
+	if c.Realtime.MaxConnections < 1 || c.Realtime.MaxRoomConnections < 1 ||
+		c.Realtime.MaxConnectionsPerIP < 1 || c.Realtime.MaxConnectionsPerUser < 1 {
+		bad("realtime.max_connections", "max_connections, max_room_connections, max_connections_per_ip and max_connections_per_user must be positive")
 	}
 	if c.Realtime.SendQueue < 1 {
 		bad("realtime.send_queue", "must be positive, got %d", c.Realtime.SendQueue)
@@ -434,8 +451,13 @@ func (c Config) validate() []error {
 	if c.Outbox.PollInterval <= 0 || c.Outbox.BackoffBase <= 0 || c.Outbox.BackoffMax < c.Outbox.BackoffBase {
 		bad("outbox.backoff_max", "poll_interval and backoff_base must be positive and backoff_max >= backoff_base")
 	}
-	if c.RateLimit.DefaultPerMinute <= 0 || c.RateLimit.AuthPerMinute <= 0 {
-		bad("ratelimit.default_per_minute", "limits must be positive")
+	if c.RateLimit.DefaultPerMinute <= 0 || c.RateLimit.AuthPerMinute <= 0 || c.RateLimit.UserPerMinute <= 0 {
+		bad("ratelimit.default_per_minute", "default_per_minute, user_per_minute and auth_per_minute must be positive")
+	}
+	for _, cidr := range c.RateLimit.TrustedClients {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			bad("ratelimit.trusted_clients", "%q is not a CIDR (e.g. 10.0.0.0/8)", cidr)
+		}
 	}
 	if c.Idempotency.Store != "mysql" && c.Idempotency.Store != "redis" {
 		bad("idempotency.store", "must be mysql or redis, got %q", c.Idempotency.Store)

@@ -56,15 +56,25 @@ func (l *Limiter) ValidateRoutes(routes ...httpx.Route) error {
 }
 
 // Middleware limits requests in class per caller (see Subject). It must run after the
-// authentication middleware to key authenticated callers by user. Refusals are returned
-// as errs.ErrRateLimited with a Retry-After hint for the error handler.
+// authentication middleware to key authenticated callers by user: on ClassDefault routes
+// they are limited by ClassUser instead, so the users behind one NAT do not share a bucket.
+// Anonymous callers from ratelimit.trusted_clients are not limited per IP at all.
+// Refusals are returned as errs.ErrRateLimited with a Retry-After hint for the error handler.
 func (l *Limiter) Middleware(class string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if !l.enabled {
 				return next(c)
 			}
-			res, err := l.Allow(c.Request().Context(), class, Subject(c))
+			cl, key := class, Subject(c)
+			if strings.HasPrefix(key, subjectUser) {
+				if cl == ClassDefault {
+					cl = ClassUser
+				}
+			} else if l.Trusted(c.RealIP()) {
+				return next(c)
+			}
+			res, err := l.Allow(c.Request().Context(), cl, key)
 			if err != nil {
 				return err
 			}
@@ -82,13 +92,16 @@ func (l *Limiter) Middleware(class string) echo.MiddlewareFunc {
 	}
 }
 
+const subjectUser = "user:"
+
 // Subject is the key a request is limited by: "user:<id>" for an authenticated caller,
-// otherwise "ip:<client IP>" as echo's IP extractor sees it (configure trusted proxies).
+// otherwise "ip:<client network>" (see ClientKey) of the client IP as echo's IP extractor
+// sees it (configure trusted proxies).
 func Subject(c echo.Context) string {
 	if id := authn.UserID(c.Request().Context()); id != 0 {
-		return "user:" + strconv.FormatInt(id, 10)
+		return subjectUser + strconv.FormatInt(id, 10)
 	}
-	return "ip:" + c.RealIP()
+	return "ip:" + ClientKey(c.RealIP())
 }
 
 // RetryAfterSeconds rounds d up to whole seconds, at least 1.

@@ -29,6 +29,8 @@ const (
 	ClassDefault = "default"
 	// ClassAuth applies to /api/v1/auth/*; falls back to in-process limits without Redis.
 	ClassAuth = "auth"
+	// ClassUser replaces ClassDefault for authenticated callers (keyed by user, not by IP).
+	ClassUser = "user"
 )
 
 // Errors.
@@ -99,6 +101,7 @@ type Limiter struct {
 	localMax int
 	metrics  *metrics
 	pending  []Class // WithClasses, registered by New
+	trusted  Trusted
 
 	mu      sync.RWMutex
 	classes map[string]*class
@@ -162,12 +165,21 @@ func New(rdb redis.UniversalClient, cfg config.RateLimit, log *slog.Logger, opts
 	if l.metrics == nil {
 		l.metrics = newMetrics(prometheus.DefaultRegisterer)
 	}
-	def, auth := cfg.DefaultPerMinute, cfg.AuthPerMinute
+	trusted, err := ParseTrusted(cfg.TrustedClients)
+	if err != nil {
+		return nil, err
+	}
+	l.trusted = trusted
+	def, usr, auth := cfg.DefaultPerMinute, cfg.UserPerMinute, cfg.AuthPerMinute
+	if usr == 0 { // configurations from before user_per_minute
+		usr = def
+	}
 	if !cfg.Enabled { // limits are never consulted; do not fail on unset ones
-		def, auth = max(def, 1), max(auth, 1)
+		def, usr, auth = max(def, 1), max(usr, 1), max(auth, 1)
 	}
 	builtin := []Class{
 		{Name: ClassDefault, Limit: PerMinute(def)},
+		{Name: ClassUser, Limit: PerMinute(usr)},
 		{Name: ClassAuth, Limit: PerMinute(auth), Fallback: true},
 	}
 	for _, c := range append(builtin, l.pending...) {
@@ -203,6 +215,13 @@ func (l *Limiter) Register(c Class) error {
 	l.classes[c.Name] = cl
 	return nil
 }
+
+// Enabled reports whether limits are applied at all (ratelimit.enabled).
+func (l *Limiter) Enabled() bool { return l.enabled }
+
+// Trusted reports whether ip belongs to ratelimit.trusted_clients: such callers skip every
+// per-IP limit (modules with per-IP limits of their own ask too).
+func (l *Limiter) Trusted(ip string) bool { return l.trusted.Contains(ip) }
 
 // Has reports whether a class is registered.
 func (l *Limiter) Has(name string) bool {

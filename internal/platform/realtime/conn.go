@@ -30,7 +30,8 @@ type conn struct {
 	writeStart atomic.Int64
 
 	mu       sync.Mutex
-	queue    [][]byte // frames waiting; shared, read-only
+	expiry   *time.Timer // closes the connection when its token expires (watchExpiry)
+	queue    [][]byte    // frames waiting; shared, read-only
 	pingDue  bool
 	writing  bool
 	dead     bool

@@ -48,14 +48,15 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
 			return err
 		}
-		if !h.admit() {
+		who.IP = c.RealIP()
+		if err := h.admit(who); err != nil {
 			h.m.refusedCap.Inc()
-			return ErrTooManyConns.WithDetail("this server has no room for more WebSocket connections; retry later").WithRetryAfter(5)
+			return err
 		}
 		upgraded := false
 		defer func() {
 			if !upgraded {
-				h.release()
+				h.release(who)
 			}
 		}()
 		rm, err := open(c, who)
@@ -111,7 +112,7 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		ws.SetReadLimit(h.cfg.MaxMessageBytes)
 		if !cn.attach(ws) { // dropped or shut down meanwhile
 			h.leave(cn, true)
-			h.release()
+			h.release(who)
 			_ = ws.Close(websocket.StatusTryAgainLater, "try again later")
 			return nil
 		}
@@ -122,6 +123,7 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 		if p, ok := authn.From(req.Context()); ok {
 			ctx = authn.With(ctx, p)
 		}
+		h.watchExpiry(cn)
 		go h.serve(ctx, cn, rm.OnMessage)
 		return nil
 	}
@@ -130,8 +132,9 @@ func (h *Hub) Handler(open func(c echo.Context, who Identity) (Room, error)) ech
 // serve runs one upgraded connection until it closes. ctx carries the caller's principal
 // (authn) and no deadline: the connection ends by closing.
 func (h *Hub) serve(ctx context.Context, c *conn, onMessage func(context.Context, Identity, []byte) error) {
-	defer h.release()
+	defer h.release(c.who)
 	defer h.leave(c, true)
+	defer c.stopExpiry()
 	for {
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
@@ -174,7 +177,7 @@ func (h *Hub) errorFrame(err error) []byte {
 // verified (no silent downgrade to anonymous).
 func identify(req *http.Request) (Identity, error) {
 	if p, ok := authn.From(req.Context()); ok {
-		return Identity{UserID: p.UserID}, nil
+		return Identity{UserID: p.UserID, SessionID: p.SessionID, ExpiresAt: p.ExpiresAt}, nil
 	}
 	if _, ok := protocolToken(req); ok {
 		return Identity{}, ErrInvalidToken.WithDetail("the access token could not be verified")

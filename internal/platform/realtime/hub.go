@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	mlog "github.com/mallhq/mall/internal/platform/log"
+	"github.com/mallhq/mall/internal/platform/ratelimit"
 	"github.com/mallhq/mall/internal/platform/worker"
 )
 
@@ -29,13 +30,17 @@ type Hub struct {
 	node string
 
 	chanPrefix string // Redis channel of room r: chanPrefix + r
+	ctlChannel string // Redis channel of control messages (session ends, blocks)
+	trusted    ratelimit.Trusted
 
 	mu     sync.Mutex
 	rooms  map[string]*room
 	total  int // connections, including those being opened
 	closed bool
 	dirty  map[string]struct{} // rooms whose presence count changed since the last flush
-	slots  int                 // ping slots handed out (conn.pingSlot)
+	// callers counts connections (opening ones included) per caller key (callerKeys).
+	callers map[string]int
+	slots   int // ping slots handed out (conn.pingSlot)
 
 	ps      *redis.PubSub
 	flush   chan struct{} // wakes the presence flusher
@@ -80,9 +85,16 @@ func NewHub(cfg Config, rdb redis.UniversalClient, reg prometheus.Registerer, lo
 	if node == "" {
 		node = rand.Text()[:12]
 	}
+	trusted, err := ratelimit.ParseTrusted(cfg.TrustedClients)
+	if err != nil {
+		return nil, err
+	}
 	h := &Hub{
 		cfg: cfg, rdb: rdb, log: log, m: m, node: node,
 		chanPrefix: cfg.Prefix + "rt:room:",
+		ctlChannel: cfg.Prefix + "rt:ctl",
+		trusted:    trusted,
+		callers:    map[string]int{},
 		rooms:      map[string]*room{},
 		dirty:      map[string]struct{}{},
 		flush:      make(chan struct{}, 1),
@@ -137,8 +149,8 @@ func (h *Hub) Start(ctx context.Context) error {
 		return errors.New("realtime: hub already started")
 	}
 	h.started = true
-	// Subscribing to nothing yet: rooms add their channels as they open locally.
-	h.ps = h.rdb.Subscribe(ctx)
+	// The control channel only: rooms add their channels as they open locally.
+	h.ps = h.rdb.Subscribe(ctx, h.ctlChannel)
 	// Large enough that a burst never waits on the dispatcher; go-redis drops a message only
 	// after the channel has been full for a whole minute.
 	msgs := h.ps.ChannelWithSubscriptions(redis.WithChannelSize(4096))
@@ -243,6 +255,10 @@ func (h *Hub) dispatch(msgs <-chan any) {
 	for v := range msgs {
 		switch m := v.(type) {
 		case *redis.Message:
+			if m.Channel == h.ctlChannel {
+				h.control(m.Payload)
+				continue
+			}
 			h.deliver(m)
 		case *redis.Subscription:
 			if m.Kind != "subscribe" {
@@ -292,21 +308,36 @@ func (h *Hub) deliver(m *redis.Message) {
 	}
 }
 
-// admit reserves a connection slot on the replica; false when it is full.
-func (h *Hub) admit() bool {
+// admit reserves a connection slot on the replica and under the caller's caps
+// (callerKeys); an error when one is full.
+func (h *Hub) admit(who Identity) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.total >= h.cfg.MaxConnections {
-		return false
+		return ErrTooManyConns.WithDetail("this server has no room for more WebSocket connections; retry later").WithRetryAfter(5)
+	}
+	keys := h.callerKeys(who)
+	for _, k := range keys {
+		if k.limit > 0 && h.callers[k.key] >= k.limit {
+			return ErrCallerConns.WithDetail("%s has %d WebSocket connections open on this server, the most allowed", k.who, k.limit).WithRetryAfter(5)
+		}
+	}
+	for _, k := range keys {
+		h.callers[k.key]++
 	}
 	h.total++
 	h.m.conns.Inc()
-	return true
+	return nil
 }
 
-func (h *Hub) release() {
+func (h *Hub) release(who Identity) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, k := range h.callerKeys(who) {
+		if h.callers[k.key]--; h.callers[k.key] <= 0 {
+			delete(h.callers, k.key)
+		}
+	}
 	h.total--
 	h.m.conns.Dec()
 }

@@ -12,7 +12,7 @@ const (
 	MetricMessages       = "mall_realtime_messages_total"            // label direction: out (frames sent) | in (client frames)
 	MetricPublished      = "mall_realtime_published_total"           // Publish calls handed to Redis
 	MetricPublishErrors  = "mall_realtime_publish_errors_total"      // Publish calls Redis refused
-	MetricDrops          = "mall_realtime_drops_total"               // connections dropped; label reason: slow_consumer | write_failed | pong_timeout
+	MetricDrops          = "mall_realtime_drops_total"               // connections dropped; label reason: slow_consumer | write_failed | pong_timeout | session_ended
 	MetricRefused        = "mall_realtime_refused_total"             // upgrades refused; label reason: origin | capacity | room_full
 	MetricLatency        = "mall_realtime_broadcast_latency_seconds" // Publish -> fan-out on this replica
 	MetricSubscriptions  = "mall_realtime_subscriptions_total"       // Redis room subscriptions confirmed (including after reconnects)
@@ -28,6 +28,7 @@ type hubMetrics struct {
 	slowDrops      prometheus.Counter
 	writeDrops     prometheus.Counter
 	pongDrops      prometheus.Counter
+	sessionEnds    prometheus.Counter
 	refusedOrigin  prometheus.Counter
 	refusedCap     prometheus.Counter
 	refusedRoom    prometheus.Counter
@@ -70,7 +71,7 @@ func newHubMetrics(reg prometheus.Registerer) (*hubMetrics, error) {
 	m := &hubMetrics{conns: conns, latency: latency,
 		out: messages.WithLabelValues("out"), in: messages.WithLabelValues("in"),
 		slowDrops: drops.WithLabelValues("slow_consumer"), writeDrops: drops.WithLabelValues("write_failed"),
-		pongDrops:     drops.WithLabelValues("pong_timeout"),
+		pongDrops: drops.WithLabelValues("pong_timeout"), sessionEnds: drops.WithLabelValues("session_ended"),
 		refusedOrigin: refused.WithLabelValues("origin"), refusedCap: refused.WithLabelValues("capacity"),
 		refusedRoom: refused.WithLabelValues("room_full"),
 	}

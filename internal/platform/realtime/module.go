@@ -38,7 +38,9 @@ type Params struct {
 }
 
 func newModuleHub(lc fx.Lifecycle, p Params) (*Hub, error) {
-	h, err := NewHub(ConfigFrom(p.Config.Realtime), p.Redis, p.Registerer, p.Log)
+	cfg := ConfigFrom(p.Config.Realtime)
+	cfg.TrustedClients = p.Config.RateLimit.TrustedClients
+	h, err := NewHub(cfg, p.Redis, p.Registerer, p.Log)
 	if err != nil {
 		return nil, err
 	}

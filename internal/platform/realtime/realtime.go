@@ -22,6 +22,13 @@ import (
 // Identity is the verified caller of a connection.
 type Identity struct {
 	UserID int64 // 0 when the client sent no token: anonymous viewer
+	// SessionID is the access token's session (refresh family); ExpiresAt is when the
+	// token expires: the hub closes the connection then (StatusSessionEnded), and when the
+	// session or the user is ended (Hub.EndSession, Hub.EndUser) on any replica.
+	SessionID string
+	ExpiresAt time.Time
+	// IP is the client address (echo's RealIP), for the per-IP cap and network blocks.
+	IP string
 }
 
 // Room is what a connection joins, as decided by the open callback of Handler.
@@ -39,10 +46,13 @@ var (
 	ErrOriginRefused = errs.New(errs.Forbidden, "realtime.origin_refused")
 	ErrTooManyConns  = errs.New(errs.Unavailable, "realtime.too_many_connections")
 	ErrRoomFull      = errs.New(errs.Unavailable, "realtime.room_full")
-	ErrNotWebSocket  = errs.New(errs.Invalid, "realtime.websocket_required")
-	ErrInvalidToken  = errs.New(errs.Unauthenticated, "auth.invalid_token")
-	errTextOnly      = errs.New(errs.Invalid, "realtime.text_only").WithDetail("send JSON in text frames")
-	errBadRoom       = errors.New("realtime: room name must be 1..200 bytes")
+	// ErrCallerConns: the caller (client IP or user) has as many connections on this
+	// replica as realtime.max_connections_per_ip / max_connections_per_user allow.
+	ErrCallerConns  = errs.New(errs.TooManyRequests, "realtime.too_many_caller_connections")
+	ErrNotWebSocket = errs.New(errs.Invalid, "realtime.websocket_required")
+	ErrInvalidToken = errs.New(errs.Unauthenticated, "auth.invalid_token")
+	errTextOnly     = errs.New(errs.Invalid, "realtime.text_only").WithDetail("send JSON in text frames")
+	errBadRoom      = errors.New("realtime: room name must be 1..200 bytes")
 )
 
 // Config is the hub's configuration (realtime.* plus test knobs).
@@ -51,11 +61,16 @@ type Config struct {
 	MaxMessageBytes    int64
 	MaxConnections     int
 	MaxRoomConnections int
-	SendQueue          int
-	WriteTimeout       time.Duration
-	PingInterval       time.Duration
-	PongTimeout        time.Duration
-	PresenceTTL        time.Duration
+	// MaxConnectionsPerIP (client network, IPv6 by /64) and MaxConnectionsPerUser bound one
+	// caller on this replica; 0: no bound. TrustedClients (CIDRs) skip the per-IP bound.
+	MaxConnectionsPerIP   int
+	MaxConnectionsPerUser int
+	TrustedClients        []string
+	SendQueue             int
+	WriteTimeout          time.Duration
+	PingInterval          time.Duration
+	PongTimeout           time.Duration
+	PresenceTTL           time.Duration
 	// Prefix starts every Redis key and channel name ("" in production: "rt:..."); tests
 	// keep apart with their own.
 	Prefix string
@@ -66,29 +81,33 @@ type Config struct {
 // ConfigFrom maps realtime.* onto Config.
 func ConfigFrom(c config.Realtime) Config {
 	return Config{
-		AllowedOrigins:     c.AllowedOrigins,
-		MaxMessageBytes:    c.MaxMessageBytes,
-		MaxConnections:     c.MaxConnections,
-		MaxRoomConnections: c.MaxRoomConnections,
-		SendQueue:          c.SendQueue,
-		WriteTimeout:       c.WriteTimeout,
-		PingInterval:       c.PingInterval,
-		PongTimeout:        c.PongTimeout,
-		PresenceTTL:        c.PresenceTTL,
+		AllowedOrigins:        c.AllowedOrigins,
+		MaxMessageBytes:       c.MaxMessageBytes,
+		MaxConnections:        c.MaxConnections,
+		MaxRoomConnections:    c.MaxRoomConnections,
+		MaxConnectionsPerIP:   c.MaxConnectionsPerIP,
+		MaxConnectionsPerUser: c.MaxConnectionsPerUser,
+		SendQueue:             c.SendQueue,
+		WriteTimeout:          c.WriteTimeout,
+		PingInterval:          c.PingInterval,
+		PongTimeout:           c.PongTimeout,
+		PresenceTTL:           c.PresenceTTL,
 	}
 }
 
 // DefaultConfig is ConfigFrom of the shipped defaults (configs/mall.yaml).
 func DefaultConfig() Config {
 	return Config{
-		MaxMessageBytes:    4096,
-		MaxConnections:     20000,
-		MaxRoomConnections: 10000,
-		SendQueue:          256,
-		WriteTimeout:       10 * time.Second,
-		PingInterval:       30 * time.Second,
-		PongTimeout:        10 * time.Second,
-		PresenceTTL:        30 * time.Second,
+		MaxMessageBytes:       4096,
+		MaxConnections:        20000,
+		MaxRoomConnections:    10000,
+		MaxConnectionsPerIP:   200,
+		MaxConnectionsPerUser: 10,
+		SendQueue:             256,
+		WriteTimeout:          10 * time.Second,
+		PingInterval:          30 * time.Second,
+		PongTimeout:           10 * time.Second,
+		PresenceTTL:           30 * time.Second,
 	}
 }
 
