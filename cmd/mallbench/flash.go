@@ -73,7 +73,7 @@ func flashSale(ctx context.Context, env *Env, units int64) (string, http.Header,
 }
 
 func flashAttempts(ctx context.Context, env *Env) (Next, error) {
-	id, _, err := flashSale(ctx, env, 1_000_000)
+	id, _, err := flashSale(ctx, env, 100_000)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,8 @@ import (
 	"github.com/mallhq/mall/internal/platform/kafkax"
 )
 
-// Topic carries the accepted attempts (the intake's queue), keyed by sale: one sale's
-// tickets are taken up in order, one partition each.
+// Topic carries the accepted attempts (the intake's queue), keyed by ticket: a hot sale's
+// tickets spread over the partitions and are taken up in parallel.
 var Topic = kafkax.Topic("flashsale")
 
 // EventAttempted is an accepted attempt waiting for the intake.

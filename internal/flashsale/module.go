@@ -109,7 +109,7 @@ func newService(p Params) (*service, func(), error) {
 	db := p.DB.Main()
 	s := &service{log: mlog.OrDiscard(p.Log), db: db, st: &store{db: db}, gate: &gate{rdb: p.Redis}, ids: p.IDs,
 		catalog: p.Catalog, stock: p.Stock, orders: p.Orders, prod: prod, hub: hub, cfg: p.Config, m: m, now: now,
-		intake: newPacer(p.Config.IntakeRate), soldOut: map[int64]time.Time{}}
+		intake: newPacer(p.Config.IntakeRate), soldOut: map[int64]time.Time{}, sales: map[int64]cachedSale{}}
 	return s, prod.Close, nil
 }
 

@@ -56,7 +56,8 @@ type service struct {
 	intake  *pacer
 
 	mu      sync.Mutex
-	soldOut map[int64]time.Time // sale -> refuse from memory until
+	soldOut map[int64]time.Time  // sale -> refuse from memory until
+	sales   map[int64]cachedSale // the intake's recently read sales
 }
 
 var _ Service = (*service)(nil)
@@ -350,7 +351,10 @@ func (s *service) Attempt(ctx context.Context, in NewAttempt) (Ticket, error) {
 func (s *service) produce(ctx context.Context, t queuedTicket) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
-	ev, err := kafkax.NewEnvelope(EventAttempted, strconv.FormatInt(t.SaleID, 10), Attempted{TicketID: t.ID,
+	// Keyed by ticket: a hot sale's tickets spread over every partition, so the intake takes
+	// them up in parallel (each ticket stands alone; the pool and the buyer's limit in MySQL
+	// decide, whatever the order).
+	ev, err := kafkax.NewEnvelope(EventAttempted, strconv.FormatInt(t.ID, 10), Attempted{TicketID: t.ID,
 		SaleID: t.SaleID, BuyerID: t.BuyerID, AddressID: t.AddressID, Quantity: t.Quantity, OccurredAt: t.CreatedAt})
 	if err != nil {
 		return err
@@ -461,7 +465,7 @@ func (s *service) take(ctx context.Context, a Attempted) error {
 
 // placeTicket places t's order; code is why it cannot be (t failed), err a failure to retry.
 func (s *service) placeTicket(ctx context.Context, t *Ticket, now time.Time) (code string, err error) {
-	r, err := s.st.sale(ctx, t.SaleID, 0, false)
+	r, err := s.intakeSale(ctx, t.SaleID, now)
 	if errors.Is(err, ErrNotFound) {
 		return ErrNotFound.Code, nil
 	}
@@ -497,6 +501,36 @@ func (s *service) placeTicket(ctx context.Context, t *Ticket, now time.Time) (co
 		t.OrderID = c.Orders[0].ID
 	}
 	return "", nil
+}
+
+// intakeSaleTTL is how long the intake reuses a sale's row: a cancel is seen that much
+// later at worst, and then the pool (closed) refuses the ticket anyway.
+const intakeSaleTTL = time.Second
+
+// intakeSale is the sale's row, read at most once per intakeSaleTTL per replica.
+func (s *service) intakeSale(ctx context.Context, saleID int64, now time.Time) (saleRow, error) {
+	s.mu.Lock()
+	c, ok := s.sales[saleID]
+	s.mu.Unlock()
+	if ok && now.Sub(c.at) < intakeSaleTTL {
+		return c.row, nil
+	}
+	r, err := s.st.sale(ctx, saleID, 0, false)
+	if err != nil {
+		return r, err
+	}
+	s.mu.Lock()
+	if len(s.sales) > 10_000 {
+		clear(s.sales)
+	}
+	s.sales[saleID] = cachedSale{row: r, at: now}
+	s.mu.Unlock()
+	return r, nil
+}
+
+type cachedSale struct {
+	row saleRow
+	at  time.Time
 }
 
 // orderCancelled gives a cancelled (or timed-out) flash order's units back to the sale's
