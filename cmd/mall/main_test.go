@@ -19,7 +19,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 )
 
-var binary string
+var binary, devConfig string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mall-bin")
@@ -27,6 +27,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "mall")
+	// The binary's defaults are production's: every test process runs with the development
+	// settings, explicitly, unless it builds its environment without them (devConfig).
+	if devConfig, err = filepath.Abs("../../configs/development.yaml"); err != nil {
+		panic(err)
+	}
+	os.Setenv("MALL_CONFIG", devConfig)
 	build := exec.Command("go", "build", "-race", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
