@@ -21,8 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
 )
 
@@ -50,7 +52,18 @@ func TestMetricsAccess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := start(t, nil, tt.tweak)
+			h := start(t, nil, tt.tweak, func(c *httpx.ServerConfig) {
+				// Like user authentication: an Authorization header that is no access token
+				// is refused, except on the ops paths, whose header is the ops token.
+				c.Middleware = []httpx.Middleware{{Name: "authn", Func: func(next echo.HandlerFunc) echo.HandlerFunc {
+					return func(c echo.Context) error {
+						if c.Request().Header.Get("Authorization") != "" {
+							return errs.ErrUnauthenticated.WithDetail("not an access token")
+						}
+						return next(c)
+					}
+				}}}
+			})
 			res := h.do(t, http.MethodGet, "/metrics", nil, tt.headers...)
 			if res.status != tt.want {
 				t.Fatalf("/metrics = %d, want %d: %s", res.status, tt.want, res.body)
