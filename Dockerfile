@@ -5,9 +5,11 @@
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
 #                --build-arg COMMIT=$(git rev-parse --short HEAD) -t mall .
 #
-# The defaults are built in (configs/mall.yaml is embedded); production configures Mall with
-# MALL_* variables or a mounted file (`--config /etc/mall/mall.yaml`), e.g. MALL_APP_ENV=production,
-# MALL_DB_MAIN, MALL_DB_SHARDS, MALL_REDIS_ADDR, MALL_KAFKA_EMBEDDED=false, MALL_KAFKA_BROKERS.
+# The defaults are built in (configs/mall.yaml is embedded) and are production's (ADR 0027);
+# configure Mall with MALL_* variables or a mounted file (`--config /etc/mall/mall.yaml`):
+# MALL_DB_MAIN, MALL_DB_SHARDS, MALL_REDIS_ADDR, MALL_KAFKA_BROKERS, and the secrets
+# MALL_AUTH_ENCRYPTION_KEY, MALL_LIVE_RTMP_SECRET, an Ed25519 key in MALL_AUTH_JWT_KEYS_DIR;
+# MALL_HTTP_OPS_ADDR or MALL_HTTP_OPS_TOKEN for /metrics.
 
 FROM golang:1.26 AS build
 WORKDIR /src

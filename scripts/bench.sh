@@ -130,7 +130,11 @@ else
 	redis-cli -p "$REDIS_PORT" -n 9 flushdb >/dev/null
 
 	dsn="mall:mall@tcp(127.0.0.1:$MYSQL_PORT)"
-	export MALL_APP_ENV=development \
+	# The development settings (sandbox payments, embedded Kafka, generated JWT keys), explicitly.
+	# The servers' /metrics take the ops token, as in production; mallbench sends it.
+	export MALL_CONFIG=configs/development.yaml \
+		MALL_APP_ENV=development \
+		MALL_HTTP_OPS_TOKEN=bench-ops-token-not-secret \
 		MALL_LOG_LEVEL=warn \
 		MALL_RATELIMIT_ENABLED=false \
 		MALL_IDEMPOTENCY_STORE="${BENCH_IDEMPOTENCY_STORE:-redis}" \

@@ -14,6 +14,10 @@ PG_PORT=${MALL_PG_PORT:-15432}
 
 scripts/services.sh up
 
+# The binary's defaults are production's; development settings (sandbox payments, embedded
+# Kafka, generated JWT keys, the development encryption key and RTMP secret) are switched on
+# here, explicitly. MALL_CONFIG=other.yaml replaces them.
+export MALL_CONFIG=${MALL_CONFIG:-configs/development.yaml}
 export MALL_DB_MAIN=${MALL_DB_MAIN:-"mall:mall@tcp(127.0.0.1:$MYSQL_PORT)/mall"}
 export MALL_DB_SHARDS=${MALL_DB_SHARDS:-"mall:mall@tcp(127.0.0.1:$MYSQL_PORT)/mall_shard_0,mall:mall@tcp(127.0.0.1:$MYSQL_PORT)/mall_shard_1"}
 export MALL_REDIS_ADDR=${MALL_REDIS_ADDR:-127.0.0.1:$REDIS_PORT}

@@ -19,7 +19,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 )
 
-var binary string
+var binary, devConfig string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mall-bin")
@@ -27,6 +27,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "mall")
+	// The binary's defaults are production's: every test process runs with the development
+	// settings, explicitly, unless it builds its environment without them (devConfig).
+	if devConfig, err = filepath.Abs("../../configs/development.yaml"); err != nil {
+		panic(err)
+	}
+	os.Setenv("MALL_CONFIG", devConfig)
 	build := exec.Command("go", "build", "-race", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -149,7 +155,8 @@ func TestMigrateUpAndStatus(t *testing.T) {
 func TestServeReadyAndGracefulStop(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, "serve")
-	cmd.Env = env(t, "MALL_HTTP_ADDR="+addr)
+	const opsToken = "serve-test-ops-token"
+	cmd.Env = env(t, "MALL_HTTP_ADDR="+addr, "MALL_HTTP_OPS_TOKEN="+opsToken)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -184,8 +191,19 @@ func TestServeReadyAndGracefulStop(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// Without the ops token: /readyz says only ready, /metrics is refused.
+	if st, body := get(t, base+"/readyz", ""); st != 200 || strings.TrimSpace(body) != `{"status":"ok"}` {
+		t.Errorf("public /readyz: %d %s", st, body)
+	}
+	if st, body := get(t, base+"/metrics", ""); st != 401 {
+		t.Errorf("/metrics without the ops token: %d %s", st, body)
+	}
 	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"} {
-		resp, err := http.Get(base + path)
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if path == "/readyz" || path == "/metrics" {
+			req.Header.Set("Authorization", "Bearer "+opsToken) // not an access token: authentication lets it through
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,4 +266,23 @@ func TestServeReadyAndGracefulStop(t *testing.T) {
 	if !sawAccess || !strings.Contains(logs.String(), "mall stopped") {
 		t.Fatalf("missing access log or stop line:\n%s", logs.String())
 	}
+}
+
+// get GETs url with the bearer token (when not empty): status and body.
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,11 +123,7 @@ func readLag(ctx context.Context, c *http.Client, base, group string) (histogram
 // readHistogram reads histogram name (of group; "" for an unlabelled one) from base's
 // /metrics.
 func readHistogram(ctx context.Context, c *http.Client, base, name, group string) (histogram, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return histogram{}, err
-	}
-	resp, err := c.Do(req)
+	resp, err := getMetrics(ctx, c, base)
 	if err != nil {
 		return histogram{}, err
 	}
@@ -195,4 +192,25 @@ func eventLag(rate float64, d time.Duration) func(ctx context.Context, env *Env)
 		return res, fmt.Sprintf("%s p50 ≤ 20.0 ms; %d events of %d checkouts at %.0f/s (HTTP p50 %s, p99 %s)",
 			mark, got, load.Requests, rate, fmtDur(load.P50), fmtDur(load.P99)), nil
 	}
+}
+
+// getMetrics GETs base's /metrics, with the ops token when MALL_HTTP_OPS_TOKEN is set (the
+// server then requires it: ADR 0027); anything but 200 is an error.
+func getMetrics(ctx context.Context, c *http.Client, base string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	if tok := os.Getenv("MALL_HTTP_OPS_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
+	}
+	return resp, nil
 }

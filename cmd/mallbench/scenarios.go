@@ -332,11 +332,7 @@ func searchTotal(ctx context.Context, c *http.Client, base string) (int, error) 
 // outboxBacklog reads mall_outbox_backlog (summed over databases) from /metrics; ok is
 // false when the metric is missing.
 func outboxBacklog(ctx context.Context, c *http.Client, base string) (float64, bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return 0, false, err
-	}
-	resp, err := c.Do(req)
+	resp, err := getMetrics(ctx, c, base)
 	if err != nil {
 		return 0, false, err
 	}

@@ -68,7 +68,7 @@ func wsServerCmd(args []string) error {
 
 // startWSServer starts the ws server on addr; closeServer stops it.
 func startWSServer(addr string, rc config.Redis, log *slog.Logger) (srv *httpx.Server, closeServer func() error, err error) {
-	appCfg, err := config.Load("")
+	appCfg, err := config.LoadDev("") // the platform keys only; kafka.embedded is never used
 	if err != nil {
 		return nil, nil, err
 	}

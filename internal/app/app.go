@@ -77,6 +77,13 @@ func LoadConfig(file string) (config.Config, error) {
 	return config.Load(file, ConfigSections()...)
 }
 
+// LoadDevConfig is LoadConfig with the development settings (configs/development.yaml)
+// between the defaults and file: the test harnesses' base (make run and the bench pass the
+// file to the binary instead).
+func LoadDevConfig(file string) (config.Config, error) {
+	return config.LoadDev(file, ConfigSections()...)
+}
+
 // Options is the whole application for `mall serve`.
 func Options(cfg config.Config, log *slog.Logger) fx.Option {
 	return fx.Options(

@@ -28,8 +28,75 @@ func section[T any](t *testing.T, s config.Section[T], c config.Config) T {
 	return v
 }
 
-func TestDefaultsLoadAndValidate(t *testing.T) {
+// prodSecrets are the keys the production defaults leave to the operator, set.
+var prodSecrets = map[string]string{
+	"MALL_KAFKA_BROKERS":       "k1:9092",
+	"MALL_AUTH_ENCRYPTION_KEY": "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=",
+	"MALL_LIVE_RTMP_SECRET":    "a-real-rtmp-secret",
+}
+
+// TestDefaultsAreProductionSafe: with no configuration the binary's defaults are production's,
+// every development convenience off; what is missing is named, and nothing else fails.
+func TestDefaultsAreProductionSafe(t *testing.T) {
+	_, err := app.LoadConfig("")
+	if err == nil {
+		t.Fatal("want an error: the production defaults have no secrets")
+	}
+	var keys []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *config.Error
+		if !errors.As(e, &ce) {
+			t.Fatalf("%v is not a *config.Error", e)
+		}
+		keys = append(keys, ce.Key)
+	}
+	if got := strings.Join(keys, ","); got != "kafka.brokers,auth.encryption_key,live.rtmp_secret" {
+		t.Fatalf("missing keys named %s:\n%v", got, err)
+	}
+	for k, v := range prodSecrets {
+		t.Setenv(k, v)
+	}
 	c, err := app.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, p := section(t, user.ConfigSection, c), section(t, order.PaymentsSection, c)
+	if !c.App.IsProduction() || c.Kafka.Embedded || p.Sandbox.Enabled || p.Sandbox.Secret != "" || u.JWT.GenerateKey {
+		t.Fatalf("development settings on by default: %+v %+v %+v", c.App, p, u.JWT)
+	}
+}
+
+// TestSandboxRefused: the sandbox is refused in production and next to a real provider.
+func TestSandboxRefused(t *testing.T) {
+	t.Run("production", func(t *testing.T) {
+		for k, v := range prodSecrets {
+			t.Setenv(k, v)
+		}
+		t.Setenv("MALL_PAYMENTS_SANDBOX_ENABLED", "true")
+		t.Setenv("MALL_PAYMENTS_SANDBOX_SECRET", "0123456789abcdef")
+		_, err := app.LoadConfig("")
+		if err == nil || !strings.Contains(err.Error(), "config: payments.sandbox.enabled: must be false in production") {
+			t.Fatalf("want payments.sandbox.enabled refused, got %v", err)
+		}
+	})
+	t.Run("development with alipay", func(t *testing.T) {
+		t.Setenv("MALL_PAYMENTS_ALIPAY_APP_ID", "2021000000000000")
+		t.Setenv("MALL_PAYMENTS_ALIPAY_PRIVATE_KEY_FILE", "/etc/mall/app.pem")
+		t.Setenv("MALL_PAYMENTS_ALIPAY_PUBLIC_KEY_FILE", "/etc/mall/alipay.pem")
+		t.Setenv("MALL_PAYMENTS_ALIPAY_NOTIFY_URL", "https://shop.example/api/v1/payments/notify/alipay")
+		_, err := app.LoadDevConfig("")
+		if err == nil || !strings.Contains(err.Error(), "config: payments.sandbox.enabled: must be false when a real provider is configured") {
+			t.Fatalf("want payments.sandbox.enabled refused, got %v", err)
+		}
+		t.Setenv("MALL_PAYMENTS_SANDBOX_ENABLED", "false")
+		if _, err := app.LoadDevConfig(""); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestDefaultsLoadAndValidate(t *testing.T) {
+	c, err := app.LoadDevConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +109,8 @@ func TestDefaultsLoadAndValidate(t *testing.T) {
 	if !cat.ReviewRequired || dc.L1Size != 10000 || dc.L1TTL != 30*time.Second || dc.L2TTL != 10*time.Minute {
 		t.Fatalf("catalog defaults: %+v", cat)
 	}
-	// Every section's Default is the same as what Load decodes from the defaults.
+	// Every section's Default is the same as what Load decodes (the development
+	// settings leave order.* alone).
 	if d := order.ConfigSection.Default(); d != o {
 		t.Fatalf("order default %+v, loaded %+v", d, o)
 	}
@@ -63,7 +131,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("MALL_SEARCH_BLEVE_PATH", "/tmp/x")
 	t.Setenv("MALL_CATALOG_DETAIL_CACHE_L1_SIZE", "0")
 	t.Setenv("MALL_CATALOG_REVIEW_REQUIRED", "false")
-	c, err := app.LoadConfig("")
+	c, err := app.LoadDevConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +163,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{name: "bad addr", env: map[string]string{"MALL_HTTP_ADDR": "8080"}, wantKey: "http.addr"},
 		{name: "bad level", env: map[string]string{"MALL_LOG_LEVEL": "loud"}, wantKey: "log.level"},
 		{name: "production with dev secrets", env: map[string]string{"MALL_APP_ENV": "production", "MALL_KAFKA_EMBEDDED": "false", "MALL_KAFKA_BROKERS": "k:9092", "MALL_PAYMENTS_SANDBOX_ENABLED": "false"}, wantKey: "auth.encryption_key"},
+		{name: "production with dev rtmp secret", env: map[string]string{"MALL_APP_ENV": "production", "MALL_KAFKA_EMBEDDED": "false", "MALL_KAFKA_BROKERS": "k:9092", "MALL_PAYMENTS_SANDBOX_ENABLED": "false"}, wantKey: "live.rtmp_secret"},
+		{name: "production generating jwt keys", env: map[string]string{"MALL_APP_ENV": "production", "MALL_KAFKA_EMBEDDED": "false", "MALL_KAFKA_BROKERS": "k:9092", "MALL_PAYMENTS_SANDBOX_ENABLED": "false"}, wantKey: "auth.jwt.generate_key"},
 		{name: "short encryption key", env: map[string]string{"MALL_AUTH_ENCRYPTION_KEY": "c2hvcnQ="}, wantKey: "auth.encryption_key"},
 		{name: "long access ttl", env: map[string]string{"MALL_AUTH_JWT_ACCESS_TTL": "24h"}, wantKey: "auth.jwt.access_ttl"},
 		{name: "negative l1 size", env: map[string]string{"MALL_CATALOG_DETAIL_CACHE_L1_SIZE": "-1"}, wantKey: "catalog.detail_cache.l1_size"},
@@ -117,7 +187,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := app.LoadConfig(f)
+			_, err := app.LoadDevConfig(f)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -143,7 +213,7 @@ func TestEveryBadKeyAtOnce(t *testing.T) {
 	t.Setenv("MALL_LIVE_CHAT_MAX_RUNES", "0")
 	t.Setenv("MALL_AUTH_JWT_ACCESS_TTL", "24h")
 	t.Setenv("MALL_LOG_LEVEL", "loud")
-	_, err := app.LoadConfig("")
+	_, err := app.LoadDevConfig("")
 	if err == nil {
 		t.Fatal("want an error")
 	}
@@ -178,7 +248,7 @@ func TestPrintMasksSecrets(t *testing.T) {
 	t.Setenv("MALL_AUTH_ENCRYPTION_KEY", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=")
 	t.Setenv("MALL_PAYMENTS_SANDBOX_SECRET", "sandbox-secret-pw")
 	t.Setenv("MALL_SEARCH_ELASTICSEARCH_PASSWORD", "es-pw")
-	c, err := app.LoadConfig("")
+	c, err := app.LoadDevConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +272,7 @@ func TestPrintMasksSecretsInLists(t *testing.T) {
 	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := app.LoadConfig(f)
+	c, err := app.LoadDevConfig(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +285,7 @@ func TestPrintMasksSecretsInLists(t *testing.T) {
 // TestSectionWith: a test's or a command's change to one module's settings reaches that
 // module's Config and leaves the original Config alone.
 func TestSectionWith(t *testing.T) {
-	c, err := app.LoadConfig("")
+	c, err := app.LoadDevConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +309,7 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := app.LoadConfig("")
+	c, err := app.LoadDevConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ type commissionBody struct {
 type profilePatch struct {
 	ShopName     *string `json:"shop_name,omitempty" validate:"omitempty,min=1,max=64"`
 	Description  *string `json:"description,omitempty" validate:"omitempty,max=1000"`
-	LogoURL      *string `json:"logo_url,omitempty" validate:"omitempty,max=512,url"`
+	LogoURL      *string `json:"logo_url,omitempty" validate:"omitempty,max=512,http_url"` // shown as a link and an image: no javascript: or data:
 	ContactName  *string `json:"contact_name,omitempty" validate:"omitempty,min=1,max=64"`
 	ContactPhone *string `json:"contact_phone,omitempty" validate:"omitempty,min=1,max=32"`
 }

@@ -74,8 +74,8 @@ type AlipayConfig struct {
 // PaymentsSection is where PaymentsConfig comes from: the payments.* subtree.
 var PaymentsSection = config.Section[PaymentsConfig]{Key: "payments"}
 
-// Check: the enabled gateways have what they need; no sandbox, and https notifications, in
-// production.
+// Check: the enabled gateways have what they need; no sandbox in production or next to a
+// real provider, and https notifications in production.
 func (c PaymentsConfig) Check(app config.App) error {
 	var errs []error
 	if c.Sandbox.Enabled && len(c.Sandbox.Secret) < 16 {
@@ -88,6 +88,10 @@ func (c PaymentsConfig) Check(app config.App) error {
 		if a.NotifyURL == "" {
 			errs = append(errs, config.Invalid("alipay.notify_url", "is required with app_id (our POST /api/v1/payments/notify/alipay, absolute)"))
 		}
+	}
+	// The sandbox pays any checkout for its buyer: never next to a gateway taking real money.
+	if c.Sandbox.Enabled && c.Alipay.AppID != "" {
+		errs = append(errs, config.Invalid("sandbox.enabled", "must be false when a real provider is configured (payments.alipay.app_id)"))
 	}
 	if app.IsProduction() {
 		if c.Sandbox.Enabled {

@@ -40,12 +40,12 @@ var CheapPassword = &user.PasswordParams{Memory: 64, Time: 1, Threads: 1}
 // Password is the password of every account the helpers create.
 const Password = "correct horse battery"
 
-// Config is the default configuration on fresh databases (two shards), the shared test Redis
+// Config is the development configuration (configs/development.yaml over the defaults) on fresh databases (two shards), the shared test Redis
 // and a fresh keys directory, with request rate limits out of the way: tests share 127.0.0.1
 // and the Redis buckets keyed by it.
 func Config(t testing.TB) config.Config {
 	t.Helper()
-	cfg, err := app.LoadConfig("")
+	cfg, err := app.LoadDevConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}

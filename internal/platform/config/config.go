@@ -82,6 +82,13 @@ type HTTP struct {
 	TrustedProxies    []string      `mapstructure:"trusted_proxies"`
 	// DebugAddr serves net/http/pprof on a listener of its own; empty = off.
 	DebugAddr string `mapstructure:"debug_addr"`
+	// OpsAddr serves /metrics and detailed /readyz on a listener of its own (then Addr
+	// serves no /metrics); OpsToken is the bearer token that opens them on Addr. ADR 0027.
+	OpsAddr  string `mapstructure:"ops_addr"`
+	OpsToken string `mapstructure:"ops_token"`
+	// TLSCertFile and TLSKeyFile (PEM), both set, make Addr serve HTTPS with HTTP/2.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
 }
 
 type DB struct {
@@ -216,7 +223,18 @@ type loaded struct {
 // naming its full key. With sections, a top-level key that neither the platform nor a section
 // owns is an error too.
 func Load(file string, sections ...Part) (Config, error) {
-	v, err := newViper(file)
+	return load(nil, file, sections)
+}
+
+// LoadDev is Load with the development settings (configs/development.yaml) merged between
+// the defaults and file: what the test harnesses and tools running a development server
+// switch on explicitly (the binary's own defaults are production-safe; ADR 0027).
+func LoadDev(file string, sections ...Part) (Config, error) {
+	return load(configs.Development, file, sections)
+}
+
+func load(overlay []byte, file string, sections []Part) (Config, error) {
+	v, err := newViper(overlay, file)
 	if err != nil {
 		return Config{}, err
 	}
@@ -272,11 +290,16 @@ var decodeHook = mapstructure.ComposeDecodeHookFunc(
 	mapstructure.StringToSliceHookFunc(","),
 )
 
-func newViper(file string) (*viper.Viper, error) {
+func newViper(overlay []byte, file string) (*viper.Viper, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(configs.Default)); err != nil {
 		return nil, &Error{Key: "(defaults)", Msg: err.Error()}
+	}
+	if overlay != nil {
+		if err := v.MergeConfig(bytes.NewReader(overlay)); err != nil {
+			return nil, &Error{Key: "(development settings)", Msg: err.Error()}
+		}
 	}
 	if file != "" {
 		f, err := os.Open(file)
@@ -386,6 +409,19 @@ func (c Config) validate() []error {
 		if _, _, err := net.SplitHostPort(c.HTTP.DebugAddr); err != nil {
 			bad("http.debug_addr", "must be host:port or empty, got %q", c.HTTP.DebugAddr)
 		}
+	}
+	if c.HTTP.OpsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.OpsAddr); err != nil {
+			bad("http.ops_addr", "must be host:port or empty, got %q", c.HTTP.OpsAddr)
+		} else if c.HTTP.OpsAddr == c.HTTP.Addr {
+			bad("http.ops_addr", "must differ from http.addr")
+		}
+	}
+	if t := c.HTTP.OpsToken; t != "" && len(t) < 16 {
+		bad("http.ops_token", "must be at least 16 characters (openssl rand -hex 16) or empty")
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		bad("http.tls_cert_file", "tls_cert_file and tls_key_file are set together or not at all")
 	}
 	if _, err := ParseBytes(c.HTTP.BodyLimit); err != nil {
 		bad("http.body_limit", "%v", err)

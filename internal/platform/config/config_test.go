@@ -15,8 +15,33 @@ import (
 // are in internal/app, which knows the modules; these test the platform's keys and the
 // section mechanism with sections of their own.
 
-func TestPlatformDefaultsLoadAndValidate(t *testing.T) {
+// TestBuiltInDefaultsAreProduction: without the development settings the binary's own
+// defaults are production's, embedded Kafka off (so kafka.brokers is the one platform key
+// left to set).
+func TestBuiltInDefaultsAreProduction(t *testing.T) {
+	_, err := config.Load("")
+	if err == nil || !strings.Contains(err.Error(), "config: kafka.brokers: ") {
+		t.Fatalf("want an error naming kafka.brokers, got %v", err)
+	}
+	t.Setenv("MALL_KAFKA_BROKERS", "k1:9092,k2:9092")
 	c, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.App.IsProduction() || c.Kafka.Embedded || len(c.Kafka.Brokers) != 2 || c.HTTP.OpsAddr != "" || c.HTTP.OpsToken != "" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	d, err := config.LoadDev("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.App.Env != "development" || !d.Kafka.Embedded {
+		t.Fatalf("development settings: %+v", d.App)
+	}
+}
+
+func TestPlatformDefaultsLoadAndValidate(t *testing.T) {
+	c, err := config.LoadDev("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +55,7 @@ func TestFileMergesOverDefaults(t *testing.T) {
 	if err := os.WriteFile(f, []byte("http:\n  addr: \":7070\"\nlog:\n  level: debug\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := config.Load(f)
+	c, err := config.LoadDev(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +66,7 @@ func TestFileMergesOverDefaults(t *testing.T) {
 
 func TestEmptyShardsMeansMain(t *testing.T) {
 	t.Setenv("MALL_DB_SHARDS", "")
-	c, err := config.Load("")
+	c, err := config.LoadDev("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +123,10 @@ func raw(keys ...string) []config.Part {
 	return out
 }
 
-// load is config.Load with the three test sections and the real modules' raw ones.
+// load is config.LoadDev with the three test sections and the real modules' raw ones.
 func load(file string) (config.Config, error) {
 	parts := append(raw("auth", "catalog", "stock", "order", "payments", "live", "auction", "settlement", "flash_sale"), alpha, beta, gamma)
-	return config.Load(file, parts...)
+	return config.LoadDev(file, parts...)
 }
 
 var (
@@ -232,13 +257,17 @@ func TestPlatformBadKeys(t *testing.T) {
 		{name: "bad bool", env: map[string]string{"MALL_KAFKA_EMBEDDED": "perhaps"}, wantKey: "kafka.embedded"},
 		{name: "bad duration", env: map[string]string{"MALL_HTTP_READ_TIMEOUT": "soon"}, wantKey: "http.read_timeout"},
 		{name: "embedded kafka in production", env: map[string]string{"MALL_APP_ENV": "production"}, wantKey: "kafka.embedded"},
+		{name: "bad ops addr", env: map[string]string{"MALL_HTTP_OPS_ADDR": "9090"}, wantKey: "http.ops_addr"},
+		{name: "ops addr on addr", env: map[string]string{"MALL_HTTP_OPS_ADDR": ":8080"}, wantKey: "http.ops_addr"},
+		{name: "short ops token", env: map[string]string{"MALL_HTTP_OPS_TOKEN": "letmein"}, wantKey: "http.ops_token"},
+		{name: "tls cert without key", env: map[string]string{"MALL_HTTP_TLS_CERT_FILE": "/etc/mall/cert.pem"}, wantKey: "http.tls_cert_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			_, err := config.Load("")
+			_, err := config.LoadDev("")
 			if err == nil || !strings.Contains(err.Error(), "config: "+tt.wantKey+": ") {
 				t.Fatalf("want an error naming %q, got %v", tt.wantKey, err)
 			}

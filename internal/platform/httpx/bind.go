@@ -314,8 +314,10 @@ func fieldMessage(fe validator.FieldError) string {
 		return "is required"
 	case "email":
 		return "must be a valid email address"
-	case "url", "http_url":
+	case "url":
 		return "must be a valid URL"
+	case "http_url":
+		return "must be an http:// or https:// URL"
 	case "e164":
 		return "must be a phone number in E.164 format (+8613800000000)"
 	case "oneof":

@@ -112,9 +112,25 @@ func NewEcho(cfg config.HTTP, log *slog.Logger, reg prometheus.Registerer, opts 
 		return cmp.Or(cmp.Compare(a.Order, b.Order), cmp.Compare(a.Name, b.Name))
 	})
 	for _, mw := range mws {
-		e.Use(mw.Func)
+		e.Use(skipOpsPaths(mw.Func))
 	}
 	return e, nil
+}
+
+// tokenOpsPaths take the ops token (http.ops_token) in their Authorization header, not an
+// access token: the modules' middleware (authentication above all) leaves them alone.
+var tokenOpsPaths = map[string]bool{"/readyz": true, "/metrics": true}
+
+func skipOpsPaths(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		wrapped := mw(next)
+		return func(c echo.Context) error {
+			if tokenOpsPaths[RouteOf(c)] {
+				return next(c)
+			}
+			return wrapped(c)
+		}
+	}
 }
 
 // structValidator lets handlers call c.Validate(v) with the same rules as Bind.

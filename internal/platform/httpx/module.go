@@ -48,6 +48,7 @@ func New(p Params) (*Server, error) {
 		HTTP:            p.Config.HTTP,
 		ShutdownTimeout: p.Config.App.ShutdownTimeout,
 		DrainDelay:      p.Config.HTTP.DrainDelay,
+		Production:      p.Config.App.IsProduction(),
 		Logger:          p.Logger,
 		Registerer:      p.Registerer,
 		Gatherer:        p.Gatherer,
@@ -65,7 +66,10 @@ func run(lc fx.Lifecycle, s *Server, sd fx.Shutdowner, log *slog.Logger) {
 			if err := s.Start(); err != nil {
 				return err
 			}
-			log.Info("http server listening", "addr", s.Addr().String())
+			log.Info("http server listening", "addr", s.Addr().String(), "tls", s.tls)
+			if a := s.OpsAddr(); a != nil {
+				log.Info("ops listener serving /metrics and /readyz", "addr", a.String())
+			}
 			// Serve only returns early when the listener fails; then the process must
 			// stop rather than run on without HTTP.
 			go func() {

@@ -31,6 +31,7 @@ func (pingRoutes) Routes() []httpx.Route {
 // The module wires groups from other modules exactly as the composition root will.
 func TestModuleWiresGroupsAndLifecycle(t *testing.T) {
 	cfg := config.Config{HTTP: testHTTPConfig(), App: config.App{ShutdownTimeout: 5 * time.Second}}
+	cfg.HTTP.OpsToken = testOpsToken
 	var srv *httpx.Server
 	app := fxtest.New(t,
 		fx.NopLogger,
@@ -79,7 +80,10 @@ func TestModuleWiresGroupsAndLifecycle(t *testing.T) {
 		res.Header.Get("X-Derived-For") != "/api/v1/ping" {
 		t.Fatalf("ping = %d %q, middleware headers %v", res.StatusCode, body, res.Header)
 	}
-	res, err = http.Get(base + "/readyz")
+	// The readiness checks of the group, listed for the ops token.
+	req, _ := http.NewRequest(http.MethodGet, base+"/readyz", nil)
+	req.Header.Set("Authorization", "Bearer "+testOpsToken)
+	res, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package httpx
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -33,9 +34,11 @@ type healthResponse struct {
 	Status string `json:"status"`
 }
 
+// readyResponse is /readyz's 200: the checks only for a caller entitled to details (the ops
+// listener, or the ops token on the main listener).
 type readyResponse struct {
 	Status string        `json:"status"`
-	Checks []checkStatus `json:"checks"`
+	Checks []checkStatus `json:"checks,omitempty"`
 }
 
 type checkStatus struct {
@@ -51,13 +54,29 @@ type readiness struct {
 	stopping atomic.Bool
 }
 
-var errShuttingDown = errs.ErrUnavailable.WithDetail("shutting down")
+var (
+	errShuttingDown = errs.ErrUnavailable.WithDetail("shutting down")
+	errNotReady     = errs.ErrUnavailable.WithDetail("not ready")
+)
 
-func (r *readiness) handle(c echo.Context) error {
+// handle answers /readyz. Without details it says only ready or not: check names and their
+// errors (addresses, driver messages) are for operators, not for anyone on the internet.
+func (r *readiness) handle(c echo.Context, detailed bool) error {
 	if r.stopping.Load() {
 		return errShuttingDown
 	}
 	results := r.run(c.Request().Context())
+	if !detailed {
+		for _, res := range results {
+			if res.err != nil {
+				return errNotReady
+			}
+		}
+		if r.stopping.Load() {
+			return errShuttingDown
+		}
+		return c.JSON(http.StatusOK, readyResponse{Status: "ok"})
+	}
 	var failed []errs.FieldError
 	var names []string
 	for _, res := range results {
@@ -145,12 +164,71 @@ func callCheck(ctx context.Context, chk Check) (err error) {
 	return chk.Check(ctx)
 }
 
+// opsAccess is who may see /metrics and detailed /readyz on the main listener (ADR 0027).
+type opsAccess struct {
+	token      string // http.ops_token: opens both with Authorization: Bearer <token>
+	separate   bool   // http.ops_addr is set: /metrics is served there only
+	production bool   // app.env=production: no anonymous /metrics
+}
+
+var (
+	errOpsToken       = errs.ErrUnauthenticated.WithDetail("the ops token is required (Authorization: Bearer <http.ops_token>)")
+	errMetricsOnOps   = errs.ErrNotFound.WithDetail("metrics are served on the ops listener")
+	errMetricsPrivate = errs.ErrNotFound.WithDetail("metrics are not public in production")
+)
+
+// authorized reports a request carrying the ops token (compared in constant time).
+func (a opsAccess) authorized(r *http.Request) bool {
+	if a.token == "" {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get(echo.HeaderAuthorization), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) == 1
+}
+
+// guardMetrics is /metrics on the main listener: only on the ops listener when there is
+// one, else behind the token when there is one, else open outside production only.
+func (a opsAccess) guardMetrics(metrics echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch {
+		case a.separate:
+			return errMetricsOnOps
+		case a.token != "":
+			if !a.authorized(c.Request()) {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="mall-ops"`)
+				return errOpsToken
+			}
+		case a.production:
+			return errMetricsPrivate
+		}
+		return metrics(c)
+	}
+}
+
+func metricsHandler(gatherer prometheus.Gatherer) echo.HandlerFunc {
+	return echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+}
+
+// newOpsEcho is the ops listener's app (http.ops_addr): /healthz, detailed /readyz and
+// /metrics, without a token: the address is meant for an operations network, like
+// http.debug_addr. It has none of the public middleware (no rate limits, no access log).
+func (s *Server) newOpsEcho(gatherer prometheus.Gatherer) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = ErrorHandler(s.log)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, healthResponse{Status: "ok"}) })
+	e.GET("/readyz", func(c echo.Context) error { return s.ready.handle(c, true) })
+	e.GET("/metrics", metricsHandler(gatherer))
+	e.RouteNotFound("/*", func(echo.Context) error { return errs.ErrNotFound })
+	return e
+}
+
 // opsRoutes are the operational endpoints. They go through the Route table like any
 // module's routes, so the OpenAPI document and CheckOpenAPI cover them too.
 func (s *Server) opsRoutes(gatherer prometheus.Gatherer) []Route {
-	metrics := echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	metrics := s.access.guardMetrics(metricsHandler(gatherer))
 	tags := []string{"operations"}
 	return []Route{
 		{
@@ -163,13 +241,17 @@ func (s *Server) opsRoutes(gatherer prometheus.Gatherer) []Route {
 		},
 		{
 			Method: http.MethodGet, Path: "/readyz", Tags: tags,
-			Summary:  "Readiness: 200 when every dependency answers; 503 listing the failures, or once shutdown began.",
+			Summary: "Readiness: 200 when every dependency answers, else 503 (or once shutdown began). " +
+				"The checks and their failures are listed only with the ops token (http.ops_token) or on the ops listener (http.ops_addr).",
 			Response: readyResponse{},
-			Handler:  s.ready.handle,
+			Handler: func(c echo.Context) error {
+				return s.ready.handle(c, s.access.authorized(c.Request()))
+			},
 		},
 		{
 			Method: http.MethodGet, Path: "/metrics", Tags: tags,
-			Summary:  "Prometheus metrics.",
+			Summary: "Prometheus metrics: on the ops listener when http.ops_addr is set (404 here), else with the ops token " +
+				"when http.ops_token is set (401 without), else open outside production (404 in production).",
 			Produces: "text/plain",
 			Handler:  metrics,
 		},

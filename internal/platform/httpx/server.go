@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ type ServerConfig struct {
 	DrainDelay time.Duration
 	// ReadinessTimeout bounds one /readyz evaluation (default DefaultReadinessTimeout).
 	ReadinessTimeout time.Duration
+	// Production (app.env=production): with neither HTTP.OpsAddr nor HTTP.OpsToken the main
+	// listener serves no /metrics (ADR 0027).
+	Production bool
 
 	Logger *slog.Logger
 	// Registerer receives the HTTP metrics; Gatherer is what /metrics exposes. Usually both
@@ -56,11 +60,18 @@ type Server struct {
 	srv             *http.Server
 	addr            string
 	ready           *readiness
+	access          opsAccess
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration
+	tls             bool // srv.TLSConfig holds the certificate: serve HTTPS (HTTP/2)
+
+	// ops is the listener of http.ops_addr (nil when unset): /metrics and detailed /readyz.
+	ops     *http.Server
+	opsAddr string
 
 	mu       sync.Mutex
 	ln       net.Listener
+	opsLn    net.Listener
 	done     chan struct{} // closed when Serve returns
 	serveErr error
 }
@@ -96,6 +107,7 @@ func NewServer(c ServerConfig) (*Server, error) {
 		echo:            e,
 		addr:            c.HTTP.Addr,
 		ready:           &readiness{checks: c.Checks, timeout: timeout},
+		access:          opsAccess{token: c.HTTP.OpsToken, separate: c.HTTP.OpsAddr != "", production: c.Production},
 		shutdownTimeout: c.ShutdownTimeout,
 		drainDelay:      c.DrainDelay,
 	}
@@ -127,6 +139,27 @@ func NewServer(c ServerConfig) (*Server, error) {
 		// net/http's own complaints (TLS handshakes, bad requests) go to the JSON log.
 		ErrorLog: slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
 	}
+	if c.HTTP.TLSCertFile != "" || c.HTTP.TLSKeyFile != "" {
+		// Loaded once: a renewed certificate takes a restart (a rolling one behind a balancer).
+		cert, err := tls.LoadX509KeyPair(c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls_cert_file, http.tls_key_file: %w", err)
+		}
+		// ServeTLS adds "h2" to NextProtos: HTTP/2 for clients that offer it, else HTTP/1.1.
+		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.tls = true
+	}
+	if c.HTTP.OpsAddr != "" {
+		s.opsAddr = c.HTTP.OpsAddr
+		s.ops = &http.Server{
+			Handler:           s.newOpsEcho(gatherer),
+			ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout,
+			ReadTimeout:       c.HTTP.ReadTimeout,
+			WriteTimeout:      c.HTTP.WriteTimeout,
+			IdleTimeout:       c.HTTP.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
+		}
+	}
 	return s, nil
 }
 
@@ -143,8 +176,9 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // connections (WebSockets) are not drained by net/http; their owners close them here.
 func (s *Server) OnShutdown(f func()) { s.srv.RegisterOnShutdown(f) }
 
-// Start binds the listener on HTTP.Addr and serves in the background. It returns once the
-// port is bound, so a failure to bind fails startup.
+// Start binds the listener on HTTP.Addr (and the ops listener on HTTP.OpsAddr) and serves
+// in the background. It returns once the ports are bound, so a failure to bind fails
+// startup.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,6 +189,19 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.addr, err)
 	}
+	if s.ops != nil {
+		opsLn, err := net.Listen("tcp", s.opsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("http.ops_addr listen %s: %w", s.opsAddr, err)
+		}
+		s.opsLn = opsLn
+		go func() {
+			if err := s.ops.Serve(opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("ops listener stopped", "error", err.Error())
+			}
+		}()
+	}
 	s.ln = ln
 	s.done = make(chan struct{})
 	go s.serve(ln, s.done)
@@ -162,7 +209,12 @@ func (s *Server) Start() error {
 }
 
 func (s *Server) serve(ln net.Listener, done chan struct{}) {
-	err := s.srv.Serve(ln)
+	var err error
+	if s.tls {
+		err = s.srv.ServeTLS(ln, "", "")
+	} else {
+		err = s.srv.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -180,6 +232,16 @@ func (s *Server) Addr() net.Addr {
 		return nil
 	}
 	return s.ln.Addr()
+}
+
+// OpsAddr is the ops listener's bound address, nil before Start or without http.ops_addr.
+func (s *Server) OpsAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opsLn == nil {
+		return nil
+	}
+	return s.opsLn.Addr()
 }
 
 // Done is closed when the server stops serving, by Shutdown or by a listener failure
@@ -214,6 +276,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 		}
+	}
+	if s.ops != nil {
+		// Probes and scrapes are short; the ops listener closes with the main one.
+		defer s.ops.Close()
 	}
 	if err := s.srv.Shutdown(ctx); err != nil {
 		closeErr := s.srv.Close()

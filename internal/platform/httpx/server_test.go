@@ -51,9 +51,23 @@ func TestReadiness(t *testing.T) {
 			h := start(t, nil, func(c *httpx.ServerConfig) {
 				c.Checks = tt.give
 				c.ReadinessTimeout = 150 * time.Millisecond
+				c.HTTP.OpsToken = testOpsToken
 			})
+			// Without the ops token: ready or not, nothing about the checks.
+			public := h.do(t, http.MethodGet, "/readyz", nil)
+			if public.status != tt.wantStatus {
+				t.Fatalf("public status = %d, want %d: %s", public.status, tt.wantStatus, public.body)
+			}
+			for _, leak := range []string{"mysql", "redis", "kafka", "stubborn", "buggy", "oops", "16379", "refused"} {
+				if strings.Contains(string(public.body), leak) {
+					t.Fatalf("public /readyz reveals %q: %s", leak, public.body)
+				}
+			}
+			if tt.wantStatus == 200 && strings.TrimSpace(string(public.body)) != `{"status":"ok"}` {
+				t.Fatalf("public /readyz = %s", public.body)
+			}
 			began := time.Now()
-			res := h.do(t, http.MethodGet, "/readyz", nil)
+			res := h.do(t, http.MethodGet, "/readyz", nil, "Authorization", "Bearer "+testOpsToken)
 			if took := time.Since(began); took > 3*time.Second {
 				t.Fatalf("/readyz took %s; the timeout is 150ms", took)
 			}

@@ -55,7 +55,7 @@ func newReplica(t *testing.T, cfg realtime.Config, rdb redis.UniversalClient,
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	appCfg, err := config.Load("")
+	appCfg, err := config.LoadDev("")
 	if err != nil {
 		t.Fatal(err)
 	}
