@@ -438,6 +438,24 @@ func (a *App) Merchant(adminToken string) (merchantID int64, owner Account, owne
 	return merchantID, acc, a.Login(acc.Email).AccessToken
 }
 
+// AcceptStaffInvitation accepts, as the holder of token, their newest pending staff
+// invitation and returns its merchant ID; they log in again to get the role.
+func (a *App) AcceptStaffInvitation(token string) string {
+	a.T.Helper()
+	var list struct {
+		Items []struct {
+			MerchantID string `json:"merchant_id"`
+		} `json:"items"`
+	}
+	a.Req(http.MethodGet, "/api/v1/me/staff-invitations", nil, Bearer(token)...).Want(a.T, http.StatusOK, "").Decode(a.T, &list)
+	if len(list.Items) == 0 {
+		a.T.Fatal("apptest: no pending staff invitation")
+	}
+	mid := list.Items[0].MerchantID
+	a.Req(http.MethodPost, "/api/v1/me/staff-invitations/"+mid+"/accept", nil, Bearer(token)...).Want(a.T, http.StatusOK, "")
+	return mid
+}
+
 // Address adds a shipping address for the token's user and returns its ID.
 func (a *App) Address(token string) string {
 	a.T.Helper()
