@@ -60,7 +60,9 @@ func TestPasswordReset(t *testing.T) {
 	h.Register(email) // mail 1: verification
 	s1, s2 := h.Login(email), h.Login(email)
 
-	forgot := func(e string) { h.Req("POST", "/api/v1/auth/password/forgot", map[string]string{"email": e}).Want(t, http.StatusAccepted, "") }
+	forgot := func(e string) {
+		h.Req("POST", "/api/v1/auth/password/forgot", map[string]string{"email": e}).Want(t, http.StatusAccepted, "")
+	}
 	forgot("nobody-" + email) // no enumeration: the same answer
 	forgot(email)
 	token := h.MailToken(email, 2)
