@@ -100,7 +100,7 @@ func raw(keys ...string) []config.Part {
 
 // load is config.Load with the three test sections and the real modules' raw ones.
 func load(file string) (config.Config, error) {
-	parts := append(raw("mail", "auth", "catalog", "stock", "order", "payments", "live", "auction"), alpha, beta, gamma)
+	parts := append(raw("mail", "auth", "catalog", "stock", "order", "payments", "live", "auction", "settlement"), alpha, beta, gamma)
 	return config.Load(file, parts...)
 }
 
