@@ -22,12 +22,17 @@ import (
 func newAdminCmd(load func() (config.Config, error)) *cobra.Command {
 	admin := &cobra.Command{Use: "admin", Short: "Administration tasks"}
 	var email, password string
+	var resetPassword bool
 	create := &cobra.Command{
-		Use:   "create --email E --password P",
+		Use:   "create --email E --password P [--reset-password]",
 		Short: "Create a platform admin, or promote an existing user to one (idempotent); prints the user ID",
-		Long: "Creates a password account with the platform_admin role, or grants platform_admin to the\n" +
-			"existing account with that email (its password is left unchanged). Running it again changes\n" +
-			"nothing. The password may come from MALL_ADMIN_PASSWORD instead of the flag, which keeps it\n" +
+		Long: "Creates a password account with the platform_admin role (its address counts as verified: you\n" +
+			"vouch for it). An existing account with that email is promoted only when it is already an admin\n" +
+			"(nothing changes: running it again is harmless) or has a verified address and no password (a\n" +
+			"third-party login). Any other account may belong to whoever registered the address first: it is\n" +
+			"refused unless --reset-password takes it over (its password becomes P, its address is marked\n" +
+			"verified, its refresh tokens are revoked).\n" +
+			"The password may come from MALL_ADMIN_PASSWORD instead of the flag, which keeps it\n" +
 			"out of the process list. Prints the user ID on stdout.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,21 +62,23 @@ func newAdminCmd(load func() (config.Config, error)) *cobra.Command {
 					return err
 				}
 				defer release()
-				id, created, err := user.EnsureAdmin(ctx, cfg, cl, ids, email, password)
+				res, err := user.EnsureAdminWith(ctx, cfg, cl, ids, email, password, user.AdminOptions{ResetPassword: resetPassword})
 				if err != nil {
 					return fmt.Errorf("admin create: %w", err)
 				}
-				what := "existing user (password unchanged)"
-				if created {
-					what = "created"
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "admin create: %s: platform admin %s, user ID %d\n", what, email, id)
-				fmt.Fprintln(cmd.OutOrStdout(), id)
+				what := map[user.AdminOutcome]string{
+					user.AdminCreated:   "created",
+					user.AdminExisting:  "existing user (password unchanged)",
+					user.AdminTakenOver: "existing user taken over (password reset, address verified, sessions ended)",
+				}[res.Outcome]
+				fmt.Fprintf(cmd.ErrOrStderr(), "admin create: %s: platform admin %s, user ID %d\n", what, email, res.UserID)
+				fmt.Fprintln(cmd.OutOrStdout(), res.UserID)
 				return nil
 			})
 		},
 	}
 	create.Flags().StringVar(&email, "email", "", "the admin's email")
+	create.Flags().BoolVar(&resetPassword, "reset-password", false, "take over an existing account the command did not create: set its password, verify its address, end its sessions")
 	create.Flags().StringVar(&password, "password", "", "the password for a new account (8-128 characters); env MALL_ADMIN_PASSWORD")
 	admin.AddCommand(create)
 	return admin

@@ -171,7 +171,9 @@ var (
 // events it writes stay in the outbox for the server's relays (a relay here would publish
 // them to this process's embedded broker, where nobody listens).
 type seedServices struct {
-	users     user.Service
+	users user.Service
+	// cl marks the demo accounts' made-up addresses verified (user.MarkEmailVerified).
+	cl        *sqldb.Cluster
 	merchants merchant.Service
 	// catalog creates the SKUs' stock levels through stock.Service (Init) as it creates them.
 	catalog catalog.Service
@@ -249,6 +251,7 @@ func openSeedServices(ctx context.Context, cfg config.Config, logs io.Writer, ex
 		closeAll()
 		return nil, nil, fmt.Errorf("seed: %w", dig.RootCause(err))
 	}
+	s.cl = cl
 	return &s, closeAll, nil
 }
 
@@ -292,6 +295,10 @@ func (sd *seeder) account(ctx context.Context, a seedAccount) (seedAccount, erro
 	case errors.Is(err, user.ErrNotFound):
 		if u, err = sd.svc.users.Register(ctx, a.Email, sd.password, ""); err != nil {
 			return a, fmt.Errorf("seed: register %s: %w", a.Email, err)
+		}
+		// The seed makes the addresses up and vouches for them, as `mall admin create` does.
+		if err := user.MarkEmailVerified(ctx, sd.svc.cl, u.ID); err != nil {
+			return a, fmt.Errorf("seed: verify %s: %w", a.Email, err)
 		}
 		a.Created = true
 	case err != nil:
@@ -384,6 +391,10 @@ func (sd *seeder) run(ctx context.Context, o seedOptions) (seedResult, error) {
 		} else if cur == 0 {
 			if _, err := sd.svc.merchants.AddStaff(ctx, mid, owner.ID, sh.staff, sh.staffRole); err != nil {
 				return res, fmt.Errorf("seed: add staff %s: %w", sh.staff, err)
+			}
+			// The demo staff member accepts at once: the seed speaks for its made-up accounts.
+			if _, err := sd.svc.merchants.AcceptInvitation(ctx, staff.ID, mid); err != nil {
+				return res, fmt.Errorf("seed: staff %s accepts: %w", sh.staff, err)
 			}
 		}
 		staff.MerchantID = mid

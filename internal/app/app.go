@@ -27,6 +27,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/idempotency"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	"github.com/mallhq/mall/internal/platform/kafkax"
+	"github.com/mallhq/mall/internal/platform/mail"
 	"github.com/mallhq/mall/internal/platform/migrations"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
@@ -59,6 +60,7 @@ func Migrations() []sqldb.Migrations {
 // once, and each module provides its own Config from the loaded Config with its section.
 func ConfigSections() []config.Part {
 	return []config.Part{
+		mail.ConfigSection,
 		user.ConfigSection,
 		catalog.ConfigSection,
 		stock.ConfigSection,
@@ -128,6 +130,7 @@ var Platform = fx.Options(
 	realtime.Module,
 	httpx.Module,
 	worker.Module,
+	mail.Module,
 )
 
 type registryOut struct {

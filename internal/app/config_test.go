@@ -248,12 +248,14 @@ func TestPrintMasksSecrets(t *testing.T) {
 	t.Setenv("MALL_AUTH_ENCRYPTION_KEY", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=")
 	t.Setenv("MALL_PAYMENTS_SANDBOX_SECRET", "sandbox-secret-pw")
 	t.Setenv("MALL_SEARCH_ELASTICSEARCH_PASSWORD", "es-pw")
+	t.Setenv("MALL_MAIL_USERNAME", "mailer")
+	t.Setenv("MALL_MAIL_PASSWORD", "smtp-pw")
 	c, err := app.LoadDevConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := config.Print(c)
-	for _, secret := range []string{"s3cret-pw", "redis-pw", "rtmp-pw", "sandbox-secret-pw", "es-pw", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk="} {
+	for _, secret := range []string{"s3cret-pw", "redis-pw", "rtmp-pw", "sandbox-secret-pw", "es-pw", "smtp-pw", "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk="} {
 		if strings.Contains(out, secret) {
 			t.Errorf("config print leaks %q:\n%s", secret, out)
 		}

@@ -26,12 +26,13 @@ type idBody struct {
 // /api/v1/merchant/.
 func merchantObjects(t *testing.T, a *apptest.App, adm, owner, category string) map[string]string {
 	t.Helper()
-	staff, _ := a.NewUser("staff")
+	staff, staffTok := a.NewUser("staff")
 	var st struct {
 		UserID string `json:"user_id"`
 	}
 	a.Req(http.MethodPost, "/api/v1/merchant/staff", map[string]string{"email": staff.Email, "role": "operator"},
 		apptest.Bearer(owner)...).Want(t, http.StatusCreated, "").Decode(t, &st)
+	a.AcceptStaffInvitation(staffTok.AccessToken)
 	var p struct {
 		ID   string   `json:"id"`
 		SKUs []idBody `json:"skus"`

@@ -109,6 +109,7 @@ func (h *harness) newUser(prefix string) account {
 	}
 	h.req("", "POST", "/api/v1/auth/register", map[string]string{"email": apptest.UniqueEmail(prefix), "password": goodPassword}).
 		want(h.t, 201, "").decode(h.t, &a)
+	h.VerifyEmail(a.Email) // with the mailed token, as its owner does
 	return account{ID: a.ID, Email: a.Email, tok: h.login(a.Email)}
 }
 
@@ -171,12 +172,14 @@ func (h *harness) newMerchant(adm account, shop string) (account, string) {
 	return owner, mid
 }
 
-// addStaff adds a fresh user as staff of owner's merchant with role and logs it in again.
+// addStaff invites a fresh user as staff of owner's merchant with role; the user accepts
+// and logs in again.
 func (h *harness) addStaff(owner account, role string) account {
 	h.t.Helper()
 	s := h.newUser(role)
 	h.req(owner.tok.AccessToken, "POST", "/api/v1/merchant/staff", map[string]string{"email": s.Email, "role": role}).
 		want(h.t, 201, "")
+	h.AcceptStaffInvitation(s.tok.AccessToken)
 	h.relogin(&s)
 	return s
 }

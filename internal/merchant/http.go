@@ -109,10 +109,14 @@ type staffRequest struct {
 }
 
 type staffResponse struct {
-	UserID    httpx.ID  `json:"user_id"`
-	Email     string    `json:"email"`
-	Role      string    `json:"role"`
+	UserID httpx.ID `json:"user_id"`
+	Email  string   `json:"email"`
+	Role   string   `json:"role"`
+	// Status is "invited" until the invitee accepts, then "active".
+	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when an invitation lapses.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 type statusResponse struct {
@@ -126,7 +130,7 @@ func (h *handler) Routes() []httpx.Route {
 	review := []echo.MiddlewareFunc{user.RequirePermission(user.PermMerchantApplicationsReview)}
 	manage := []echo.MiddlewareFunc{user.RequirePermission(user.PermMerchantsManage)}
 	perm := func(p user.Permission) []echo.MiddlewareFunc { return []echo.MiddlewareFunc{user.RequirePermission(p)} }
-	return []httpx.Route{
+	return append(h.invitationRoutes(), []httpx.Route{
 		{Method: http.MethodPost, Path: "/api/v1/merchant-applications", Handler: h.apply, Summary: "Apply to open a merchant",
 			Tags: apps, Request: applicationRequest{}, Response: applicationCreated{}, Status: http.StatusCreated, Auth: true},
 		{Method: http.MethodGet, Path: "/api/v1/merchant-applications/mine", Handler: h.mine, Summary: "The caller's applications, newest first",
@@ -155,7 +159,7 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodPatch, Path: "/api/v1/merchant/profile", Handler: h.updateProfile, Summary: "Change the caller's merchant profile",
 			Tags: mer, Request: profilePatch{}, Response: profileResponse{}, Auth: true, Middleware: perm(user.PermMerchantProfileEdit)},
 		{Method: http.MethodPost, Path: "/api/v1/merchant/staff", Handler: h.addStaff,
-			Summary: "Add a staff member by email (operator or customer_service)",
+			Summary: "Invite a staff member by email (operator or customer_service); they become staff when they accept",
 			Tags:    mer, Request: staffRequest{}, Response: staffResponse{}, Status: http.StatusCreated, Auth: true,
 			Middleware: perm(user.PermMerchantStaff)},
 		{Method: http.MethodGet, Path: "/api/v1/merchant/staff", Handler: h.listStaff, Summary: "The merchant's staff",
@@ -165,7 +169,7 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodDelete, Path: "/api/v1/merchant/staff/:user_id", Handler: h.removeStaff,
 			Summary: "Remove a staff member: their merchant role is revoked and their sessions end",
 			Tags:    mer, Status: http.StatusNoContent, Auth: true, Middleware: perm(user.PermMerchantStaff)},
-	}
+	}...)
 }
 
 func toApplicationResponse(a Application) applicationResponse {
@@ -190,7 +194,11 @@ func toProfileResponse(m Merchant) profileResponse {
 }
 
 func toStaffResponse(s Staff) staffResponse {
-	return staffResponse{UserID: httpx.ID(s.UserID), Email: s.Email, Role: string(s.Role), CreatedAt: s.CreatedAt}
+	out := staffResponse{UserID: httpx.ID(s.UserID), Email: s.Email, Role: string(s.Role), Status: string(s.Status), CreatedAt: s.CreatedAt}
+	if !s.ExpiresAt.IsZero() {
+		out.ExpiresAt = &s.ExpiresAt
+	}
+	return out
 }
 
 func (h *handler) apply(c echo.Context) error {

@@ -37,9 +37,14 @@ type Service interface {
 	// Approve creates the application's merchant and makes the applicant its owner;
 	// approving an approved application again returns its merchant (and retries the grant).
 	Approve(ctx context.Context, applicationID, reviewerID int64) (merchantID int64, err error)
-	// AddStaff makes the user with email a staff member of merchantID (ErrUserNotFound,
-	// ErrStaffConflict when they already work for a merchant).
+	// AddStaff invites the user with email to be a staff member of merchantID (ErrUserNotFound,
+	// ErrUserUnverified for an account whose address is not verified, ErrStaffConflict when
+	// they already work for a merchant); the Staff returned is StaffInvited. Inviting again
+	// renews the invitation. They become staff when they accept it (AcceptInvitation).
 	AddStaff(ctx context.Context, merchantID, by int64, email string, role StaffRole) (Staff, error)
+	// AcceptInvitation makes userID, who was invited by merchantID, its staff member
+	// (ErrInvitationNotFound; ErrStaffConflict when they work for a merchant meanwhile).
+	AcceptInvitation(ctx context.Context, userID, merchantID int64) (Staff, error)
 }
 
 // ApplicationInput is a new application.
@@ -121,8 +126,24 @@ type Staff struct {
 	UserID     int64
 	Email      string
 	Role       StaffRole
-	CreatedAt  time.Time
+	// Status is StaffActive for staff, StaffInvited for an invitation not yet accepted.
+	Status    StaffStatus
+	CreatedAt time.Time
+	// ExpiresAt is when an invitation lapses (zero for staff).
+	ExpiresAt time.Time
 }
+
+// StaffStatus is where a staff member is: invited, or working for the merchant.
+type StaffStatus string
+
+// Staff statuses.
+const (
+	StaffInvited StaffStatus = "invited"
+	StaffActive  StaffStatus = "active"
+)
+
+// InvitationTTL is how long a staff invitation waits for its acceptance.
+const InvitationTTL = 14 * 24 * time.Hour
 
 // Errors. Codes are stable (API.md).
 var (
@@ -140,4 +161,9 @@ var (
 	ErrApplicantBound = errs.New(errs.Conflict, "merchant.applicant_bound")
 	// ErrStaffConflict: the user already works for a merchant (this one or another).
 	ErrStaffConflict = errs.New(errs.Conflict, "merchant.staff_conflict")
+	// ErrUserUnverified: the account's e-mail address is not verified; it can neither be
+	// invited as staff nor apply for a merchant.
+	ErrUserUnverified = errs.New(errs.Conflict, "merchant.user_unverified")
+	// ErrInvitationNotFound: no pending, unexpired invitation of this merchant for the caller.
+	ErrInvitationNotFound = errs.New(errs.NotFound, "merchant.invitation_not_found")
 )

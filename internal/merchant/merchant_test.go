@@ -335,3 +335,64 @@ func TestConcurrentApprove(t *testing.T) {
 		t.Fatalf("/me merchant = %s, want %s", m.MerchantID, ids[0])
 	}
 }
+
+// TestStaffNeedsConsent (issue 14): adding staff by e-mail used to grant the role to whoever
+// had registered the address, without their knowing. Now it invites a verified account, and
+// only the invitee's acceptance makes them staff.
+func TestStaffNeedsConsent(t *testing.T) {
+	h := newHarness(t)
+	adm := h.admin()
+	owner, mid := h.newMerchant(adm, "consent")
+	victim := h.newUser("victim")
+
+	var inv struct {
+		UserID string `json:"user_id"`
+		Status string `json:"status"`
+	}
+	h.req(owner.tok.AccessToken, "POST", "/api/v1/merchant/staff", map[string]string{"email": victim.Email, "role": "operator"}).
+		want(t, 201, "").decode(t, &inv)
+	if inv.Status != "invited" || inv.UserID != victim.ID {
+		t.Fatalf("add staff answered %+v, want an invitation of %s", inv, victim.ID)
+	}
+	h.relogin(&victim)
+	if m := h.me(victim); slices.Contains(m.Roles, "merchant_staff") || m.MerchantID != "" {
+		t.Fatalf("/me of an invitee who did not accept = %+v", m)
+	}
+	h.req(victim.tok.AccessToken, "GET", "/api/v1/merchant/profile", nil).want(t, 403, "auth.forbidden")
+	h.req(owner.tok.AccessToken, "GET", "/api/v1/merchant/staff/"+victim.ID, nil).want(t, 404, "merchant.staff_not_found")
+
+	// Nobody else accepts it; an unverified account is not invited at all.
+	stranger := h.newUser("stranger")
+	h.req(stranger.tok.AccessToken, "POST", "/api/v1/me/staff-invitations/"+mid+"/accept", nil).want(t, 404, "merchant.invitation_not_found")
+	unverified := h.RegisterUnverified(apptest.UniqueEmail("unverified"))
+	h.req(owner.tok.AccessToken, "POST", "/api/v1/merchant/staff", map[string]string{"email": unverified.Email, "role": "operator"}).
+		want(t, 409, "merchant.user_unverified")
+
+	// The invitee sees it and accepts.
+	var list struct {
+		Items []struct {
+			MerchantID string `json:"merchant_id"`
+			ShopName   string `json:"shop_name"`
+			Role       string `json:"role"`
+		} `json:"items"`
+	}
+	h.req(victim.tok.AccessToken, "GET", "/api/v1/me/staff-invitations", nil).want(t, 200, "").decode(t, &list)
+	if len(list.Items) != 1 || list.Items[0].MerchantID != mid || list.Items[0].ShopName != "consent" || list.Items[0].Role != "operator" {
+		t.Fatalf("invitations = %+v", list)
+	}
+	h.req(victim.tok.AccessToken, "POST", "/api/v1/me/staff-invitations/"+mid+"/accept", nil).want(t, 200, "")
+	h.req(victim.tok.AccessToken, "POST", "/api/v1/me/staff-invitations/"+mid+"/accept", nil).want(t, 409, "merchant.staff_conflict")
+	h.relogin(&victim)
+	if m := h.me(victim); !slices.Contains(m.Roles, "merchant_staff") || m.MerchantID != mid {
+		t.Fatalf("/me after accepting = %+v", m)
+	}
+
+	// Declining drops an invitation and grants nothing.
+	other := h.newUser("decliner")
+	h.req(owner.tok.AccessToken, "POST", "/api/v1/merchant/staff", map[string]string{"email": other.Email, "role": "customer_service"}).want(t, 201, "")
+	h.req(other.tok.AccessToken, "POST", "/api/v1/me/staff-invitations/"+mid+"/decline", nil).want(t, 204, "")
+	h.req(other.tok.AccessToken, "POST", "/api/v1/me/staff-invitations/"+mid+"/accept", nil).want(t, 404, "merchant.invitation_not_found")
+	if n := h.count(`SELECT COUNT(*) FROM merchant_staff WHERE merchant_id = ?`, mid); n != 1 {
+		t.Fatalf("staff rows = %d, want 1", n)
+	}
+}

@@ -108,6 +108,12 @@ func (s *service) SetCommissionRate(ctx context.Context, merchantID, by int64, b
 
 // Apply implements Service.
 func (s *service) Apply(ctx context.Context, applicantID int64, in ApplicationInput) (Application, error) {
+	// The owner role needs a verified address: refuse now rather than at the review.
+	if u, err := s.users.Get(ctx, applicantID); err != nil {
+		return Application{}, err
+	} else if !u.EmailVerified {
+		return Application{}, ErrUserUnverified.WithDetail("confirm your e-mail address before applying")
+	}
 	if err := s.checkUnbound(ctx, applicantID, 0); err != nil {
 		return Application{}, err
 	}
@@ -296,63 +302,6 @@ func (s *service) UpdateProfile(ctx context.Context, merchantID int64, in profil
 		return Merchant{}, err
 	}
 	return m.merchant(), nil
-}
-
-// AddStaff makes the user with email a staff member of merchantID with role, and grants
-// them user.RoleMerchantStaff bound to it. Saga: the staff row and its event commit first;
-// when the grant then fails because the user works for another merchant (a race the check
-// below does not close), a compensating transaction removes the row with a staff_removed event.
-func (s *service) AddStaff(ctx context.Context, merchantID, by int64, email string, role StaffRole) (Staff, error) {
-	u, err := s.users.FindByEmail(ctx, email)
-	if errors.Is(err, user.ErrNotFound) {
-		return Staff{}, ErrUserNotFound
-	}
-	if err != nil {
-		return Staff{}, err
-	}
-	bindings, err := s.users.Roles(ctx, u.ID)
-	if err != nil {
-		return Staff{}, err
-	}
-	for _, b := range bindings {
-		if b.MerchantID != 0 {
-			return Staff{}, ErrStaffConflict.WithDetail("the user already works for a merchant")
-		}
-	}
-	now := s.clock()
-	r := staffRow{MerchantID: merchantID, UserID: u.ID, Role: string(role), CreatedAt: now}
-	ev := StaffChanged{MerchantID: merchantID, UserID: u.ID, Role: role, By: by, OccurredAt: now}
-	err = s.db.WithinTx(ctx, func(ctx context.Context) error {
-		if _, err := s.st.merchant(ctx, merchantID, true); err != nil {
-			return err
-		}
-		if err := s.st.insertStaff(ctx, r); err != nil {
-			return err
-		}
-		return s.emit(ctx, merchantID, EventStaffAdded, ev)
-	})
-	if err != nil {
-		return Staff{}, err
-	}
-	if err := s.users.GrantRole(ctx, u.ID, user.RoleMerchantStaff, merchantID); err != nil {
-		cerr := s.db.WithinTx(context.WithoutCancel(ctx), func(ctx context.Context) error {
-			if _, err := s.st.deleteStaff(ctx, merchantID, u.ID); err != nil {
-				return err
-			}
-			ev.OccurredAt = s.clock()
-			return s.emit(ctx, merchantID, EventStaffRemoved, ev)
-		})
-		if cerr != nil {
-			s.log.Error("merchant: staff row left without its role", "merchant_id", merchantID, "user_id", u.ID, "error", cerr.Error())
-		}
-		if errors.Is(err, user.ErrMerchantConflict) {
-			return Staff{}, ErrStaffConflict.WithDetail("the user already works for a merchant")
-		}
-		return Staff{}, err
-	}
-	st := r.staff()
-	st.Email = u.Email
-	return st, nil
 }
 
 // RemoveStaff takes a staff member away from merchantID: their merchant role is revoked

@@ -49,7 +49,7 @@ func newTestService(t *testing.T) (*service, *flakyUsers) {
 func TestApproveSagaConverges(t *testing.T) {
 	s, users := newTestService(t)
 	ctx := context.Background()
-	u := users.AddUser(user.User{Email: "saga@example.com"})
+	u := users.AddUser(user.User{Email: "saga@example.com", EmailVerified: true})
 	app, err := s.Apply(ctx, u.ID, ApplicationInput{ShopName: "s", CompanyName: "c", LicenseNo: "l", ContactName: "n", ContactPhone: "p"})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestApproveSagaConverges(t *testing.T) {
 func TestApproveRefusesBoundApplicant(t *testing.T) {
 	s, users := newTestService(t)
 	ctx := context.Background()
-	u := users.AddUser(user.User{Email: "bound@example.com"})
+	u := users.AddUser(user.User{Email: "bound@example.com", EmailVerified: true})
 	app, err := s.Apply(ctx, u.ID, ApplicationInput{ShopName: "s", CompanyName: "c", LicenseNo: "l", ContactName: "n", ContactPhone: "p"})
 	if err != nil {
 		t.Fatal(err)

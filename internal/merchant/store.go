@@ -93,7 +93,7 @@ type staffRow struct {
 }
 
 func (r staffRow) staff() Staff {
-	return Staff{MerchantID: r.MerchantID, UserID: r.UserID, Role: StaffRole(r.Role), CreatedAt: r.CreatedAt}
+	return Staff{MerchantID: r.MerchantID, UserID: r.UserID, Role: StaffRole(r.Role), Status: StaffActive, CreatedAt: r.CreatedAt}
 }
 
 const (

@@ -38,7 +38,10 @@ type accounts struct {
 	checks   prometheus.Counter
 	profiles *profileCache
 	sessions *sessions
-	now      func() time.Time
+	// mail queues the verification mail of a registration; nil for accounts the operator's
+	// CLI creates, which are verified.
+	mail *mailer
+	now  func() time.Time
 }
 
 func (s *accounts) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -151,11 +154,24 @@ func (s *accounts) register(ctx context.Context, email, password, nickname, via 
 	now := s.clock()
 	r := userRow{ID: s.newUserID(), Email: sql.NullString{String: email, Valid: true},
 		PasswordHash: sql.NullString{String: hash, Valid: true}, Nickname: nick, CreatedAt: now, UpdatedAt: now}
-	if err := s.createUser(ctx, r, via); err != nil {
+	var then []func(context.Context) error
+	if via == viaAdminCLI {
+		// The operator typed the address and holds the password: nobody else can hold this account.
+		r.EmailVerifiedAt = sql.NullTime{Time: now, Valid: true}
+	} else if s.mail != nil {
+		then = append(then, func(ctx context.Context) error { return s.mail.enqueue(ctx, mailVerify, r.ID, email) })
+	}
+	if err := s.createUser(ctx, r, via, then...); err != nil {
 		return User{}, err
+	}
+	if s.mail != nil {
+		s.mail.nudge()
 	}
 	return r.user(), nil
 }
+
+// viaAdminCLI is the Registered.Via of accounts `mall admin create` makes.
+const viaAdminCLI = "admin_cli"
 
 // createUser inserts the row and its user.registered event in one transaction.
 func (s *accounts) createUser(ctx context.Context, r userRow, via string, then ...func(ctx context.Context) error) error {
@@ -262,7 +278,10 @@ func (s *accounts) LoginWithIdentity(ctx context.Context, id ExternalIdentity) (
 
 // linkOrCreate links the identity to the account with its verified email, or creates an
 // account. An unverified email neither links nor is stored on the new account (it would
-// block the real owner from registering it).
+// block the real owner from registering it). Linking by email needs an account whose address
+// is verified and that has no password: anyone can register a password account with someone
+// else's address, and linking would let them share the real owner's account. Any other
+// account with the address answers ErrLinkRequired: its owner signs in and links explicitly.
 func (s *accounts) linkOrCreate(ctx context.Context, id ExternalIdentity) (int64, error) {
 	now := s.clock()
 	var email sql.NullString
@@ -272,6 +291,10 @@ func (s *accounts) linkOrCreate(ctx context.Context, id ExternalIdentity) (int64
 	if email.Valid {
 		row, err := s.st.userByEmail(ctx, email.String)
 		if err == nil {
+			if !row.EmailVerifiedAt.Valid || row.PasswordHash.Valid {
+				return 0, ErrLinkRequired.WithDetail("an account with this e-mail exists: sign in to it and link the provider at POST /api/v1/me/identities/%s/link",
+					id.Provider)
+			}
 			return row.ID, s.st.insertIdentity(ctx, id.Provider, id.Subject, row.ID, email, now)
 		}
 		if !errors.Is(err, ErrNotFound) {
@@ -283,6 +306,9 @@ func (s *accounts) linkOrCreate(ctx context.Context, id ExternalIdentity) (int64
 		nick = defaultNickname(email.String)
 	}
 	r := userRow{ID: s.newUserID(), Email: email, Nickname: nick, CreatedAt: now, UpdatedAt: now}
+	if email.Valid { // the provider vouches for it
+		r.EmailVerifiedAt = sql.NullTime{Time: now, Valid: true}
+	}
 	err := s.createUser(ctx, r, "oidc:"+id.Provider, func(ctx context.Context) error {
 		return s.st.insertIdentity(ctx, id.Provider, id.Subject, r.ID, email, now)
 	})

@@ -33,6 +33,8 @@ type Config struct {
 	// EncryptionKey is base64 of 32 bytes: AES-256-GCM for personal data at rest (phones).
 	EncryptionKey string                `mapstructure:"encryption_key"`
 	OIDC          []oidc.ProviderConfig `mapstructure:"oidc"`
+	// Email is auth.email.*: verification and reset tokens (email.go).
+	Email EmailConfig `mapstructure:"email"`
 }
 
 // JWTConfig is auth.jwt.*: the access tokens.

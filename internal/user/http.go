@@ -21,6 +21,7 @@ import (
 // oauthClient is the part of *oidc.Client the handlers use.
 type oauthClient interface {
 	AuthorizeURL(ctx context.Context, provider string) (string, error)
+	AuthorizeLinkURL(ctx context.Context, provider string, userID int64) (string, error)
 	Exchange(ctx context.Context, provider, code, state string) (oidc.Identity, error)
 	Providers() []string
 }
@@ -70,11 +71,13 @@ type logoutRequest struct {
 }
 
 type meResponse struct {
-	ID         httpx.ID  `json:"id"`
-	Email      string    `json:"email"`
-	Nickname   string    `json:"nickname"`
-	Roles      []string  `json:"roles"`
-	MerchantID *httpx.ID `json:"merchant_id,omitempty"`
+	ID    httpx.ID `json:"id"`
+	Email string   `json:"email"`
+	// EmailVerified: the address is confirmed (roles and staff invitations need it).
+	EmailVerified bool      `json:"email_verified"`
+	Nickname      string    `json:"nickname"`
+	Roles         []string  `json:"roles"`
+	MerchantID    *httpx.ID `json:"merchant_id,omitempty"`
 }
 
 type addressRequest struct {
@@ -143,7 +146,7 @@ func (h *handler) Routes() []httpx.Route {
 	auth, admin := []string{"auth"}, []string{"admin"}
 	me := []string{"account"}
 	adminOnly := []echo.MiddlewareFunc{RequirePermission(PermAdminUsers)}
-	return []httpx.Route{
+	return append(h.emailRoutes(), []httpx.Route{
 		{Method: http.MethodPost, Path: "/api/v1/auth/register", Handler: h.register, Summary: "Create an account",
 			Tags: auth, Request: registerRequest{}, Response: userResponse{}, Status: http.StatusCreated, RateLimit: ratelimit.ClassAuth},
 		{Method: http.MethodPost, Path: "/api/v1/auth/login", Handler: h.login, Summary: "Log in with email and password",
@@ -184,7 +187,7 @@ func (h *handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/api/v1/admin/users/:id/roles/revoke", Handler: h.adminRevokeRole,
 			Summary: "Revoke a role and end the user's sessions (platform admin)",
 			Tags:    admin, Request: grantRoleRequest{}, Status: http.StatusNoContent, Auth: true, Middleware: adminOnly},
-	}
+	}...)
 }
 
 func toTokenResponse(t Tokens) tokenResponse {
@@ -295,7 +298,13 @@ func (h *handler) oauthCallback(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.svc.LoginWithIdentity(ctx, ExternalIdentity(id))
+	ext := ExternalIdentity{Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name}
+	var t Tokens
+	if id.LinkUserID != 0 { // started by POST /api/v1/me/identities/{provider}/link
+		t, err = h.svc.linkIdentity(ctx, id.LinkUserID, ext)
+	} else {
+		t, err = h.svc.LoginWithIdentity(ctx, ext)
+	}
 	if err != nil {
 		return err
 	}
@@ -310,7 +319,7 @@ func (h *handler) me(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := meResponse{ID: httpx.ID(u.ID), Email: u.Email, Nickname: u.Nickname, Roles: p.Roles}
+	out := meResponse{ID: httpx.ID(u.ID), Email: u.Email, EmailVerified: u.EmailVerified, Nickname: u.Nickname, Roles: p.Roles}
 	if out.Roles == nil {
 		out.Roles = []string{string(RoleBuyer)}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
 	mlog "github.com/mallhq/mall/internal/platform/log"
+	"github.com/mallhq/mall/internal/platform/mail"
 	"github.com/mallhq/mall/internal/platform/metrics"
 	"github.com/mallhq/mall/internal/platform/outbox"
 	"github.com/mallhq/mall/internal/platform/ratelimit"
@@ -52,7 +53,8 @@ var Module = fx.Module("user",
 		httpx.AsRoutes(newBlockHandler),
 		httpx.AsRouteMiddleware(requireLogin),
 	),
-	fx.Provide(worker.As(keyReloader), worker.As(refreshJanitor), worker.As(blocksReloader)),
+	fx.Provide(worker.As(keyReloader), worker.As(refreshJanitor), worker.As(blocksReloader), worker.As(mailWorker),
+		worker.As(mailJanitor)),
 	fx.Invoke(runLifecycle),
 	fx.Decorate(func(l *slog.Logger) *slog.Logger { return l.With("module", "user") }),
 	// The module's own database handles: no other module's call joins its transactions.
@@ -84,6 +86,8 @@ type Params struct {
 	Hub *realtime.Hub `optional:"true"`
 	// Registerer receives the module's metrics; nil: not exported.
 	Registerer prometheus.Registerer `optional:"true"`
+	// Mail sends verification and reset mails; nil: none is sent (they stay queued).
+	Mail mail.Sender `optional:"true"`
 }
 
 // New returns the Service. It loads the token signing keys (generating one when
@@ -121,6 +125,8 @@ func newService(p Params) (*service, error) {
 	}
 	st := &store{cl: p.DB}
 	now := time.Now
+	mq := newMailer(a.Email, log, st, p.IDs, p.Mail, p.Redis)
+	profiles := &profileCache{}
 	var ender connEnder
 	if p.Hub != nil {
 		ender = p.Hub
@@ -171,8 +177,9 @@ func newService(p Params) (*service, error) {
 				DelayBase: lim.DelayBase, DelayMax: lim.DelayMax, KnownIPTTL: lim.KnownIPTTL}, trusted),
 			blocks:   blocks,
 			checks:   checks,
-			profiles: &profileCache{},
+			profiles: profiles,
 			sessions: sess,
+			mail:     mq,
 			now:      now,
 		},
 		sessions: sess,
@@ -186,6 +193,7 @@ func newService(p Params) (*service, error) {
 		},
 		addresses: &addresses{st: st, cl: p.DB, ids: p.IDs, phones: phones, now: now},
 		blocks:    blocks,
+		emails:    &emails{mail: mq, st: st, cl: p.DB, hash: h, sessions: sess, profiles: profiles, now: now},
 		log:       log,
 		st:        st,
 		keys:      keys,
@@ -199,18 +207,51 @@ const MetricPasswordChecks = "mall_user_password_checks_total"
 // refreshClass is the rate-limit class of refreshes per session (auth.refresh_per_minute).
 const refreshClass = "auth_refresh"
 
-// EnsureAdmin is `mall admin create`: it creates a password account with platform_admin,
-// or grants platform_admin to the existing account with this email (leaving its password
-// alone), and returns the user ID and whether the account is new. Running it again changes
-// nothing. It needs only the databases and an ID generator: no signing keys, no Redis.
+// EnsureAdmin is EnsureAdminWith without options: created tells whether the account is new.
 func EnsureAdmin(ctx context.Context, app config.Config, db *sqldb.Cluster, ids *idgen.Generator, email, password string) (userID int64, created bool, err error) {
+	res, err := EnsureAdminWith(ctx, app, db, ids, email, password, AdminOptions{})
+	return res.UserID, res.Outcome == AdminCreated, err
+}
+
+// AdminOptions adjust EnsureAdminWith.
+type AdminOptions struct {
+	// ResetPassword takes over an account the command did not create: its password becomes
+	// the given one, its address is marked verified and its sessions end.
+	ResetPassword bool
+}
+
+// AdminOutcome says what EnsureAdminWith did.
+type AdminOutcome string
+
+// Outcomes of EnsureAdminWith.
+const (
+	AdminCreated   AdminOutcome = "created"
+	AdminExisting  AdminOutcome = "existing"   // already an admin, or a verified account without a password
+	AdminTakenOver AdminOutcome = "taken_over" // password reset, address verified, sessions ended
+)
+
+// AdminResult is the account EnsureAdminWith made an admin.
+type AdminResult struct {
+	UserID  int64
+	Outcome AdminOutcome
+}
+
+// EnsureAdminWith is `mall admin create`. With no account for email it creates one with
+// password, its address verified (the operator vouches for it), and grants platform_admin.
+// An existing account becomes an admin only if it already is one (nothing changes: running
+// the command again is harmless) or its address is verified and it has no password (an
+// account from a third-party login). Any other account — a password the operator does not
+// know, an address nobody proved — may belong to someone who registered the address first:
+// it is refused (ErrAdminTakeover) unless o.ResetPassword takes it over. It needs only the
+// databases and an ID generator: no signing keys, no Redis.
+func EnsureAdminWith(ctx context.Context, app config.Config, db *sqldb.Cluster, ids *idgen.Generator, email, password string, o AdminOptions) (AdminResult, error) {
 	cfg, err := ConfigSection.From(app)
 	if err != nil {
-		return 0, false, err
+		return AdminResult{}, err
 	}
 	h, err := newHasher(DefaultPasswordParams, cfg.Password.MaxConcurrentHashes)
 	if err != nil {
-		return 0, false, err
+		return AdminResult{}, err
 	}
 	db = db.For("user")
 	// Only the parts EnsureAdmin uses: accounts to register, roles to grant.
@@ -218,8 +259,19 @@ func EnsureAdmin(ctx context.Context, app config.Config, db *sqldb.Cluster, ids 
 	s := &service{
 		accounts: &accounts{log: slog.New(slog.DiscardHandler), st: st, cl: db, ids: ids, outbox: ob, hash: h, now: time.Now},
 		roles:    &roles{st: st, cl: db, outbox: ob, now: time.Now},
+		st:       st,
+		now:      time.Now,
 	}
-	return s.EnsureAdmin(ctx, email, password)
+	return s.ensureAdmin(ctx, email, password, o)
+}
+
+// MarkEmailVerified marks userID's address verified without a token. It is for the
+// operator's own tooling only (`mall seed` vouching for the demo addresses it makes up);
+// nothing reachable from the network calls it.
+func MarkEmailVerified(ctx context.Context, db *sqldb.Cluster, userID int64) error {
+	st := &store{cl: db.For("user")}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return st.setVerified(ctx, userID, now)
 }
 
 // How often the janitor deletes expired refresh tokens, and how many per statement.

@@ -73,14 +73,65 @@ func TestOIDCLogin(t *testing.T) {
 		}
 	})
 
-	t.Run("a verified email links to the existing account", func(t *testing.T) {
-		bob := h.Register(apptest.UniqueEmail("bob"))
-		p.QueueUser(strings.ToUpper(bob.Email), true, "bob-sub")
+	// Issue 14: someone who registers the victim's address with a password of their own must
+	// not end up sharing the account the victim reaches through their provider.
+	t.Run("a verified email never links to a password account; its owner links while signed in", func(t *testing.T) {
+		email := apptest.UniqueEmail("bob")
+		squatted := h.RegisterUnverified(email) // the squatter's password, an address nobody proved
+		p.QueueUser(strings.ToUpper(email), true, "bob-sub")
 		_, r := login(t)
-		if m := h.Me(tokensOf(t, r).AccessToken); m.ID != bob.ID {
-			t.Fatalf("verified email did not link: %+v, want user %s", m, bob.ID)
+		r.Want(t, http.StatusConflict, "auth.oauth_link_required") // it used to answer the squatter's account
+		// Verified or not, a password account is linked only by its owner, signed in.
+		h.VerifyEmail(email)
+		p.QueueUser(email, true, "bob-sub")
+		_, r = login(t)
+		r.Want(t, http.StatusConflict, "auth.oauth_link_required")
+
+		linkAs := func(t *testing.T, access, subject string) response {
+			t.Helper()
+			var lr struct {
+				AuthorizeURL string `json:"authorize_url"`
+			}
+			res := h.Req("POST", "/api/v1/me/identities/mock/link", nil, apptest.Bearer(access)...).Want(t, http.StatusOK, "")
+			res.Decode(t, &lr)
+			cookie := strings.SplitN(res.Header.Get("Set-Cookie"), ";", 2)[0]
+			if !strings.HasPrefix(lr.AuthorizeURL, p.Issuer()) || !strings.HasPrefix(cookie, "mall_oauth_state=") {
+				t.Fatalf("link start: %q, cookie %q", lr.AuthorizeURL, cookie)
+			}
+			p.QueueUser(apptest.UniqueEmail("other-address"), true, subject)
+			return h.Req("GET", strings.TrimPrefix(p.Authorize(t, lr.AuthorizeURL), base), nil, "Cookie", cookie)
 		}
-		h.Login(bob.Email) // the password still works
+		owner := h.Login(email)
+		if m := h.Me(tokensOf(t, linkAs(t, owner.AccessToken, "bob-sub")).AccessToken); m.ID != squatted.ID {
+			t.Fatalf("link answered user %s, want %s", m.ID, squatted.ID)
+		}
+		p.QueueUser(email, true, "bob-sub")
+		_, r = login(t)
+		if m := h.Me(tokensOf(t, r).AccessToken); m.ID != squatted.ID {
+			t.Fatalf("login after the link: user %s, want %s", m.ID, squatted.ID)
+		}
+		h.Login(email) // the password still works
+		// The identity is taken: another account cannot link it; anonymous callers cannot start a link.
+		_, other := h.NewUser("other")
+		linkAs(t, other.AccessToken, "bob-sub").Want(t, http.StatusConflict, "user.identity_taken")
+		h.Req("POST", "/api/v1/me/identities/mock/link", nil).Want(t, http.StatusUnauthorized, "")
+		h.Req("POST", "/api/v1/me/identities/nope/link", nil, apptest.Bearer(other.AccessToken)...).
+			Want(t, http.StatusNotFound, "auth.oauth_provider_not_found")
+	})
+
+	t.Run("a verified email links to a verified account without a password", func(t *testing.T) {
+		email := apptest.UniqueEmail("dora")
+		p.QueueUser(email, true, "dora-first")
+		_, r := login(t)
+		first := h.Me(tokensOf(t, r).AccessToken)
+		if !first.EmailVerified {
+			t.Fatalf("the provider's verified address is not verified: %+v", first)
+		}
+		p.QueueUser(email, true, "dora-second") // another provider account, same verified address
+		_, r = login(t)
+		if m := h.Me(tokensOf(t, r).AccessToken); m.ID != first.ID {
+			t.Fatalf("verified email did not link: %+v, want user %s", m, first.ID)
+		}
 	})
 
 	t.Run("an unverified email never links", func(t *testing.T) {

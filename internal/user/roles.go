@@ -75,12 +75,15 @@ func (s *roles) listUsers(ctx context.Context, email string, before int64, limit
 	return out, nil
 }
 
-// GrantRole implements Service; the caller in ctx, if any, is recorded as the grantor.
+// GrantRole implements Service; the caller in ctx, if any, is recorded as the grantor. Only
+// an account with a verified address receives a role (ErrEmailUnverified): whoever
+// registered an address first is not necessarily its owner.
 func (s *roles) GrantRole(ctx context.Context, userID int64, role Role, merchantID int64) error {
 	grantedBy := authn.UserID(ctx)
 	now := s.clock()
 	return s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
-		if err := s.st.lockUser(ctx, userID); err != nil {
+		u, err := s.st.userForUpdate(ctx, userID)
+		if err != nil {
 			return err
 		}
 		if role == RoleBuyer {
@@ -88,6 +91,9 @@ func (s *roles) GrantRole(ctx context.Context, userID int64, role Role, merchant
 				return ErrMerchantNotAllowed.WithDetail("buyer is not a merchant role")
 			}
 			return nil // everyone is a buyer
+		}
+		if !u.user().EmailVerified {
+			return ErrEmailUnverified.WithDetail("the account's e-mail address is not verified: it cannot receive roles")
 		}
 		scope, err := s.st.roleScope(ctx, role)
 		if err != nil {

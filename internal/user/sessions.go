@@ -36,6 +36,9 @@ func (s *sessions) clock() time.Time { return s.now().UTC().Truncate(time.Micros
 
 // startSession opens a refresh-token family and issues the first pair.
 func (s *sessions) startSession(ctx context.Context, userID int64) (Tokens, error) {
+	if err := s.checkCanSignIn(ctx, userID); err != nil { // email.go
+		return Tokens{}, err
+	}
 	now := s.clock()
 	familyID := s.ids.Next(sqldb.LogicalShard(userID))
 	refresh, hash := newRefreshToken()

@@ -29,31 +29,34 @@ const (
 )
 
 type userRow struct {
-	ID           int64          `db:"id"`
-	Email        sql.NullString `db:"email"`
-	PasswordHash sql.NullString `db:"password_hash"`
-	Nickname     string         `db:"nickname"`
-	CreatedAt    time.Time      `db:"created_at"`
-	UpdatedAt    time.Time      `db:"updated_at"`
+	ID    int64          `db:"id"`
+	Email sql.NullString `db:"email"`
+	// EmailVerifiedAt is set once the owner of Email proved it (a mailed token, a provider's
+	// verified claim, the operator's CLI).
+	EmailVerifiedAt sql.NullTime   `db:"email_verified_at"`
+	PasswordHash    sql.NullString `db:"password_hash"`
+	Nickname        string         `db:"nickname"`
+	CreatedAt       time.Time      `db:"created_at"`
+	UpdatedAt       time.Time      `db:"updated_at"`
 }
 
 func (r userRow) user() User {
-	return User{ID: r.ID, Email: r.Email.String, Nickname: r.Nickname, CreatedAt: r.CreatedAt}
+	return User{ID: r.ID, Email: r.Email.String, EmailVerified: r.Email.Valid && r.EmailVerifiedAt.Valid, Nickname: r.Nickname, CreatedAt: r.CreatedAt}
 }
 
 const (
-	qInsertUser = `INSERT INTO user_users (id, email, password_hash, nickname, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)`
-	qUserByID      = `SELECT id, email, password_hash, nickname, created_at, updated_at FROM user_users WHERE id = ?`
-	qUserByEmail   = `SELECT id, email, password_hash, nickname, created_at, updated_at FROM user_users WHERE email = ?`
+	qInsertUser = `INSERT INTO user_users (id, email, email_verified_at, password_hash, nickname, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qUserByID      = `SELECT id, email, email_verified_at, password_hash, nickname, created_at, updated_at FROM user_users WHERE id = ?`
+	qUserByEmail   = `SELECT id, email, email_verified_at, password_hash, nickname, created_at, updated_at FROM user_users WHERE email = ?`
 	qLockUser      = `SELECT id FROM user_users WHERE id = ? FOR UPDATE`
 	qSetPassword   = `UPDATE user_users SET password_hash = ?, updated_at = ? WHERE id = ?`
-	qListUsers     = `SELECT id, email, password_hash, nickname, created_at, updated_at FROM user_users WHERE id < ? ORDER BY id DESC LIMIT ?`
-	qListUsersFrom = `SELECT id, email, password_hash, nickname, created_at, updated_at FROM user_users ORDER BY id DESC LIMIT ?`
+	qListUsers     = `SELECT id, email, email_verified_at, password_hash, nickname, created_at, updated_at FROM user_users WHERE id < ? ORDER BY id DESC LIMIT ?`
+	qListUsersFrom = `SELECT id, email, email_verified_at, password_hash, nickname, created_at, updated_at FROM user_users ORDER BY id DESC LIMIT ?`
 )
 
 func (s *store) insertUser(ctx context.Context, r userRow) error {
-	_, err := s.main(ctx).ExecContext(ctx, qInsertUser, r.ID, r.Email, r.PasswordHash, r.Nickname, r.CreatedAt, r.UpdatedAt)
+	_, err := s.main(ctx).ExecContext(ctx, qInsertUser, r.ID, r.Email, r.EmailVerifiedAt, r.PasswordHash, r.Nickname, r.CreatedAt, r.UpdatedAt)
 	if sqldb.IsDuplicate(err) {
 		return ErrEmailTaken
 	}

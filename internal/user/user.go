@@ -50,9 +50,12 @@ type User struct {
 	ID int64
 	// Email is normalized (trimmed, lower-case); empty for an account created by a
 	// third-party login that gave no verified email.
-	Email     string
-	Nickname  string
-	CreatedAt time.Time
+	Email string
+	// EmailVerified: the account's owner proved Email is theirs. Only verified accounts
+	// receive roles, staff invitations and OIDC links by e-mail.
+	EmailVerified bool
+	Nickname      string
+	CreatedAt     time.Time
 }
 
 // Role names a set of permissions. Roles are data (table user_roles, seeded with the ones
@@ -157,6 +160,25 @@ var (
 	// answer did not verify). Unknown providers (404) and bad states (400) answer with the
 	// oidc package's codes.
 	ErrOAuthFailed = errs.New(errs.Unauthenticated, "auth.oauth_failed")
+
+	// ErrEmailUnverified: the account's e-mail address is not verified, and what was asked
+	// (a role, a staff invitation) needs it.
+	ErrEmailUnverified = errs.New(errs.Conflict, "user.email_unverified")
+	// ErrLoginUnverified: signing in needs a verified address (auth.email.unverified_can_shop
+	// is off); the mailed token verifies it, POST /api/v1/auth/verify-email/resend sends another.
+	ErrLoginUnverified = errs.New(errs.Forbidden, "auth.email_unverified")
+	// ErrEmailTokenInvalid: a verification or reset token that is unknown, used, expired or
+	// for an address the account no longer has.
+	ErrEmailTokenInvalid = errs.New(errs.Invalid, "auth.email_token_invalid")
+	// ErrLinkRequired: a third-party login's verified e-mail belongs to an account that has a
+	// password (or an unverified address): it is not linked by e-mail. Its owner signs in and
+	// links the provider at POST /api/v1/me/identities/{provider}/link.
+	ErrLinkRequired = errs.New(errs.Conflict, "auth.oauth_link_required")
+	// ErrIdentityTaken: the third-party identity is linked to another account.
+	ErrIdentityTaken = errs.New(errs.Conflict, "user.identity_taken")
+	// ErrAdminTakeover: `mall admin create` found an account it did not create (a password,
+	// or an unverified address) and was not told to take it over (--reset-password).
+	ErrAdminTakeover = errs.New(errs.Conflict, "user.admin_takeover_refused")
 )
 
 // MaxAddresses bounds the addresses one user keeps.

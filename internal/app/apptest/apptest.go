@@ -29,6 +29,8 @@ import (
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/httpx"
 	"github.com/mallhq/mall/internal/platform/idgen"
+	"github.com/mallhq/mall/internal/platform/mail"
+	"github.com/mallhq/mall/internal/platform/mail/mailtest"
 	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/platform/sqldb/sqldbtest"
 	"github.com/mallhq/mall/internal/user"
@@ -120,6 +122,9 @@ type App struct {
 	// IP is sent as X-Forwarded-For (127.0.0.1 is a trusted proxy), so each test has its
 	// own client address for per-IP limits.
 	IP string
+	// Mail is the SMTP server the application sends its mails to (mail.smtp_addr), unless
+	// the configuration named another.
+	Mail *mailtest.Server
 
 	fx *fx.App
 }
@@ -134,7 +139,14 @@ func New(t testing.TB, o Options) *App {
 func Start(t testing.TB, cfg config.Config, o Options) *App {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	a := &App{T: t, Cfg: cfg, IP: RandomIP()}
+	a := &App{T: t, IP: RandomIP()}
+	if mc, err := mail.ConfigSection.From(cfg); err == nil && mc.SMTPAddr == "" && !mc.LogMessages {
+		// A real SMTP conversation with an in-process server: registration mails a token,
+		// and Register reads it from there.
+		a.Mail = mailtest.Start(t)
+		cfg = mail.ConfigSection.With(cfg, func(c *mail.Config) { c.SMTPAddr, c.TLS = a.Mail.Addr(), "none" })
+	}
+	a.Cfg = cfg
 	opts := []fx.Option{fx.NopLogger, fx.Populate(&a.Server, &a.Cluster, &a.Users, &a.IDs)}
 	if o.Modules == nil {
 		opts = append(opts, app.Options(cfg, logger))
@@ -321,20 +333,61 @@ type Account struct {
 
 // Me is the /api/v1/me response.
 type Me struct {
-	ID         string   `json:"id"`
-	Email      string   `json:"email"`
-	Nickname   string   `json:"nickname"`
-	Roles      []string `json:"roles"`
-	MerchantID string   `json:"merchant_id"`
+	ID            string   `json:"id"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Nickname      string   `json:"nickname"`
+	Roles         []string `json:"roles"`
+	MerchantID    string   `json:"merchant_id"`
 }
 
-// Register creates an account with Password.
+// Register creates an account with Password and verifies its address the way its owner
+// does: with the token from the mail the application sent.
 func (a *App) Register(email string) Account {
+	a.T.Helper()
+	acc := a.RegisterUnverified(email)
+	a.VerifyEmail(acc.Email)
+	return acc
+}
+
+// RegisterUnverified creates an account with Password and leaves its address unverified.
+func (a *App) RegisterUnverified(email string) Account {
 	a.T.Helper()
 	var acc Account
 	a.Req("POST", "/api/v1/auth/register", map[string]string{"email": email, "password": Password}).
 		Want(a.T, http.StatusCreated, "").Decode(a.T, &acc)
 	return acc
+}
+
+// MailToken waits for the n-th (1-based) mail to email and returns the token in it.
+func (a *App) MailToken(email string, n int) string {
+	a.T.Helper()
+	if a.Mail == nil {
+		a.T.Fatal("apptest: the application does not send to the test SMTP server (mail.smtp_addr was set)")
+	}
+	m := a.Mail.Wait(a.T, email, n)
+	tok := TokenIn(m.Text)
+	if tok == "" {
+		a.T.Fatalf("no token in the mail to %s: %q", email, m.Text)
+	}
+	return tok
+}
+
+// TokenIn returns the token of a verification or reset mail's text ("" when none).
+func TokenIn(text string) string {
+	for line := range strings.Lines(text) {
+		if tok, ok := strings.CutPrefix(strings.TrimSpace(line), user.TokenLinePrefix); ok {
+			return strings.TrimSpace(tok)
+		}
+	}
+	return ""
+}
+
+// VerifyEmail confirms email's address with the token of the first mail sent to it.
+func (a *App) VerifyEmail(email string) {
+	a.T.Helper()
+	a.Req("POST", "/api/v1/auth/verify-email", map[string]string{"token": a.MailToken(email, 1)}).
+		Want(a.T, http.StatusNoContent, "")
 }
 
 // Login logs an account in with Password.
@@ -409,6 +462,24 @@ func (a *App) Merchant(adminToken string) (merchantID int64, owner Account, owne
 		a.T.Fatal(err)
 	}
 	return merchantID, acc, a.Login(acc.Email).AccessToken
+}
+
+// AcceptStaffInvitation accepts, as the holder of token, their newest pending staff
+// invitation and returns its merchant ID; they log in again to get the role.
+func (a *App) AcceptStaffInvitation(token string) string {
+	a.T.Helper()
+	var list struct {
+		Items []struct {
+			MerchantID string `json:"merchant_id"`
+		} `json:"items"`
+	}
+	a.Req(http.MethodGet, "/api/v1/me/staff-invitations", nil, Bearer(token)...).Want(a.T, http.StatusOK, "").Decode(a.T, &list)
+	if len(list.Items) == 0 {
+		a.T.Fatal("apptest: no pending staff invitation")
+	}
+	mid := list.Items[0].MerchantID
+	a.Req(http.MethodPost, "/api/v1/me/staff-invitations/"+mid+"/accept", nil, Bearer(token)...).Want(a.T, http.StatusOK, "")
+	return mid
 }
 
 // Address adds a shipping address for the token's user and returns its ID.

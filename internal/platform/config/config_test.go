@@ -125,7 +125,8 @@ func raw(keys ...string) []config.Part {
 
 // load is config.LoadDev with the three test sections and the real modules' raw ones.
 func load(file string) (config.Config, error) {
-	parts := append(raw("auth", "catalog", "stock", "order", "payments", "live", "auction", "settlement", "flash_sale"), alpha, beta, gamma)
+	parts := append(raw("mail", "auth", "catalog", "stock", "order", "payments", "live", "auction", "settlement",
+		"flash_sale"), alpha, beta, gamma)
 	return config.LoadDev(file, parts...)
 }
 

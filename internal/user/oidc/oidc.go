@@ -40,6 +40,9 @@ type Identity struct {
 	Email         string
 	EmailVerified bool
 	Name          string
+	// LinkUserID is set when the login was started by AuthorizeLinkURL: the signed-in user
+	// who asked to link this identity to their account.
+	LinkUserID int64
 }
 
 var (
@@ -125,6 +128,8 @@ type pending struct {
 	Provider string `json:"p"`
 	Verifier string `json:"v"`
 	Nonce    string `json:"n"`
+	// LinkUser is the user who started a link (AuthorizeLinkURL); 0 for a login.
+	LinkUser int64 `json:"u,omitempty"`
 }
 
 var providerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
@@ -200,6 +205,16 @@ func (c *Client) Providers() []string { return slices.Clone(c.names) }
 // AuthorizeURL starts a login: it records a fresh state, nonce and PKCE verifier for
 // StateTTL and returns the provider URL to redirect the browser to.
 func (c *Client) AuthorizeURL(ctx context.Context, provider string) (string, error) {
+	return c.authorizeURL(ctx, provider, 0)
+}
+
+// AuthorizeLinkURL starts linking an identity to the signed-in user userID: like
+// AuthorizeURL, and the state remembers the user, so Exchange returns it in LinkUserID.
+func (c *Client) AuthorizeLinkURL(ctx context.Context, provider string, userID int64) (string, error) {
+	return c.authorizeURL(ctx, provider, userID)
+}
+
+func (c *Client) authorizeURL(ctx context.Context, provider string, linkUser int64) (string, error) {
 	p, err := c.provider(provider)
 	if err != nil {
 		return "", err
@@ -209,7 +224,7 @@ func (c *Client) AuthorizeURL(ctx context.Context, provider string) (string, err
 		return "", err
 	}
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
-	val, err := json.Marshal(pending{Provider: provider, Verifier: verifier, Nonce: nonce})
+	val, err := json.Marshal(pending{Provider: provider, Verifier: verifier, Nonce: nonce, LinkUser: linkUser})
 	if err != nil {
 		return "", fmt.Errorf("oidc: encode state: %w", err)
 	}
@@ -284,6 +299,7 @@ func (c *Client) Exchange(ctx context.Context, provider, code, state string) (Id
 		Email:         claims.Email,
 		EmailVerified: claims.Email != "" && isTrue(claims.EmailVerified),
 		Name:          claims.Name,
+		LinkUserID:    pend.LinkUser,
 	}, nil
 }
 
