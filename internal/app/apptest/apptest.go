@@ -140,11 +140,13 @@ func Start(t testing.TB, cfg config.Config, o Options) *App {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	a := &App{T: t, IP: RandomIP()}
-	if mc, err := mail.ConfigSection.From(cfg); err == nil && mc.SMTPAddr == "" && !mc.LogMessages {
-		// A real SMTP conversation with an in-process server: registration mails a token,
-		// and Register reads it from there.
+	if mc, err := mail.ConfigSection.From(cfg); err == nil && mc.SMTPAddr == "" {
+		// A real SMTP conversation with an in-process server (not the development log):
+		// registration mails a token, and Register reads it from there.
 		a.Mail = mailtest.Start(t)
-		cfg = mail.ConfigSection.With(cfg, func(c *mail.Config) { c.SMTPAddr, c.TLS = a.Mail.Addr(), "none" })
+		cfg = mail.ConfigSection.With(cfg, func(c *mail.Config) {
+			c.SMTPAddr, c.TLS, c.LogMessages = a.Mail.Addr(), "none", false
+		})
 	}
 	a.Cfg = cfg
 	opts := []fx.Option{fx.NopLogger, fx.Populate(&a.Server, &a.Cluster, &a.Users, &a.IDs)}
