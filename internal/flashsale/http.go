@@ -140,24 +140,12 @@ func (h *handler) merchantList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	ss, err := h.svc.MerchantSales(ctx, mid, before, p.Fetch())
-	if err != nil {
-		return err
-	}
-	return salePage(c, ss, p)
+	return httpx.ListByID(c, func(before int64, limit int) ([]Sale, error) {
+		return h.svc.MerchantSales(ctx, mid, before, limit)
+	}, toSale, saleID)
 }
 
-func salePage(c echo.Context, ss []Sale, p httpx.Page) error {
-	out := make([]saleResponse, len(ss))
-	for i, s := range ss {
-		out[i] = toSale(s)
-	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last saleResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
-}
+func saleID(r saleResponse) int64 { return r.ID.Int64() }
 
 // saleByID answers fn's sale for the path's ID (a malformed ID names no sale).
 func saleByID(c echo.Context, fn func(id int64) (Sale, error)) error {
@@ -195,15 +183,9 @@ func (h *handler) list(c echo.Context) error {
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	ss, err := h.svc.Sales(c.Request().Context(), Status(q.Status), before, p.Fetch())
-	if err != nil {
-		return err
-	}
-	return salePage(c, ss, p)
+	return httpx.ListByID(c, func(before int64, limit int) ([]Sale, error) {
+		return h.svc.Sales(c.Request().Context(), Status(q.Status), before, limit)
+	}, toSale, saleID)
 }
 
 func (h *handler) get(c echo.Context) error {

@@ -167,26 +167,12 @@ func (h *handler) entries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	es, err := h.svc.Entries(ctx, mid, before, p.Fetch())
-	if err != nil {
-		return err
-	}
-	out := make([]entryResponse, len(es))
-	for i, e := range es {
-		out[i] = toEntry(e)
-	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last entryResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
+	return httpx.ListByID(c, func(before int64, limit int) ([]Entry, error) {
+		return h.svc.Entries(ctx, mid, before, limit)
+	}, toEntry, func(r entryResponse) int64 { return r.ID.Int64() })
 }
 
-func statementPage(c echo.Context, sts []Statement, p httpx.Page) error {
-	return c.JSON(http.StatusOK, httpx.PageOf(statements(sts), p, func(last statementResponse) []byte {
-		return httpx.IDCursor(last.ID.Int64())
-	}))
-}
+func statementID(r statementResponse) int64 { return r.ID.Int64() }
 
 func (h *handler) merchantStatements(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -194,15 +180,9 @@ func (h *handler) merchantStatements(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	sts, err := h.svc.MerchantStatements(ctx, mid, before, p.Fetch())
-	if err != nil {
-		return err
-	}
-	return statementPage(c, sts, p)
+	return httpx.ListByID(c, func(before int64, limit int) ([]Statement, error) {
+		return h.svc.MerchantStatements(ctx, mid, before, limit)
+	}, toStatement, statementID)
 }
 
 // merchantStatementOf is the caller's merchant's statement of the path (404 for another's).
@@ -273,15 +253,9 @@ func (h *handler) adminStatements(c echo.Context) error {
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	sts, err := h.svc.Statements(c.Request().Context(), StatementStatus(q.Status), before, p.Fetch())
-	if err != nil {
-		return err
-	}
-	return statementPage(c, sts, p)
+	return httpx.ListByID(c, func(before int64, limit int) ([]Statement, error) {
+		return h.svc.Statements(c.Request().Context(), StatementStatus(q.Status), before, limit)
+	}, toStatement, statementID)
 }
 
 func (h *handler) markPaid(c echo.Context) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
+	"github.com/mallhq/mall/internal/app"
 	"github.com/mallhq/mall/internal/app/apptest"
 	"github.com/mallhq/mall/internal/platform/config"
 	"github.com/mallhq/mall/internal/platform/metrics"
@@ -119,7 +120,7 @@ func TestNATRegistersAndLogsIn(t *testing.T) {
 // spread over many accounts from one address, are both throttled with the shipped limits.
 func TestFailuresThrottled(t *testing.T) {
 	l := startLimits(t, nil)
-	def := user.ConfigSection.Default().Login
+	def := shippedAuth(t).Login
 
 	t.Run("one account", func(t *testing.T) {
 		email := l.Register(apptest.UniqueEmail("target")).Email
@@ -262,4 +263,20 @@ func TestRefreshLimitedPerSession(t *testing.T) {
 	_, other := l.NewUser("calm")
 	l.Req(http.MethodPost, "/api/v1/auth/refresh", map[string]string{"refresh_token": other.RefreshToken}).
 		Want(t, http.StatusOK, "")
+}
+
+// shippedAuth is the auth section as shipped (configs/mall.yaml; the development file
+// changes none of them). Section.Default cannot serve here: the production defaults lack
+// the secrets the auth section requires.
+func shippedAuth(t *testing.T) user.Config {
+	t.Helper()
+	dev, err := app.LoadDevConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := user.ConfigSection.From(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -81,7 +81,7 @@ func Config(t testing.TB) config.Config {
 // Config moves out of the way: for tests of the limits themselves.
 func DefaultLimits(t testing.TB, cfg config.Config) config.Config {
 	t.Helper()
-	def, err := app.LoadConfig("")
+	def, err := app.LoadDevConfig("") // the shipped limits (the dev file changes none of them)
 	if err != nil {
 		t.Fatal(err)
 	}

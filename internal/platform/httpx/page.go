@@ -3,6 +3,7 @@ package httpx
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -137,4 +138,24 @@ func PageOf[T any](rows []T, p Page, cursor func(last T) []byte) List[T] {
 		return NewList(rows, cursor(rows[len(rows)-1]))
 	}
 	return NewList(rows, nil)
+}
+
+// ListByID answers a list ordered by ID, newest first, one page of it: fetch reads up to
+// limit items before the cursor's ID (0: from the newest), view turns each into its
+// response and id gives a response's ID for the next cursor.
+func ListByID[T, R any](c echo.Context, fetch func(before int64, limit int) ([]T, error), view func(T) R,
+	id func(R) int64) error {
+	p, before, err := IDPageFrom(c)
+	if err != nil {
+		return err
+	}
+	items, err := fetch(before, p.Fetch())
+	if err != nil {
+		return err
+	}
+	out := make([]R, len(items))
+	for i, it := range items {
+		out[i] = view(it)
+	}
+	return c.JSON(http.StatusOK, PageOf(out, p, func(last R) []byte { return IDCursor(id(last)) }))
 }
