@@ -82,6 +82,8 @@ func startWSServer(addr string, rc config.Redis, log *slog.Logger) (srv *httpx.S
 	cfg := realtime.ConfigFrom(appCfg.Realtime)
 	cfg.Prefix = wsPrefix
 	cfg.MaxConnections, cfg.MaxRoomConnections = 100000, 100000
+	// The load generator is one client network: the per-caller caps would refuse it.
+	cfg.MaxConnectionsPerIP, cfg.MaxConnectionsPerUser = 100000, 100000
 	hub, err := realtime.NewHub(cfg, rdb, reg, log)
 	if err != nil {
 		rdb.Close()

@@ -419,7 +419,9 @@ func (s *service) Ticket(ctx context.Context, buyerID, ticketID int64) (Ticket, 
 // ticket's units go back), the buyer told on their own channel.
 func (s *service) take(ctx context.Context, a Attempted) error {
 	if _, err := s.st.ticket(ctx, a.TicketID); err == nil {
-		return nil // recorded before: a redelivery
+		// Recorded before (a redelivery): going through again could place an order for a
+		// ticket recorded as failed, one the buyer's limit would not count.
+		return nil
 	} else if !errors.Is(err, ErrTicketNotFound) {
 		return err
 	}
