@@ -208,19 +208,9 @@ func (h *handler) list(c echo.Context) error {
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	ls, err := h.svc.List(c.Request().Context(), Status(q.Status), p.Fetch(), before)
-	if err != nil {
-		return err
-	}
-	out := make([]lotResponse, len(ls))
-	for i, l := range ls {
-		out[i] = toLotResponse(l)
-	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(l lotResponse) []byte { return httpx.IDCursor(l.ID.Int64()) }))
+	return httpx.ListByID(c, func(before int64, limit int) ([]Lot, error) {
+		return h.svc.List(c.Request().Context(), Status(q.Status), limit, before)
+	}, toLotResponse, func(r lotResponse) int64 { return r.ID.Int64() })
 }
 
 func (h *handler) get(c echo.Context) error {

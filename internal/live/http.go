@@ -201,19 +201,9 @@ func (h *handler) listPage(c echo.Context, fetch func(status Status, limit int, 
 	if err := httpx.BindQuery(c, &q); err != nil {
 		return err
 	}
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	rooms, err := fetch(Status(q.Status), p.Fetch(), before)
-	if err != nil {
-		return err
-	}
-	out := make([]roomResponse, len(rooms))
-	for i, r := range rooms {
-		out[i] = h.toResponse(r)
-	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(r roomResponse) []byte { return httpx.IDCursor(r.ID.Int64()) }))
+	return httpx.ListByID(c, func(before int64, limit int) ([]Room, error) {
+		return fetch(Status(q.Status), limit, before)
+	}, h.toResponse, func(r roomResponse) int64 { return r.ID.Int64() })
 }
 
 func (h *handler) merchantList(c echo.Context) error {

@@ -215,19 +215,9 @@ func (h *handler) apply(c echo.Context) error {
 }
 
 func (h *handler) listApplications(c echo.Context, applicantID int64, status ApplicationStatus) error {
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	as, err := h.svc.Applications(c.Request().Context(), applicantID, status, before, p.Fetch())
-	if err != nil {
-		return err
-	}
-	out := make([]applicationResponse, len(as))
-	for i, a := range as {
-		out[i] = toApplicationResponse(a)
-	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last applicationResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
+	return httpx.ListByID(c, func(before int64, limit int) ([]Application, error) {
+		return h.svc.Applications(c.Request().Context(), applicantID, status, before, limit)
+	}, toApplicationResponse, func(r applicationResponse) int64 { return r.ID.Int64() })
 }
 
 func (h *handler) mine(c echo.Context) error {
@@ -380,19 +370,9 @@ func (h *handler) listStaff(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, after, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
-	ss, err := h.svc.StaffList(ctx, mid, after, p.Fetch())
-	if err != nil {
-		return err
-	}
-	out := make([]staffResponse, len(ss))
-	for i, s := range ss {
-		out[i] = toStaffResponse(s)
-	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last staffResponse) []byte { return httpx.IDCursor(last.UserID.Int64()) }))
+	return httpx.ListByID(c, func(after int64, limit int) ([]Staff, error) {
+		return h.svc.StaffList(ctx, mid, after, limit)
+	}, toStaffResponse, func(r staffResponse) int64 { return r.UserID.Int64() })
 }
 
 func (h *handler) removeStaff(c echo.Context) error {

@@ -336,20 +336,10 @@ func toAddressResponse(a Address) addressResponse {
 }
 
 func (h *handler) listAddresses(c echo.Context) error {
-	p, before, err := httpx.IDPageFrom(c)
-	if err != nil {
-		return err
-	}
 	ctx := c.Request().Context()
-	as, err := h.svc.ListAddresses(ctx, authn.UserID(ctx), before, p.Fetch())
-	if err != nil {
-		return err
-	}
-	out := make([]addressResponse, len(as))
-	for i, a := range as {
-		out[i] = toAddressResponse(a)
-	}
-	return c.JSON(http.StatusOK, httpx.PageOf(out, p, func(last addressResponse) []byte { return httpx.IDCursor(last.ID.Int64()) }))
+	return httpx.ListByID(c, func(before int64, limit int) ([]Address, error) {
+		return h.svc.ListAddresses(ctx, authn.UserID(ctx), before, limit)
+	}, toAddressResponse, func(r addressResponse) int64 { return r.ID.Int64() })
 }
 
 func (h *handler) addAddress(c echo.Context) error {
