@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"strings"
 	"testing"
 
@@ -11,21 +10,7 @@ import (
 // TestSettlementCheck: `mall settlement check` exits 0 on a ledger that reconciles (here
 // the empty one) and 1, naming the posting, when a posting does not sum to zero.
 func TestSettlementCheck(t *testing.T) {
-	e := env(t)
-	if _, stderr, code := run(t, e, "migrate", "up"); code != 0 {
-		t.Fatalf("migrate up: %s", stderr)
-	}
-	var dsn string
-	for _, kv := range e {
-		if v, ok := strings.CutPrefix(kv, "MALL_DB_MAIN="); ok {
-			dsn = v
-		}
-	}
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	e, db := migratedMain(t)
 	out, stderr, code := run(t, e, "settlement", "check")
 	if code != 0 || !strings.Contains(out, "no difference") {
 		t.Fatalf("settlement check on an empty ledger: %d %s %s", code, out, stderr)

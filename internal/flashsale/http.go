@@ -7,8 +7,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mallhq/mall/internal/platform/authn"
-	"github.com/mallhq/mall/internal/platform/errs"
 	"github.com/mallhq/mall/internal/platform/httpx"
+	"github.com/mallhq/mall/internal/platform/idempotency"
 	"github.com/mallhq/mall/internal/user"
 )
 
@@ -200,8 +200,8 @@ func (h *handler) attempt(c echo.Context) error {
 		return ErrNotFound
 	}
 	key := c.Request().Header.Get("Idempotency-Key")
-	if key == "" || len(key) > 255 {
-		return errs.ErrIdempotencyMissing.WithDetail("an Idempotency-Key header of 1 to 255 characters is required")
+	if err := idempotency.ValidKey(key); err != nil {
+		return err
 	}
 	var in attemptRequest
 	if err := httpx.Bind(c, &in); err != nil {

@@ -208,10 +208,19 @@ func (s *service) Sales(ctx context.Context, status Status, before int64, limit 
 	return s.views(ctx, rows, false)
 }
 
+// views is view for a list: the units sold of every sale in one query.
 func (s *service) views(ctx context.Context, rows []saleRow, exact bool) ([]Sale, error) {
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	sold, err := s.st.sold(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Sale, 0, len(rows))
 	for _, r := range rows {
-		v, err := s.view(ctx, r, exact)
+		v, err := s.viewWith(ctx, r, exact, sold[r.ID])
 		if err != nil {
 			return nil, err
 		}
@@ -224,6 +233,15 @@ func (s *service) views(ctx context.Context, rows []saleRow, exact bool) ([]Sale
 // or the gate (public, falling back to the pool), Sold from the tickets, Status from the
 // clock and Remaining.
 func (s *service) view(ctx context.Context, r saleRow, exact bool) (Sale, error) {
+	sold, err := s.st.sold(ctx, []int64{r.ID})
+	if err != nil {
+		return Sale{}, err
+	}
+	return s.viewWith(ctx, r, exact, sold[r.ID])
+}
+
+// viewWith is view with the sale's units sold already read.
+func (s *service) viewWith(ctx context.Context, r saleRow, exact bool, sold int64) (Sale, error) {
 	v := Sale{ID: r.ID, MerchantID: r.MerchantID, ProductID: r.ProductID, SKUID: r.SKUID, Title: r.Title,
 		Price: r.Price, OriginalPrice: r.OriginalPrice, Quantity: r.Quantity, PerUserLimit: r.PerUserLimit,
 		StartsAt: r.StartsAt, EndsAt: r.EndsAt, CreatedAt: r.CreatedAt}
@@ -241,11 +259,7 @@ func (s *service) view(ctx context.Context, r saleRow, exact bool) (Sale, error)
 		}
 		v.Remaining = p.Remaining
 	}
-	sold, err := s.st.sold(ctx, []int64{r.ID})
-	if err != nil {
-		return Sale{}, err
-	}
-	v.Sold = sold[r.ID]
+	v.Sold = sold
 	now := s.clock()
 	switch {
 	case r.CancelledAt.Valid:

@@ -262,6 +262,11 @@ func uncancelled(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
+// ValidKey checks an Idempotency-Key header: present, at most MaxKeyLen, printable ASCII.
+// Routes that keep their own idempotency (the flash-sale gate) still check the header
+// with it.
+func ValidKey(k string) error { return validKey(k) }
+
 func validKey(k string) error {
 	if k == "" {
 		return errs.ErrIdempotencyMissing.WithDetail("the Idempotency-Key header is required on this route")
