@@ -569,15 +569,25 @@ func CheckOutcome(t *testing.T, rec *httptest.ResponseRecorder, body []byte, ok 
 // included (`mall_x_total{outcome="ok"}`); the test fails when there is none.
 func (a *App) Metric(t testing.TB, name string) float64 {
 	t.Helper()
+	v, ok := a.MetricIfAny(t, name)
+	if !ok {
+		t.Fatalf("no sample %s in /metrics", name)
+	}
+	return v
+}
+
+// MetricIfAny is Metric for a series that may not exist yet (a labelled counter appears
+// with its first increment): ok false when it has no sample.
+func (a *App) MetricIfAny(t testing.TB, name string) (float64, bool) {
+	t.Helper()
 	for line := range strings.Lines(string(a.Req(http.MethodGet, "/metrics", nil).Body)) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			return f
+			return f, true
 		}
 	}
-	t.Fatalf("no sample %s in /metrics", name)
-	return 0
+	return 0, false
 }
