@@ -13,6 +13,9 @@ type Config struct {
 	// IntakeRate bounds the orders per second the intake places on each replica, so the
 	// order database sees a steady stream whatever the burst.
 	IntakeRate int `mapstructure:"intake_rate" validate:"min=1"`
+	// IntakeBatch is how many queued tickets of a partition the intake places together (one
+	// pool transaction, one transaction per buyer shard, one ticket insert).
+	IntakeBatch int `mapstructure:"intake_batch" validate:"min=1,max=500"`
 	// MaxQueued bounds the accepted attempts of one sale waiting for the intake; more are
 	// answered 429 with Retry-After.
 	MaxQueued int `mapstructure:"max_queued" validate:"min=1"`

@@ -20,14 +20,33 @@ const (
 )
 
 func newIntakeHandler(s *service) kafkax.Handler {
+	decode := func(ev kafkax.Envelope) (Attempted, bool) {
+		var a Attempted
+		if err := json.Unmarshal(ev.Payload, &a); err != nil || a.TicketID <= 0 || a.SaleID <= 0 || a.BuyerID <= 0 ||
+			a.Quantity <= 0 {
+			s.log.Error("flashsale: undecodable attempt skipped", "event_id", ev.ID)
+			return a, false
+		}
+		return a, true
+	}
 	return kafkax.Handler{Group: IntakeGroup, Topics: []string{Topic}, Types: []string{EventAttempted}, NoInbox: true,
+		// A partition's queued tickets go in batches: one pool commit and one ticket insert
+		// per batch, not per ticket (ADR 0030).
+		Batch: s.cfg.IntakeBatch,
 		Handle: func(ctx context.Context, ev kafkax.Envelope) error {
-			var a Attempted
-			if err := json.Unmarshal(ev.Payload, &a); err != nil || a.TicketID <= 0 || a.SaleID <= 0 || a.BuyerID <= 0 {
-				s.log.Error("flashsale: undecodable attempt skipped", "event_id", ev.ID)
-				return nil
+			if a, ok := decode(ev); ok {
+				return s.take(ctx, a)
 			}
-			return s.take(ctx, a)
+			return nil
+		},
+		HandleBatch: func(ctx context.Context, evs []kafkax.Envelope) error {
+			as := make([]Attempted, 0, len(evs))
+			for _, ev := range evs {
+				if a, ok := decode(ev); ok {
+					as = append(as, a)
+				}
+			}
+			return s.takeBatch(ctx, as)
 		}}
 }
 

@@ -344,7 +344,7 @@ func mustInt(t testing.TB, s string) int64 {
 // out and their units are bought by later attempts; after the end the rest is back on the
 // SKU.
 func TestGateLossTimeoutsAndEnd(t *testing.T) {
-	a := newApp(t, fx.Replace(flashsale.Config{PaymentTimeout: 2 * time.Second, IntakeRate: 1000, MaxQueued: 1000,
+	a := newApp(t, fx.Replace(flashsale.Config{PaymentTimeout: 2 * time.Second, IntakeRate: 1000, IntakeBatch: 20, MaxQueued: 1000,
 		ProduceTimeout: 2 * time.Second, SoldOutMemory: 0, SweepInterval: 200 * time.Millisecond}))
 	ctx := context.Background()
 	_, _, owner := a.Merchant(a.admin)

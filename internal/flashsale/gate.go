@@ -67,18 +67,30 @@ redis.call('DEL', KEYS[4])
 return 1
 `)
 
-// settleScript: the intake took a ticket up (q − 1); with give_back > 0 its units go back
-// (a failed ticket) to the sale and the buyer. KEYS g, u, t; ARGV buyer, give_back.
+// settleScript: the intake took tickets up (q − 1 each); a ticket with give_back > 0
+// failed, and its units go back to the sale and the buyer. Once per ticket: only a ticket
+// whose key is still there counts (a second settle, or one for a ticket queued before the
+// gate was lost and rebuilt from MySQL, whose units the rebuild counted, changes nothing).
+// KEYS g, u, then each ticket's key; ARGV buyer, give_back per ticket.
 var settleScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'q') or '0') > 0 then redis.call('HINCRBY', KEYS[1], 'q', -1) end
-local n = tonumber(ARGV[2])
-if n > 0 then
-  redis.call('HINCRBY', KEYS[1], 'left', n)
-  local had = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-  redis.call('HSET', KEYS[2], ARGV[1], math.max(had - n, 0))
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+  return 0
 end
-redis.call('DEL', KEYS[3])
+local q = tonumber(redis.call('HGET', KEYS[1], 'q') or '0')
+for i = 3, #KEYS do
+  if redis.call('DEL', KEYS[i]) == 1 then
+    if q > 0 then q = q - 1 end
+    local j = (i - 3) * 2 + 1
+    local n = tonumber(ARGV[j + 1])
+    if n > 0 then
+      redis.call('HINCRBY', KEYS[1], 'left', n)
+      local had = tonumber(redis.call('HGET', KEYS[2], ARGV[j]) or '0')
+      redis.call('HSET', KEYS[2], ARGV[j], math.max(had - n, 0))
+    end
+  end
+end
+redis.call('HSET', KEYS[1], 'q', q)
 return 1
 `)
 
@@ -162,9 +174,23 @@ func (g *gate) undo(ctx context.Context, saleID int64, t queuedTicket, key strin
 	return undoScript.Run(ctx, g.rdb, []string{gk, uk, kk, ticketKey(t.ID)}, t.BuyerID, t.Quantity, key).Err()
 }
 
-func (g *gate) settle(ctx context.Context, saleID, ticketID, buyerID, giveBack int64) error {
+// settlement is one ticket the intake took up: giveBack units return to the gate (a
+// failed ticket's).
+type settlement struct{ ticketID, buyerID, giveBack int64 }
+
+func (g *gate) settle(ctx context.Context, saleID int64, ts []settlement) error {
+	if len(ts) == 0 {
+		return nil
+	}
 	gk, uk, _ := gateKeys(saleID)
-	return settleScript.Run(ctx, g.rdb, []string{gk, uk, ticketKey(ticketID)}, buyerID, giveBack).Err()
+	keys := make([]string, 0, len(ts)+2)
+	keys = append(keys, gk, uk)
+	args := make([]any, 0, 2*len(ts))
+	for _, t := range ts {
+		keys = append(keys, ticketKey(t.ticketID))
+		args = append(args, t.buyerID, t.giveBack)
+	}
+	return settleScript.Run(ctx, g.rdb, keys, args...).Err()
 }
 
 func (g *gate) giveBack(ctx context.Context, saleID, buyerID, units int64) error {

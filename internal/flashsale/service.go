@@ -427,96 +427,175 @@ func (s *service) Ticket(ctx context.Context, buyerID, ticketID int64) (Ticket, 
 
 // Intake.
 
-// take turns one queued attempt into an order (or a failed ticket), once per ticket: the
+// take turns one queued attempt into an order (or a failed ticket): takeBatch of one.
+func (s *service) take(ctx context.Context, a Attempted) error { return s.takeBatch(ctx, []Attempted{a}) }
+
+// takeBatch turns queued attempts into orders (or failed tickets), once per ticket: the
 // buyer's limit checked in MySQL, the units taken from the sale's pool by the order module
-// (PlaceFlashOrder, idempotent per ticket), the ticket recorded, the gate settled (a failed
-// ticket's units go back), the buyer told on their own channel.
-func (s *service) take(ctx context.Context, a Attempted) error {
-	if _, err := s.st.ticket(ctx, a.TicketID); err == nil {
-		// Recorded before (a redelivery): going through again could place an order for a
-		// ticket recorded as failed, one the buyer's limit would not count.
-		return nil
-	} else if !errors.Is(err, ErrTicketNotFound) {
-		return err
+// (PlaceFlashOrders: one pool transaction per sale and batch, idempotent per ticket), the
+// tickets recorded in one statement, the gate settled (a failed ticket's units go back),
+// each buyer told on their own channel. A ticket recorded before (a redelivery) is passed
+// over: going through again could place an order for a ticket recorded as failed, one the
+// buyer's limit would not count.
+func (s *service) takeBatch(ctx context.Context, as []Attempted) error {
+	ids := make([]int64, len(as))
+	for i, a := range as {
+		ids[i] = a.TicketID
 	}
-	if err := s.intake.wait(ctx); err != nil {
-		return err
-	}
-	now := s.clock()
-	t := Ticket{ID: a.TicketID, SaleID: a.SaleID, BuyerID: a.BuyerID, Quantity: a.Quantity, AddressID: a.AddressID,
-		CreatedAt: a.OccurredAt.UTC().Truncate(time.Microsecond), UpdatedAt: now}
-	code, err := s.placeTicket(ctx, &t, now)
+	recorded, err := s.st.recorded(ctx, ids)
 	if err != nil {
 		return err
 	}
-	t.Status = TicketOrdered
-	var giveBack int64
-	if code != "" {
-		t.Status, t.Code = TicketFailed, code
-		if code != ErrSoldOut.Code {
-			giveBack = t.Quantity // the pool has the units: the gate gets them back
+	bySale := map[int64][]Attempted{}
+	var sales []int64
+	seen := map[int64]bool{}
+	for _, a := range as {
+		if recorded[a.TicketID] || seen[a.TicketID] {
+			continue
 		}
+		seen[a.TicketID] = true
+		if _, ok := bySale[a.SaleID]; !ok {
+			sales = append(sales, a.SaleID)
+		}
+		bySale[a.SaleID] = append(bySale[a.SaleID], a)
 	}
-	inserted, err := s.st.insertTicket(ctx, t)
-	if err != nil {
-		return err
-	}
-	if !inserted {
-		return nil
-	}
-	if err := s.gate.settle(ctx, t.SaleID, t.ID, t.BuyerID, giveBack); err != nil {
-		s.log.Warn("flashsale: gate not settled (a rebuild corrects it)", "ticket_id", t.ID, "error", err)
-	}
-	s.m.tickets.WithLabelValues(string(t.Status)).Inc()
-	s.m.intakeLag.Observe(max(now.Sub(t.CreatedAt).Seconds(), 0))
-	msg := TicketMessage{Type: "flash_sale.ticket", TicketID: strconv.FormatInt(t.ID, 10), Status: t.Status, Code: t.Code}
-	if t.OrderID != 0 {
-		msg.OrderID = strconv.FormatInt(t.OrderID, 10)
-	}
-	if err := s.hub.Publish(ctx, realtime.UserRoom(t.BuyerID), msg); err != nil {
-		s.log.Warn("flashsale: ticket result not pushed", "ticket_id", t.ID, "error", err)
+	for _, saleID := range sales {
+		todo := bySale[saleID]
+		for len(todo) > 0 {
+			n := min(len(todo), order.MaxFlashBatch)
+			if err := s.takeSale(ctx, saleID, todo[:n]); err != nil {
+				return err
+			}
+			todo = todo[n:]
+		}
 	}
 	return nil
 }
 
-// placeTicket places t's order; code is why it cannot be (t failed), err a failure to retry.
-func (s *service) placeTicket(ctx context.Context, t *Ticket, now time.Time) (code string, err error) {
-	r, err := s.intakeSale(ctx, t.SaleID, now)
+// takeSale is takeBatch for new tickets of one sale.
+func (s *service) takeSale(ctx context.Context, saleID int64, as []Attempted) error {
+	if err := s.intake.waitN(ctx, len(as)); err != nil {
+		return err
+	}
+	now := s.clock()
+	ts := make([]Ticket, len(as))
+	for i, a := range as {
+		ts[i] = Ticket{ID: a.TicketID, SaleID: a.SaleID, BuyerID: a.BuyerID, Quantity: a.Quantity, AddressID: a.AddressID,
+			CreatedAt: a.OccurredAt.UTC().Truncate(time.Microsecond), UpdatedAt: now}
+	}
+	codes, err := s.placeTickets(ctx, saleID, ts, now)
+	if err != nil {
+		return err
+	}
+	giveBack := make([]int64, len(ts))
+	for i := range ts {
+		t := &ts[i]
+		t.Status = TicketOrdered
+		if codes[i] != "" {
+			t.Status, t.Code = TicketFailed, codes[i]
+			if codes[i] != ErrSoldOut.Code {
+				giveBack[i] = t.Quantity // the pool has the units: the gate gets them back
+			}
+		}
+	}
+	if err := s.st.insertTickets(ctx, ts); err != nil {
+		return err
+	}
+	// Settling is once per ticket (the gate drops the ticket's key with it), so a racing
+	// redelivery that settles too changes nothing.
+	settle := make([]settlement, len(ts))
+	for i, t := range ts {
+		settle[i] = settlement{ticketID: t.ID, buyerID: t.BuyerID, giveBack: giveBack[i]}
+	}
+	if err := s.gate.settle(ctx, saleID, settle); err != nil {
+		s.log.Warn("flashsale: gate not settled (a rebuild corrects it)", "sale_id", saleID, "tickets", len(settle),
+			"error", err)
+	}
+	for _, t := range ts {
+		s.m.tickets.WithLabelValues(string(t.Status)).Inc()
+		s.m.intakeLag.Observe(max(now.Sub(t.CreatedAt).Seconds(), 0))
+		msg := TicketMessage{Type: "flash_sale.ticket", TicketID: strconv.FormatInt(t.ID, 10), Status: t.Status, Code: t.Code}
+		if t.OrderID != 0 {
+			msg.OrderID = strconv.FormatInt(t.OrderID, 10)
+		}
+		if err := s.hub.Publish(ctx, realtime.UserRoom(t.BuyerID), msg); err != nil {
+			s.log.Warn("flashsale: ticket result not pushed", "ticket_id", t.ID, "error", err)
+		}
+	}
+	return nil
+}
+
+// placeTickets places the orders of one sale's tickets (setting their order and checkout);
+// codes[i] is why ts[i] cannot have one (it failed), err a failure to retry.
+func (s *service) placeTickets(ctx context.Context, saleID int64, ts []Ticket, now time.Time) (codes []string, err error) {
+	codes = make([]string, len(ts))
+	r, err := s.intakeSale(ctx, saleID, now)
 	if errors.Is(err, ErrNotFound) {
-		return ErrNotFound.Code, nil
+		for i := range codes {
+			codes[i] = ErrNotFound.Code
+		}
+		return codes, nil
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if r.CancelledAt.Valid || r.Closed {
-		return ErrNotRunning.Code, nil
-	}
-	held, err := s.st.holding(ctx, t.SaleID, t.BuyerID)
-	if err != nil {
-		return "", err
-	}
-	if held+t.Quantity > int64(r.PerUserLimit) {
-		return ErrLimitReached.Code, nil
-	}
-	c, err := s.orders.PlaceFlashOrder(ctx, order.FlashOrder{TicketID: t.ID, FlashSaleID: t.SaleID, BuyerID: t.BuyerID,
-		AddressID: t.AddressID, SKUID: r.SKUID, Quantity: t.Quantity, Price: r.Price, PaymentTimeout: s.cfg.PaymentTimeout})
-	if err != nil {
-		switch {
-		case errors.Is(err, stock.ErrInsufficient):
-			return ErrSoldOut.Code, nil
-		case errors.Is(err, stock.ErrPoolClosed):
-			return ErrNotRunning.Code, nil
+		for i := range codes {
+			codes[i] = ErrNotRunning.Code
 		}
-		if e, ok := errs.As(err); ok && e.Kind != errs.Internal && e.Kind != errs.Unavailable {
-			return e.Code, nil // the buyer's address gone, the product off sale, ...
+		return codes, nil
+	}
+	buyers := make([]int64, len(ts))
+	for i, t := range ts {
+		buyers[i] = t.BuyerID
+	}
+	held, err := s.st.holdingsOf(ctx, saleID, buyers)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]order.FlashOrder, len(ts))
+	for i, t := range ts {
+		in[i] = order.FlashOrder{TicketID: t.ID, FlashSaleID: saleID, BuyerID: t.BuyerID, AddressID: t.AddressID,
+			SKUID: r.SKUID, Quantity: t.Quantity, Price: r.Price, PaymentTimeout: s.cfg.PaymentTimeout}
+		// Over the limit in MySQL (the batch's own earlier tickets count): only an order
+		// placed for this very ticket before (a crash before it was recorded) stands.
+		if held[t.BuyerID]+t.Quantity > int64(r.PerUserLimit) {
+			in[i].PlacedOnly = true
+			continue
 		}
-		return "", fmt.Errorf("flashsale: ticket %d: %w", t.ID, err)
+		held[t.BuyerID] += t.Quantity
 	}
-	t.CheckoutID = c.ID
-	if len(c.Orders) > 0 {
-		t.OrderID = c.Orders[0].ID
+	placed, err := s.orders.PlaceFlashOrders(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("flashsale: sale %d: %w", saleID, err)
 	}
-	return "", nil
+	for i, p := range placed {
+		if p.Err != nil {
+			codes[i] = ticketCode(p.Err)
+			continue
+		}
+		ts[i].CheckoutID = p.Checkout.ID
+		if len(p.Checkout.Orders) > 0 {
+			ts[i].OrderID = p.Checkout.Orders[0].ID
+		}
+	}
+	return codes, nil
+}
+
+// ticketCode is the failed ticket's code for the order module's refusal.
+func ticketCode(err error) string {
+	switch {
+	case errors.Is(err, order.ErrFlashLimit):
+		return ErrLimitReached.Code
+	case errors.Is(err, stock.ErrInsufficient):
+		return ErrSoldOut.Code
+	case errors.Is(err, stock.ErrPoolClosed):
+		return ErrNotRunning.Code
+	}
+	if e, ok := errs.As(err); ok {
+		return e.Code // the buyer's address gone, the product off sale, ...
+	}
+	return ErrUnavailable.Code
 }
 
 // intakeSaleTTL is how long the intake reuses a sale's row: a cancel is seen that much
@@ -593,14 +672,16 @@ type pacer struct {
 
 func newPacer(rate int) *pacer { return &pacer{gap: time.Second / time.Duration(max(rate, 1))} }
 
-func (p *pacer) wait(ctx context.Context) error {
+// waitN waits until n more orders may be placed: a batch starts when its first order's
+// turn comes, and the next batch waits for the turns this one took.
+func (p *pacer) waitN(ctx context.Context, n int) error {
 	p.mu.Lock()
 	now := time.Now()
 	if p.next.Before(now) {
 		p.next = now
 	}
 	at := p.next
-	p.next = p.next.Add(p.gap)
+	p.next = p.next.Add(p.gap * time.Duration(max(n, 1)))
 	p.mu.Unlock()
 	if d := time.Until(at); d > 0 {
 		t := time.NewTimer(d)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -133,23 +134,23 @@ func (s *store) sold(ctx context.Context, saleIDs []int64) (map[int64]int64, err
 	return out, nil
 }
 
-// holding is what the buyer holds of the sale in MySQL: units of ordered tickets whose
-// orders were not cancelled.
-func (s *store) holding(ctx context.Context, saleID, buyerID int64) (int64, error) {
-	var n int64
-	err := sqlx.GetContext(ctx, s.ext(ctx), &n, `SELECT COALESCE(SUM(quantity), 0) FROM flashsale_tickets
-		WHERE sale_id = ? AND buyer_id = ? AND status = 'ordered' AND returned = 0`, saleID, buyerID)
-	return n, err
+// holdingsOf is what each of buyers holds of the sale in MySQL: units of ordered tickets
+// whose orders were not cancelled.
+func (s *store) holdingsOf(ctx context.Context, saleID int64, buyers []int64) (map[int64]int64, error) {
+	q, args, err := sqlx.In(`SELECT buyer_id, SUM(quantity) AS n FROM flashsale_tickets
+		WHERE sale_id = ? AND buyer_id IN (?) AND status = 'ordered' AND returned = 0 GROUP BY buyer_id`, saleID, buyers)
+	if err != nil {
+		return nil, err
+	}
+	return s.buyerSums(ctx, q, args...)
 }
 
-// holdings is every buyer's holding of the sale (the gate's rebuild).
-func (s *store) holdings(ctx context.Context, saleID int64) (map[int64]int64, error) {
+func (s *store) buyerSums(ctx context.Context, q string, args ...any) (map[int64]int64, error) {
 	var rows []struct {
 		BuyerID int64 `db:"buyer_id"`
 		N       int64 `db:"n"`
 	}
-	if err := sqlx.SelectContext(ctx, s.ext(ctx), &rows, `SELECT buyer_id, SUM(quantity) AS n FROM flashsale_tickets
-		WHERE sale_id = ? AND status = 'ordered' AND returned = 0 GROUP BY buyer_id`, saleID); err != nil {
+	if err := sqlx.SelectContext(ctx, s.ext(ctx), &rows, q, args...); err != nil {
 		return nil, err
 	}
 	out := make(map[int64]int64, len(rows))
@@ -157,6 +158,12 @@ func (s *store) holdings(ctx context.Context, saleID int64) (map[int64]int64, er
 		out[r.BuyerID] = r.N
 	}
 	return out, nil
+}
+
+// holdings is every buyer's holding of the sale (the gate's rebuild).
+func (s *store) holdings(ctx context.Context, saleID int64) (map[int64]int64, error) {
+	return s.buyerSums(ctx, `SELECT buyer_id, SUM(quantity) AS n FROM flashsale_tickets
+		WHERE sale_id = ? AND status = 'ordered' AND returned = 0 GROUP BY buyer_id`, saleID)
 }
 
 const ticketColumns = `id, sale_id, buyer_id, quantity, address_id, status, code, order_id, checkout_id, created_at, updated_at`
@@ -190,15 +197,39 @@ func (s *store) ticket(ctx context.Context, id int64) (Ticket, error) {
 	return r.ticket(), err
 }
 
-// insertTicket records a final ticket; false when it was recorded before (a redelivery).
-func (s *store) insertTicket(ctx context.Context, t Ticket) (bool, error) {
-	_, err := s.ext(ctx).ExecContext(ctx, `INSERT INTO flashsale_tickets (`+ticketColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.SaleID, t.BuyerID, t.Quantity, t.AddressID, t.Status, t.Code,
-		t.OrderID, t.CheckoutID, t.CreatedAt, t.UpdatedAt)
-	if sqldb.IsDuplicate(err) {
-		return false, nil
+// recorded tells which of the tickets are recorded (final) already.
+func (s *store) recorded(ctx context.Context, ids []int64) (map[int64]bool, error) {
+	q, args, err := sqlx.In(`SELECT id FROM flashsale_tickets WHERE id IN (?)`, ids)
+	if err != nil {
+		return nil, err
 	}
-	return err == nil, err
+	var have []int64
+	if err := sqlx.SelectContext(ctx, s.ext(ctx), &have, q, args...); err != nil {
+		return nil, err
+	}
+	out := make(map[int64]bool, len(have))
+	for _, id := range have {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// insertTickets records final tickets in one statement; one recorded before (a
+// redelivery racing this one) keeps its row.
+func (s *store) insertTickets(ctx context.Context, ts []Ticket) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	const cols = 11
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	args := make([]any, 0, cols*len(ts))
+	for _, t := range ts {
+		args = append(args, t.ID, t.SaleID, t.BuyerID, t.Quantity, t.AddressID, t.Status, t.Code, t.OrderID, t.CheckoutID,
+			t.CreatedAt, t.UpdatedAt)
+	}
+	_, err := s.ext(ctx).ExecContext(ctx, `INSERT IGNORE INTO flashsale_tickets (`+ticketColumns+`) VALUES `+
+		strings.TrimSuffix(strings.Repeat(row+", ", len(ts)), ", "), args...)
+	return err
 }
 
 // returnTicket marks the ordered ticket of orderID returned (its order was cancelled) and

@@ -120,3 +120,109 @@ func TestFlashOrders(t *testing.T) {
 		t.Fatalf("pool after a refused ticket: %+v", p)
 	}
 }
+
+// TestFlashOrderBatches: a batch of tickets (the intake's) is placed with one pool
+// transaction: exactly the units there are, the rest refused as sold out, a bad address
+// refused alone; the batch again answers the same checkouts; a PlacedOnly ticket keeps
+// the order placed for it before and is refused without one; concurrent batches on one
+// pool never take more than it has.
+func TestFlashOrderBatches(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ctx := context.Background()
+	m, _ := h.merchant()
+	sku := h.sku(m, 1000, 100)
+	const sale = 777101
+	if err := h.stock.OpenPool(ctx, stock.Pool{ID: sale, SKUID: sku, MerchantID: m, Quantity: 10,
+		ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	ticket := func(id int64, who buyer) order.FlashOrder {
+		return order.FlashOrder{TicketID: id, FlashSaleID: sale, BuyerID: who.id, AddressID: mustInt(t, who.address),
+			SKUID: sku, Quantity: 1, Price: 499, PaymentTimeout: 5 * time.Minute}
+	}
+	var in []order.FlashOrder
+	for i := range 8 {
+		in = append(in, ticket(int64(100+i), h.buyer()))
+	}
+	in[3].AddressID = mustInt(t, h.buyer().address) // another buyer's address
+	in[5].Quantity = 2
+	out, err := h.orders.PlaceFlashOrders(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range out {
+		switch {
+		case i == 3 && !errors.Is(p.Err, user.ErrAddressNotFound):
+			t.Fatalf("ticket 3 (another's address): %+v", p)
+		case i != 3 && (p.Err != nil || len(p.Checkout.Orders) != 1 || p.Checkout.Orders[0].FlashSaleID != sale):
+			t.Fatalf("ticket %d: %+v", i, p)
+		}
+	}
+	if p, _ := h.stock.PoolOf(ctx, sale); p.Remaining != 2 { // 10 − 6×1 − 2
+		t.Fatalf("pool after the batch: %+v", p)
+	}
+	again, err := h.orders.PlaceFlashOrders(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		if i != 3 && (again[i].Err != nil || again[i].Checkout.ID != out[i].Checkout.ID) {
+			t.Fatalf("ticket %d again: %+v, first %+v", i, again[i], out[i])
+		}
+	}
+	placedOnly := in[0]
+	placedOnly.PlacedOnly = true
+	fresh := ticket(200, h.buyer())
+	fresh.PlacedOnly = true
+	po, err := h.orders.PlaceFlashOrders(ctx, []order.FlashOrder{placedOnly, fresh})
+	if err != nil || po[0].Checkout.ID != out[0].Checkout.ID || !errors.Is(po[1].Err, order.ErrFlashLimit) {
+		t.Fatalf("PlacedOnly: %+v %v", po, err)
+	}
+	if p, _ := h.stock.PoolOf(ctx, sale); p.Remaining != 2 {
+		t.Fatalf("pool after the repeats: %+v", p)
+	}
+
+	// Four concurrent batches of 5 for the 2 units left: 2 orders in all.
+	var (
+		mu         sync.Mutex
+		won, short int
+		wg         sync.WaitGroup
+	)
+	for g := range 4 {
+		wg.Go(func() {
+			var batch []order.FlashOrder
+			for i := range 5 {
+				batch = append(batch, ticket(int64(300+10*g+i), h.buyer()))
+			}
+			res, err := h.orders.PlaceFlashOrders(ctx, batch)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, p := range res {
+				switch {
+				case p.Err == nil:
+					won++
+				case errors.Is(p.Err, stock.ErrInsufficient):
+					short++
+				default:
+					t.Error(p.Err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if won != 2 || short != 18 {
+		t.Fatalf("20 tickets in 4 batches for 2 units: %d won, %d short", won, short)
+	}
+	if _, err := h.stock.ClosePool(ctx, sale); err != nil {
+		t.Fatal(err)
+	}
+	closed, err := h.orders.PlaceFlashOrders(ctx, []order.FlashOrder{ticket(400, h.buyer())})
+	if err != nil || !errors.Is(closed[0].Err, stock.ErrPoolClosed) {
+		t.Fatalf("a batch on a closed pool: %+v %v", closed, err)
+	}
+	h.checkStock()
+}

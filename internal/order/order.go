@@ -83,6 +83,9 @@ type Service interface {
 	// PlaceFlashOrder creates a flash-sale ticket's order (flash.go); idempotent per
 	// ticket.
 	PlaceFlashOrder(ctx context.Context, in FlashOrder) (Checkout, error)
+	// PlaceFlashOrders is PlaceFlashOrder for a batch of one sale's tickets (the intake's),
+	// with one pool transaction and one transaction per buyer shard (flash.go).
+	PlaceFlashOrders(ctx context.Context, in []FlashOrder) ([]FlashPlaced, error)
 	// PlaceAuctionOrder creates an auction winner's order (auction.go); idempotent per OrderID.
 	PlaceAuctionOrder(ctx context.Context, in AuctionOrder) (Order, error)
 }

@@ -98,73 +98,14 @@ func (s *service) place(ctx context.Context, cmd PlaceOrder, flash *FlashOrder) 
 	if err != nil {
 		return Checkout{}, err
 	}
-	byMerchant := map[int64][]Item{}
-	for _, it := range cmd.Items {
-		k, ok := skus[it.SKUID]
-		if !ok {
-			return Checkout{}, catalog.ErrProductNotFound.WithDetail("SKU %d is not on sale", it.SKUID)
-		}
-		price := k.Price
-		if flash != nil {
-			price = flash.Price
-		}
-		byMerchant[k.MerchantID] = append(byMerchant[k.MerchantID], Item{SKUID: k.SKUID, ProductID: k.ProductID,
-			MerchantID: k.MerchantID, Title: k.Title, Attrs: k.Attrs, Price: price, Quantity: it.Quantity,
-			CommissionRateBP: s.commissionRate(k.CommissionRateBP)})
-	}
-	merchants := make([]int64, 0, len(byMerchant))
-	for m := range byMerchant {
-		merchants = append(merchants, m)
-	}
-	slices.Sort(merchants)
-
 	now := s.clock()
-	timeout := s.cfg.PaymentTimeout
-	if flash != nil {
-		timeout = flash.PaymentTimeout
+	c, err := s.newCheckout(cmd, addr, skus, flash, now)
+	if err != nil {
+		return Checkout{}, err
 	}
-	c := Checkout{ID: s.newID(cmd.BuyerID), BuyerID: cmd.BuyerID, Currency: Currency, CreatedAt: now,
-		ExpiresAt: now.Add(timeout)}
-	snapshot := Address{Name: addr.Name, Phone: addr.Phone, Province: addr.Province, City: addr.City,
-		District: addr.District, Detail: addr.Detail}
-	for _, m := range merchants {
-		items := byMerchant[m]
-		slices.SortFunc(items, func(a, b Item) int { return cmp.Compare(a.SKUID, b.SKUID) })
-		o := Order{ID: s.newID(cmd.BuyerID), CheckoutID: c.ID, BuyerID: cmd.BuyerID, MerchantID: m,
-			Status: StatusPendingPayment, Currency: Currency, Address: snapshot, Items: items,
-			ExpiresAt: c.ExpiresAt, CreatedAt: now, UpdatedAt: now}
-		if flash != nil {
-			o.FlashSaleID = flash.FlashSaleID
-		}
-		for _, it := range items {
-			o.TotalAmount += it.Price * it.Quantity
-		}
-		c.TotalAmount += o.TotalAmount
-		c.Orders = append(c.Orders, o)
-	}
-	if c.TotalAmount > MaxCheckoutAmount {
-		return Checkout{}, errs.ErrValidation.WithDetail("a checkout may total at most %d fen, what one payment can "+
-			"carry; this one totals %d: split it", MaxCheckoutAmount, c.TotalAmount)
-	}
-
-	hold := c.ExpiresAt.Add(s.cfg.HoldGrace)
-	holds := make([]stock.Hold, len(c.Orders))
-	for i, o := range c.Orders {
-		lines := make([]stock.Line, len(o.Items))
-		for j, it := range o.Items {
-			lines[j] = stock.Line{SKUID: it.SKUID, Quantity: it.Quantity}
-		}
-		holds[i] = stock.Hold{OrderID: o.ID, BuyerID: cmd.BuyerID, Lines: lines, ExpiresAt: hold}
-	}
-	release := func() {
-		// The caller's context may be gone; the releases must still happen.
-		rctx := context.WithoutCancel(ctx)
-		for _, h := range holds {
-			if err := s.stock.Release(rctx, h.OrderID); err != nil {
-				s.log.Error("order: releasing the reservation of a failed checkout", "order_id", h.OrderID, "error", err.Error())
-			}
-		}
-	}
+	holds := s.holdsOf(c)
+	// The caller's context may be gone; the releases must still happen.
+	release := func() { s.releaseAll(ctx, holds) }
 	// The orders reserve together: all or nothing. After a refusal (a domain error) nothing is
 	// held; after any other error the outcome is unknown, so the holds are released.
 	reserve := func() error { return s.stock.Reserve(ctx, holds...) }
@@ -212,6 +153,77 @@ func (s *service) place(ctx context.Context, cmd PlaceOrder, flash *FlashOrder) 
 		return Checkout{}, fmt.Errorf("order: place: %w", err)
 	}
 	return c, nil
+}
+
+// newCheckout builds the checkout of cmd (one order per merchant, lines by SKU) at the
+// catalog's prices or the flash sale's, with new IDs on the buyer's shard.
+func (s *service) newCheckout(cmd PlaceOrder, addr user.Address, skus map[int64]catalog.SaleSKU, flash *FlashOrder,
+	now time.Time) (Checkout, error) {
+	byMerchant := map[int64][]Item{}
+	for _, it := range cmd.Items {
+		k, ok := skus[it.SKUID]
+		if !ok {
+			return Checkout{}, catalog.ErrProductNotFound.WithDetail("SKU %d is not on sale", it.SKUID)
+		}
+		price := k.Price
+		if flash != nil {
+			price = flash.Price
+		}
+		byMerchant[k.MerchantID] = append(byMerchant[k.MerchantID], Item{SKUID: k.SKUID, ProductID: k.ProductID,
+			MerchantID: k.MerchantID, Title: k.Title, Attrs: k.Attrs, Price: price, Quantity: it.Quantity,
+			CommissionRateBP: s.commissionRate(k.CommissionRateBP)})
+	}
+	merchants := make([]int64, 0, len(byMerchant))
+	for m := range byMerchant {
+		merchants = append(merchants, m)
+	}
+	slices.Sort(merchants)
+
+	timeout := s.cfg.PaymentTimeout
+	if flash != nil {
+		timeout = flash.PaymentTimeout
+	}
+	c := Checkout{ID: s.newID(cmd.BuyerID), BuyerID: cmd.BuyerID, Currency: Currency, CreatedAt: now,
+		ExpiresAt: now.Add(timeout)}
+	snapshot := Address{Name: addr.Name, Phone: addr.Phone, Province: addr.Province, City: addr.City,
+		District: addr.District, Detail: addr.Detail}
+	for _, m := range merchants {
+		items := byMerchant[m]
+		slices.SortFunc(items, func(a, b Item) int { return cmp.Compare(a.SKUID, b.SKUID) })
+		o := Order{ID: s.newID(cmd.BuyerID), CheckoutID: c.ID, BuyerID: cmd.BuyerID, MerchantID: m,
+			Status: StatusPendingPayment, Currency: Currency, Address: snapshot, Items: items,
+			ExpiresAt: c.ExpiresAt, CreatedAt: now, UpdatedAt: now}
+		if flash != nil {
+			o.FlashSaleID = flash.FlashSaleID
+		}
+		for _, it := range items {
+			o.TotalAmount += it.Price * it.Quantity
+		}
+		c.TotalAmount += o.TotalAmount
+		c.Orders = append(c.Orders, o)
+	}
+	if c.TotalAmount > MaxCheckoutAmount {
+		return Checkout{}, errs.ErrValidation.WithDetail("a checkout may total at most %d fen, what one payment can "+
+			"carry; this one totals %d: split it", MaxCheckoutAmount, c.TotalAmount)
+	}
+
+	return c, nil
+}
+
+// holdsOf is the stock reservation of each of c's orders, held until the payment window
+// closes plus the grace.
+func (s *service) holdsOf(c Checkout) []stock.Hold {
+
+	hold := c.ExpiresAt.Add(s.cfg.HoldGrace)
+	holds := make([]stock.Hold, len(c.Orders))
+	for i, o := range c.Orders {
+		lines := make([]stock.Line, len(o.Items))
+		for j, it := range o.Items {
+			lines[j] = stock.Line{SKUID: it.SKUID, Quantity: it.Quantity}
+		}
+		holds[i] = stock.Hold{OrderID: o.ID, BuyerID: c.BuyerID, Lines: lines, ExpiresAt: hold}
+	}
+	return holds
 }
 
 // sameCheckout answers a Place whose key found checkout c: c when it was placed with the

@@ -1,9 +1,12 @@
 package stock
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -18,6 +21,9 @@ import (
 // reserved and move to the order's line), a released line goes back to the pool while it
 // is open, and closing the pool (the sale ends or is cancelled, or the sweeper finds it
 // past its expiry) returns what remains to available.
+
+// MaxPoolBatch bounds the orders of one ReserveManyFromPool.
+const MaxPoolBatch = 500
 
 // Pool is one sale's units of one SKU.
 type Pool struct {
@@ -51,9 +57,10 @@ const (
 	qPoolGiveBack  = `UPDATE stock_pools SET remaining = remaining + ?, updated_at = ? WHERE pool_id = ? AND status = 0`
 	qClosePool     = `UPDATE stock_pools SET status = 1, remaining = 0, updated_at = ? WHERE pool_id = ? AND status = 0`
 	qExpiredPools  = `SELECT pool_id FROM stock_pools WHERE status = 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`
-	qInsertPoolRes = `INSERT INTO stock_reservations
-		(order_id, sku_id, buyer_id, quantity, returned, status, expires_at, created_at, updated_at, pool_id)
-		VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?, ?)`
+	qInsertPoolRes     = qInsertPoolResHead + qInsertPoolResRow
+	qInsertPoolResHead = `INSERT INTO stock_reservations
+		(order_id, sku_id, buyer_id, quantity, returned, status, expires_at, created_at, updated_at, pool_id) VALUES `
+	qInsertPoolResRow = `(?, ?, ?, ?, 0, 0, ?, ?, ?, ?)`
 	// moveHold takes units from available into reserved, guarded.
 	qMoveHold = `UPDATE stock_levels SET available = available - ?, reserved = reserved + ?,
 		version = version + 1, updated_at = ? WHERE sku_id = ? AND available >= ?`
@@ -217,6 +224,71 @@ func (s *service) ReserveFromPool(ctx context.Context, poolID int64, h Hold) err
 			h.ExpiresAt.UTC().Truncate(time.Microsecond), now, now, poolID)
 		return err // the units stay reserved: no counter moves, no level event
 	}, sqldb.ReadCommitted())
+}
+
+// ReserveManyFromPool holds each of holds from pool poolID in one transaction: the pool's
+// row is locked once and taken from once, the reservations written in one statement, so a
+// flash sale's intake pays one commit on the hot row for a whole batch. Holds are served
+// in order while units last; a hold that does not fit is refused with ErrInsufficient and
+// the rest are still tried (a smaller one may fit). The orders must be new (no line held
+// before): a batch is placed with fresh order IDs, and a reused one fails the whole.
+func (s *service) ReserveManyFromPool(ctx context.Context, poolID int64, holds []Hold) ([]error, error) {
+	if poolID <= 0 || len(holds) == 0 || len(holds) > MaxPoolBatch {
+		return nil, errs.ErrInvalid.WithDetail("stock: a pool batch holds 1 to %d orders of one pool", MaxPoolBatch)
+	}
+	for _, h := range holds {
+		if h.OrderID <= 0 || h.BuyerID <= 0 || h.ExpiresAt.IsZero() || len(h.Lines) != 1 ||
+			h.Lines[0].Quantity <= 0 || h.Lines[0].Quantity > MaxQuantity {
+			return nil, errs.ErrInvalid.WithDetail("stock: a pool reservation is one line of 1 to %d units for an order, "+
+				"a buyer and an expiry", MaxQuantity)
+		}
+	}
+	refused := make([]error, len(holds))
+	err := s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
+		clear(refused)
+		p, err := s.st.pool(ctx, poolID, true)
+		if err != nil {
+			return err
+		}
+		left, take := p.Remaining, int64(0)
+		q := strings.Builder{}
+		q.WriteString(qInsertPoolResHead)
+		args := make([]any, 0, 8*len(holds))
+		now := s.clock()
+		for i, h := range holds {
+			l := h.Lines[0]
+			switch {
+			case !p.Open:
+				refused[i] = ErrPoolClosed
+			case p.SKUID != l.SKUID:
+				refused[i] = ErrReservationConflict.WithDetail("pool %d holds SKU %d, not %d", poolID, p.SKUID, l.SKUID)
+			case left < l.Quantity:
+				refused[i] = ErrInsufficient.WithDetail("the sale has %d units left", left)
+			}
+			if refused[i] != nil {
+				continue
+			}
+			left, take = left-l.Quantity, take+l.Quantity
+			if len(args) > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(qInsertPoolResRow)
+			args = append(args, h.OrderID, l.SKUID, h.BuyerID, l.Quantity, h.ExpiresAt.UTC().Truncate(time.Microsecond),
+				now, now, poolID)
+		}
+		if take == 0 {
+			return nil
+		}
+		if n, err := s.st.exec(ctx, qPoolTake, take, now, poolID, take); err != nil || n != 1 {
+			return cmp.Or(err, fmt.Errorf("stock: pool %d changed under its lock", poolID))
+		}
+		_, err = s.st.exec(ctx, q.String(), args...)
+		return err // the units stay reserved: no counter moves, no level event
+	}, sqldb.ReadCommitted())
+	if err != nil {
+		return nil, err
+	}
+	return refused, nil
 }
 
 // backToPool gives a held line of a pool back to it while the pool is open (the line is

@@ -56,6 +56,11 @@ type Service interface {
 	ClosePool(ctx context.Context, poolID int64) (Pool, error)
 	PoolOf(ctx context.Context, poolID int64) (Pool, error)
 	ReserveFromPool(ctx context.Context, poolID int64, h Hold) error
+	// ReserveManyFromPool holds the one line of each of holds, orders never reserved
+	// before, from the pool in one transaction (a flash sale's intake batch): refused[i]
+	// says why holds[i] was not held (ErrInsufficient, ErrPoolClosed, ...), nil when it was;
+	// err is a failure of the whole (nothing held).
+	ReserveManyFromPool(ctx context.Context, poolID int64, holds []Hold) (refused []error, err error)
 }
 
 // Level is one SKU's stock.

@@ -59,8 +59,14 @@ type Handler struct {
 	// it acts on) in one inbox transaction: one commit for them all instead of one each,
 	// for a handler whose events arrive in bursts (the settlement ledger). A batch that
 	// fails is rolled back and its events applied again one by one, with the usual
-	// retries. Ignored with NoInbox.
+	// retries. With NoInbox, batches go to HandleBatch (without it, Batch is ignored).
 	Batch int
+	// HandleBatch, for a NoInbox handler with Batch above 1, applies up to Batch
+	// consecutive events of a partition that it acts on at once (a flash sale's intake: one
+	// commit on a hot row per batch). Like Handle with NoInbox it must be idempotent per
+	// event; a batch that fails is applied again event by event with Handle and the usual
+	// retries.
+	HandleBatch func(ctx context.Context, evs []Envelope) error
 	// Begin and Flush, when set, bracket Handle in each inbox transaction (a batch or a
 	// single event): Begin returns the context Handle and Flush run with (to carry the
 	// transaction's own state), Flush runs after the last Handle, before the commit (for
@@ -383,7 +389,7 @@ type batchEvent struct {
 // apply recs[0] on its own (no batching, a record that must be skipped or counted alone,
 // or the batch failed: its events then go one by one, with the usual retries).
 func (c *consumer) applyBatch(recs []*kgo.Record) int {
-	if c.h.Batch <= 1 || c.h.NoInbox || len(recs) < 2 {
+	if c.h.Batch <= 1 || (c.h.NoInbox && c.h.HandleBatch == nil) || len(recs) < 2 {
 		return 0
 	}
 	var (
@@ -409,25 +415,7 @@ func (c *consumer) applyBatch(recs []*kgo.Record) int {
 		return 0
 	}
 	dups := make([]bool, len(batch))
-	err := c.h.DB.WithinTx(c.workCtx, func(ctx context.Context) error {
-		if c.h.Begin != nil {
-			ctx = c.h.Begin(ctx)
-		}
-		for i, b := range batch {
-			if !b.acts {
-				continue
-			}
-			dup, err := c.handleInTx(ctx, b.ev)
-			if err != nil {
-				return err
-			}
-			dups[i] = dup
-		}
-		if c.h.Flush != nil {
-			return c.h.Flush(ctx)
-		}
-		return nil
-	}, sqldb.ReadCommitted())
+	err := c.applyBatchTx(batch, dups)
 	if err != nil {
 		if c.workCtx.Err() == nil {
 			c.r.m.errors.WithLabelValues(c.h.Group).Inc()
@@ -451,6 +439,39 @@ func (c *consumer) applyBatch(recs []*kgo.Record) int {
 		}
 	}
 	return len(batch)
+}
+
+// applyBatchTx applies the events of batch the handler acts on: to HandleBatch at once
+// (NoInbox), or in one inbox transaction, marking in dups those the group applied before.
+func (c *consumer) applyBatchTx(batch []batchEvent, dups []bool) error {
+	if c.h.NoInbox {
+		evs := make([]Envelope, 0, len(batch))
+		for _, b := range batch {
+			if b.acts {
+				evs = append(evs, b.ev)
+			}
+		}
+		return c.h.HandleBatch(c.workCtx, evs)
+	}
+	return c.h.DB.WithinTx(c.workCtx, func(ctx context.Context) error {
+		if c.h.Begin != nil {
+			ctx = c.h.Begin(ctx)
+		}
+		for i, b := range batch {
+			if !b.acts {
+				continue
+			}
+			dup, err := c.handleInTx(ctx, b.ev)
+			if err != nil {
+				return err
+			}
+			dups[i] = dup
+		}
+		if c.h.Flush != nil {
+			return c.h.Flush(ctx)
+		}
+		return nil
+	}, sqldb.ReadCommitted())
 }
 
 // applyRecord applies one record, retrying until it succeeds; it returns false only when
