@@ -428,7 +428,9 @@ func (s *service) Ticket(ctx context.Context, buyerID, ticketID int64) (Ticket, 
 // Intake.
 
 // take turns one queued attempt into an order (or a failed ticket): takeBatch of one.
-func (s *service) take(ctx context.Context, a Attempted) error { return s.takeBatch(ctx, []Attempted{a}) }
+func (s *service) take(ctx context.Context, a Attempted) error {
+	return s.takeBatch(ctx, []Attempted{a})
+}
 
 // takeBatch turns queued attempts into orders (or failed tickets), once per ticket: the
 // buyer's limit checked in MySQL, the units taken from the sale's pool by the order module

@@ -49,14 +49,14 @@ var (
 )
 
 const (
-	poolColumns    = `pool_id, sku_id, merchant_id, quantity, remaining, status, expires_at`
-	qPool          = `SELECT ` + poolColumns + ` FROM stock_pools WHERE pool_id = ?`
-	qLockPool      = qPool + ` FOR UPDATE`
-	qInsertPool    = `INSERT INTO stock_pools (` + poolColumns + `, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)`
-	qPoolTake      = `UPDATE stock_pools SET remaining = remaining - ?, updated_at = ? WHERE pool_id = ? AND status = 0 AND remaining >= ?`
-	qPoolGiveBack  = `UPDATE stock_pools SET remaining = remaining + ?, updated_at = ? WHERE pool_id = ? AND status = 0`
-	qClosePool     = `UPDATE stock_pools SET status = 1, remaining = 0, updated_at = ? WHERE pool_id = ? AND status = 0`
-	qExpiredPools  = `SELECT pool_id FROM stock_pools WHERE status = 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`
+	poolColumns        = `pool_id, sku_id, merchant_id, quantity, remaining, status, expires_at`
+	qPool              = `SELECT ` + poolColumns + ` FROM stock_pools WHERE pool_id = ?`
+	qLockPool          = qPool + ` FOR UPDATE`
+	qInsertPool        = `INSERT INTO stock_pools (` + poolColumns + `, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)`
+	qPoolTake          = `UPDATE stock_pools SET remaining = remaining - ?, updated_at = ? WHERE pool_id = ? AND status = 0 AND remaining >= ?`
+	qPoolGiveBack      = `UPDATE stock_pools SET remaining = remaining + ?, updated_at = ? WHERE pool_id = ? AND status = 0`
+	qClosePool         = `UPDATE stock_pools SET status = 1, remaining = 0, updated_at = ? WHERE pool_id = ? AND status = 0`
+	qExpiredPools      = `SELECT pool_id FROM stock_pools WHERE status = 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`
 	qInsertPoolRes     = qInsertPoolResHead + qInsertPoolResRow
 	qInsertPoolResHead = `INSERT INTO stock_reservations
 		(order_id, sku_id, buyer_id, quantity, returned, status, expires_at, created_at, updated_at, pool_id) VALUES `
