@@ -433,3 +433,70 @@ func TestRunnerBatches(t *testing.T) {
 		t.Fatalf("after redelivery: %d rows, %d distinct", rows, distinct)
 	}
 }
+
+// TestRunnerNoInboxBatches: a NoInbox handler with HandleBatch gets a partition's events in
+// batches (no transaction, no inbox); a batch that fails is applied again event by event
+// with Handle; every event is applied, in far fewer calls than events.
+func TestRunnerNoInboxBatches(t *testing.T) {
+	db, b, topic, client := runnerSetup(t, 3, "nibatchtest")
+	const n = 300
+	ids := produceEvents(t, client, topic, n, 11)
+	var (
+		mu                 sync.Mutex
+		applied            = map[string]int{}
+		batches, singles   int
+		failedOnce, maxLen int
+	)
+	const group = "mall.test.nibatch"
+	handler := kafkax.Handler{Group: group, Topics: []string{topic}, DB: db, NoInbox: true, Batch: 50,
+		Handle: func(ctx context.Context, ev kafkax.Envelope) error {
+			mu.Lock()
+			defer mu.Unlock()
+			singles++
+			applied[ev.ID]++
+			return nil
+		},
+		HandleBatch: func(ctx context.Context, evs []kafkax.Envelope) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(evs) > 50 {
+				t.Errorf("a batch of %d, over Batch", len(evs))
+			}
+			for _, ev := range evs {
+				if ev.ID == ids[40] && failedOnce == 0 {
+					failedOnce++
+					return errors.New("transient failure")
+				}
+			}
+			batches++
+			maxLen = max(maxLen, len(evs))
+			for _, ev := range evs {
+				applied[ev.ID]++
+			}
+			return nil
+		}}
+	reg := prometheus.NewRegistry()
+	r := startRunner(t, b, handler, reg)
+	eventually(t, 20*time.Second, "every event applied", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(applied) == n
+	})
+	if err := r.Stop(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if applied[id] != 1 {
+			t.Fatalf("event %s applied %d times", id, applied[id])
+		}
+	}
+	if failedOnce != 1 || singles == 0 || batches == 0 || maxLen < 2 || batches+singles >= n/2 {
+		t.Fatalf("%d batches (largest %d), %d single events, %d failed batches for %d events",
+			batches, maxLen, singles, failedOnce, n)
+	}
+	if got := metric(t, reg, "mall_kafka_consumer_applied_total", map[string]string{"group": group}); got != n {
+		t.Errorf("applied_total = %v, want %d", got, n)
+	}
+}
