@@ -21,6 +21,11 @@ type Attempted struct {
 	AddressID  int64     `json:"address_id,string"`
 	Quantity   int64     `json:"quantity"`
 	OccurredAt time.Time `json:"occurred_at"`
+	// CheckoutID and OrderID are the ticket's checkout and order, minted on the buyer's
+	// shard when the attempt is accepted (order.FlashOrder); 0 in attempts queued before
+	// they existed (the intake mints them then).
+	CheckoutID int64 `json:"checkout_id,string,omitempty"`
+	OrderID    int64 `json:"order_id,string,omitempty"`
 }
 
 // TicketMessage is what the buyer's own channel (/ws/me, realtime.UserRoom) gets when a

@@ -369,7 +369,8 @@ func (s *service) produce(ctx context.Context, t queuedTicket) error {
 	// them up in parallel (each ticket stands alone; the pool and the buyer's limit in MySQL
 	// decide, whatever the order).
 	ev, err := kafkax.NewEnvelope(EventAttempted, strconv.FormatInt(t.ID, 10), Attempted{TicketID: t.ID,
-		SaleID: t.SaleID, BuyerID: t.BuyerID, AddressID: t.AddressID, Quantity: t.Quantity, OccurredAt: t.CreatedAt})
+		SaleID: t.SaleID, BuyerID: t.BuyerID, AddressID: t.AddressID, Quantity: t.Quantity, OccurredAt: t.CreatedAt,
+		CheckoutID: s.ids.Next(sqldb.LogicalShard(t.BuyerID)), OrderID: s.ids.Next(sqldb.LogicalShard(t.BuyerID))})
 	if err != nil {
 		return err
 	}
@@ -485,7 +486,7 @@ func (s *service) takeSale(ctx context.Context, saleID int64, as []Attempted) er
 		ts[i] = Ticket{ID: a.TicketID, SaleID: a.SaleID, BuyerID: a.BuyerID, Quantity: a.Quantity, AddressID: a.AddressID,
 			CreatedAt: a.OccurredAt.UTC().Truncate(time.Microsecond), UpdatedAt: now}
 	}
-	codes, err := s.placeTickets(ctx, saleID, ts, now)
+	codes, err := s.placeTickets(ctx, saleID, as, ts, now)
 	if err != nil {
 		return err
 	}
@@ -529,7 +530,7 @@ func (s *service) takeSale(ctx context.Context, saleID int64, as []Attempted) er
 
 // placeTickets places the orders of one sale's tickets (setting their order and checkout);
 // codes[i] is why ts[i] cannot have one (it failed), err a failure to retry.
-func (s *service) placeTickets(ctx context.Context, saleID int64, ts []Ticket, now time.Time) (codes []string, err error) {
+func (s *service) placeTickets(ctx context.Context, saleID int64, as []Attempted, ts []Ticket, now time.Time) (codes []string, err error) {
 	codes = make([]string, len(ts))
 	r, err := s.intakeSale(ctx, saleID, now)
 	if errors.Is(err, ErrNotFound) {
@@ -558,7 +559,8 @@ func (s *service) placeTickets(ctx context.Context, saleID int64, ts []Ticket, n
 	in := make([]order.FlashOrder, len(ts))
 	for i, t := range ts {
 		in[i] = order.FlashOrder{TicketID: t.ID, FlashSaleID: saleID, BuyerID: t.BuyerID, AddressID: t.AddressID,
-			SKUID: r.SKUID, Quantity: t.Quantity, Price: r.Price, PaymentTimeout: s.cfg.PaymentTimeout}
+			SKUID: r.SKUID, Quantity: t.Quantity, Price: r.Price, PaymentTimeout: s.cfg.PaymentTimeout,
+			CheckoutID: as[i].CheckoutID, OrderID: as[i].OrderID}
 		// Over the limit in MySQL (the batch's own earlier tickets count): only an order
 		// placed for this very ticket before (a crash before it was recorded) stands.
 		if held[t.BuyerID]+t.Quantity > int64(r.PerUserLimit) {

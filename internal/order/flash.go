@@ -20,11 +20,18 @@ type FlashOrder struct {
 	BuyerID, AddressID, SKUID int64
 	Quantity, Price           int64
 	PaymentTimeout            time.Duration
+	// CheckoutID and OrderID, when set, are the checkout's and the order's IDs, minted on
+	// the buyer's shard with the ticket (idgen), so a ticket taken up again after a crash
+	// between the pool's commit and the order's finds the units its first try held.
+	CheckoutID, OrderID int64
 	// PlacedOnly: the buyer's limit leaves no room for a new order (PlaceFlashOrders): the
 	// ticket's order placed before stands (a crash before the ticket was recorded), else
 	// ErrFlashLimit.
 	PlacedOnly bool
 }
+
+// ownIDs: the order's IDs came with the ticket.
+func (f *FlashOrder) ownIDs() bool { return f != nil && f.CheckoutID != 0 && f.OrderID != 0 }
 
 // ErrFlashLimit refuses a PlacedOnly ticket that has no order.
 var ErrFlashLimit = errs.New(errs.Conflict, "order.flash_limit_reached")
@@ -136,8 +143,15 @@ func (s *service) PlaceFlashOrders(ctx context.Context, in []FlashOrder) ([]Flas
 	}
 	refused, err := s.stock.ReserveManyFromPool(ctx, first.FlashSaleID, holds)
 	if err != nil {
-		// The outcome is unknown: nothing may stay held for orders never written.
-		s.releaseAll(ctx, holds)
+		// The outcome is unknown. Holds of orders with their tickets' IDs stay: the batch
+		// comes again and finds them; others must not stay held for orders never written.
+		var mint []stock.Hold
+		for k, i := range placing {
+			if !in[i].ownIDs() {
+				mint = append(mint, holds[k])
+			}
+		}
+		s.releaseAll(ctx, mint)
 		return nil, err
 	}
 	byShard := map[*sqldb.DB][]int{}
@@ -178,11 +192,14 @@ func (s *service) PlaceFlashOrders(ctx context.Context, in []FlashOrder) ([]Flas
 		if err == nil {
 			continue
 		}
-		// Nothing of this shard's group was written: its holds go, and its tickets go
-		// through one by one (a key placed meanwhile is found; a failure is retried).
+		// Nothing of this shard's group was written: its tickets go through one by one (a
+		// key placed meanwhile is found; the holds of orders with their tickets' IDs are
+		// found again; other holds go first).
 		var mine []stock.Hold
 		for _, i := range idx {
-			mine = append(mine, s.holdsOf(out[i].Checkout)...)
+			if !in[i].ownIDs() {
+				mine = append(mine, s.holdsOf(out[i].Checkout)...)
+			}
 		}
 		s.releaseAll(ctx, mine)
 		if ctx.Err() != nil {

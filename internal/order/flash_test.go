@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mallhq/mall/internal/order"
+	"github.com/mallhq/mall/internal/platform/sqldb"
 	"github.com/mallhq/mall/internal/stock"
 	"github.com/mallhq/mall/internal/user"
 )
@@ -216,6 +217,37 @@ func TestFlashOrderBatches(t *testing.T) {
 	wg.Wait()
 	if won != 2 || short != 18 {
 		t.Fatalf("20 tickets in 4 batches for 2 units: %d won, %d short", won, short)
+	}
+	// A crash between the pool's commit and the orders': the ticket's own order IDs find
+	// the units the first try held, and nothing is taken twice.
+	if err := h.stock.OpenPool(ctx, stock.Pool{ID: sale + 1, SKUID: sku, MerchantID: m, Quantity: 3,
+		ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	var crashed []order.FlashOrder
+	var held []stock.Hold
+	for i := range 3 {
+		f := ticket(int64(500+i), h.buyer())
+		f.FlashSaleID = sale + 1
+		f.CheckoutID, f.OrderID = h.IDs.Next(sqldb.LogicalShard(f.BuyerID)), h.IDs.Next(sqldb.LogicalShard(f.BuyerID))
+		crashed = append(crashed, f)
+		held = append(held, stock.Hold{OrderID: f.OrderID, BuyerID: f.BuyerID,
+			Lines: []stock.Line{{SKUID: sku, Quantity: 1}}, ExpiresAt: time.Now().Add(time.Hour)})
+	}
+	if refused, err := h.stock.ReserveManyFromPool(ctx, sale+1, held[:2]); err != nil || refused[0] != nil || refused[1] != nil {
+		t.Fatalf("the first try's holds: %v %v", refused, err)
+	}
+	res, err := h.orders.PlaceFlashOrders(ctx, crashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range res {
+		if p.Err != nil || p.Checkout.ID != crashed[i].CheckoutID || p.Checkout.Orders[0].ID != crashed[i].OrderID {
+			t.Fatalf("ticket %d after the crash: %+v", i, p)
+		}
+	}
+	if p, _ := h.stock.PoolOf(ctx, sale+1); p.Remaining != 0 {
+		t.Fatalf("pool after the crashed batch: %+v", p)
 	}
 	if _, err := h.stock.ClosePool(ctx, sale); err != nil {
 		t.Fatal(err)

@@ -104,8 +104,14 @@ func (s *service) place(ctx context.Context, cmd PlaceOrder, flash *FlashOrder) 
 		return Checkout{}, err
 	}
 	holds := s.holdsOf(c)
-	// The caller's context may be gone; the releases must still happen.
-	release := func() { s.releaseAll(ctx, holds) }
+	// The caller's context may be gone; the releases must still happen. A flash order with
+	// its ticket's IDs keeps its hold instead: the ticket is taken up again (Kafka redelivers
+	// until it is final) and finds the units it held.
+	release := func() {
+		if !flash.ownIDs() {
+			s.releaseAll(ctx, holds)
+		}
+	}
 	// The orders reserve together: all or nothing. After a refusal (a domain error) nothing is
 	// held; after any other error the outcome is unknown, so the holds are released.
 	reserve := func() error { return s.stock.Reserve(ctx, holds...) }
@@ -183,16 +189,24 @@ func (s *service) newCheckout(cmd PlaceOrder, addr user.Address, skus map[int64]
 	if flash != nil {
 		timeout = flash.PaymentTimeout
 	}
-	c := Checkout{ID: s.newID(cmd.BuyerID), BuyerID: cmd.BuyerID, Currency: Currency, CreatedAt: now,
+	checkoutID, orderID := s.newID(cmd.BuyerID), int64(0)
+	if flash != nil && flash.CheckoutID != 0 && flash.OrderID != 0 && len(byMerchant) == 1 {
+		checkoutID, orderID = flash.CheckoutID, flash.OrderID
+	}
+	c := Checkout{ID: checkoutID, BuyerID: cmd.BuyerID, Currency: Currency, CreatedAt: now,
 		ExpiresAt: now.Add(timeout)}
 	snapshot := Address{Name: addr.Name, Phone: addr.Phone, Province: addr.Province, City: addr.City,
 		District: addr.District, Detail: addr.Detail}
 	for _, m := range merchants {
 		items := byMerchant[m]
 		slices.SortFunc(items, func(a, b Item) int { return cmp.Compare(a.SKUID, b.SKUID) })
-		o := Order{ID: s.newID(cmd.BuyerID), CheckoutID: c.ID, BuyerID: cmd.BuyerID, MerchantID: m,
+		if orderID == 0 {
+			orderID = s.newID(cmd.BuyerID)
+		}
+		o := Order{ID: orderID, CheckoutID: c.ID, BuyerID: cmd.BuyerID, MerchantID: m,
 			Status: StatusPendingPayment, Currency: Currency, Address: snapshot, Items: items,
 			ExpiresAt: c.ExpiresAt, CreatedAt: now, UpdatedAt: now}
+		orderID = 0
 		if flash != nil {
 			o.FlashSaleID = flash.FlashSaleID
 		}

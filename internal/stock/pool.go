@@ -231,7 +231,9 @@ func (s *service) ReserveFromPool(ctx context.Context, poolID int64, h Hold) err
 // flash sale's intake pays one commit on the hot row for a whole batch. Holds are served
 // in order while units last; a hold that does not fit is refused with ErrInsufficient and
 // the rest are still tried (a smaller one may fit). The orders must be new (no line held
-// before): a batch is placed with fresh order IDs, and a reused one fails the whole.
+// before) or orders whose line this pool holds already (a batch taken up again after a
+// crash: the line stays, nothing is taken twice); another line held for the order is
+// ErrReservationConflict, a released one ErrReservationReleased.
 func (s *service) ReserveManyFromPool(ctx context.Context, poolID int64, holds []Hold) ([]error, error) {
 	if poolID <= 0 || len(holds) == 0 || len(holds) > MaxPoolBatch {
 		return nil, errs.ErrInvalid.WithDetail("stock: a pool batch holds 1 to %d orders of one pool", MaxPoolBatch)
@@ -244,8 +246,17 @@ func (s *service) ReserveManyFromPool(ctx context.Context, poolID int64, holds [
 		}
 	}
 	refused := make([]error, len(holds))
+	orderIDs := make([]int64, len(holds))
+	for i, h := range holds {
+		orderIDs[i] = h.OrderID
+	}
 	err := s.cl.Main().WithinTx(ctx, func(ctx context.Context) error {
 		clear(refused)
+		// The orders' lines first, then the pool (ReserveFromPool's order of locks).
+		had, err := s.st.lockOrders(ctx, orderIDs)
+		if err != nil {
+			return err
+		}
 		p, err := s.st.pool(ctx, poolID, true)
 		if err != nil {
 			return err
@@ -257,6 +268,15 @@ func (s *service) ReserveManyFromPool(ctx context.Context, poolID int64, holds [
 		now := s.clock()
 		for i, h := range holds {
 			l := h.Lines[0]
+			if have, ok := had[h.OrderID]; ok {
+				switch err := sameHold(have, h.Lines); {
+				case err != nil:
+					refused[i] = err
+				case have[0].PoolID != poolID:
+					refused[i] = ErrReservationConflict.WithDetail("order %d holds units of another pool", h.OrderID)
+				}
+				continue // held by an earlier try
+			}
 			switch {
 			case !p.Open:
 				refused[i] = ErrPoolClosed

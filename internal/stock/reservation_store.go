@@ -180,6 +180,25 @@ func (s *store) lockOrder(ctx context.Context, orderID int64) ([]Reservation, er
 	return s.reservations(ctx, qLockOrder, orderID)
 }
 
+// lockOrders locks the lines of orders (FOR UPDATE) and returns them by order.
+func (s *store) lockOrders(ctx context.Context, orderIDs []int64) (map[int64][]Reservation, error) {
+	q, args, err := sqlx.In(`SELECT `+reservationColumns+` FROM stock_reservations WHERE order_id IN (?)
+		ORDER BY order_id, sku_id FOR UPDATE`, orderIDs)
+	if err != nil {
+		return nil, err
+	}
+	var rows []reservationRow
+	if err := sqlx.SelectContext(ctx, s.main(ctx), &rows, q, args...); err != nil {
+		return nil, err
+	}
+	out := map[int64][]Reservation{}
+	for _, r := range rows {
+		res := r.reservation()
+		out[res.OrderID] = append(out[res.OrderID], res)
+	}
+	return out, nil
+}
+
 func (s *store) reservations(ctx context.Context, q string, orderID int64) ([]Reservation, error) {
 	var rows []reservationRow
 	if err := sqlx.SelectContext(ctx, s.main(ctx), &rows, q, orderID); err != nil {

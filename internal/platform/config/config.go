@@ -115,6 +115,10 @@ type Kafka struct {
 	// EmbeddedPort is the embedded broker's port on 127.0.0.1 (0: any free one), for a tool
 	// that produces to it from outside (make bench).
 	EmbeddedPort int `mapstructure:"embedded_port"`
+	// SessionTimeout is how long the group coordinator waits for a consumer that stopped
+	// heartbeating (a replica killed) before its partitions move to the others; consumers
+	// heartbeat every third of it.
+	SessionTimeout time.Duration `mapstructure:"session_timeout"`
 }
 
 type Outbox struct {
@@ -477,6 +481,10 @@ func (c Config) validate() []error {
 	}
 	if c.Kafka.EmbeddedPort < 0 || c.Kafka.EmbeddedPort > 65535 {
 		bad("kafka.embedded_port", "must be a port from 1 to 65535, or 0 for any free one")
+	}
+	if c.Kafka.SessionTimeout != 0 && (c.Kafka.SessionTimeout < 6*time.Second || c.Kafka.SessionTimeout > 5*time.Minute) {
+		bad("kafka.session_timeout", "must be 6s to 5m (the brokers' default group.min/max.session.timeout.ms), got %s",
+			c.Kafka.SessionTimeout)
 	}
 	if c.Outbox.BatchSize <= 0 {
 		bad("outbox.batch_size", "must be positive")

@@ -235,6 +235,9 @@ func (r *Runner) Start(ctx context.Context) error {
 			// applied in parallel; with the 1MB default one busy partition fills a poll.
 			kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 		)
+		if d := r.broker.cfg.SessionTimeout; d > 0 {
+			opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(d/3))
+		}
 		cl, err := kgo.NewClient(append(opts, r.o.ClientOpts...)...)
 		if err != nil {
 			r.closeStarted()
