@@ -119,6 +119,10 @@ type Kafka struct {
 	// heartbeating (a replica killed) before its partitions move to the others; consumers
 	// heartbeat every third of it.
 	SessionTimeout time.Duration `mapstructure:"session_timeout"`
+	// RebalanceTimeout is how long a rebalance waits for every member to rejoin: a member
+	// killed in the middle of one holds its group up this long. Consumers apply a poll's
+	// records before they rejoin, so it must exceed the time one poll takes.
+	RebalanceTimeout time.Duration `mapstructure:"rebalance_timeout"`
 }
 
 type Outbox struct {
@@ -485,6 +489,9 @@ func (c Config) validate() []error {
 	if c.Kafka.SessionTimeout != 0 && (c.Kafka.SessionTimeout < 6*time.Second || c.Kafka.SessionTimeout > 5*time.Minute) {
 		bad("kafka.session_timeout", "must be 6s to 5m (the brokers' default group.min/max.session.timeout.ms), got %s",
 			c.Kafka.SessionTimeout)
+	}
+	if c.Kafka.RebalanceTimeout != 0 && (c.Kafka.RebalanceTimeout < time.Second || c.Kafka.RebalanceTimeout > 10*time.Minute) {
+		bad("kafka.rebalance_timeout", "must be 1s to 10m, or 0 for the client's default (60s), got %s", c.Kafka.RebalanceTimeout)
 	}
 	if c.Outbox.BatchSize <= 0 {
 		bad("outbox.batch_size", "must be positive")

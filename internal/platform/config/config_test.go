@@ -175,6 +175,8 @@ func TestEveryBadKeyOfEverySection(t *testing.T) {
 	t.Setenv("MALL_KAFKA_EMBEDDED", "false")
 	t.Setenv("MALL_KAFKA_BROKERS", "k:9092")
 	t.Setenv("MALL_LOG_LEVEL", "loud")
+	t.Setenv("MALL_KAFKA_SESSION_TIMEOUT", "1s")
+	t.Setenv("MALL_KAFKA_REBALANCE_TIMEOUT", "20m")
 	f := writeFile(t, "alpha:\n  timeout: 500ms\n  nested:\n    size: -1\n    sise: 2\nbeta:\n  url: \"\"\n  secret: dev\ngamma:\n  mode: reckless\ndelta:\n  x: 1\n")
 	_, err := load(f)
 	if err == nil {
@@ -182,6 +184,8 @@ func TestEveryBadKeyOfEverySection(t *testing.T) {
 	}
 	want := []string{
 		"config: log.level: must be debug, info, warn or error, got \"loud\"",
+		"config: kafka.session_timeout: must be 6s to 5m (the brokers' default group.min/max.session.timeout.ms), got 1s",
+		"config: kafka.rebalance_timeout: must be 1s to 10m, or 0 for the client's default (60s), got 20m0s",
 		"config: alpha.nested.sise: unknown key",
 		"config: beta.url: is required",
 		"config: beta.secret: the development secret is not allowed in production",

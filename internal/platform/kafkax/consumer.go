@@ -238,6 +238,9 @@ func (r *Runner) Start(ctx context.Context) error {
 		if d := r.broker.cfg.SessionTimeout; d > 0 {
 			opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(d/3))
 		}
+		if d := r.broker.cfg.RebalanceTimeout; d > 0 {
+			opts = append(opts, kgo.RebalanceTimeout(d))
+		}
 		cl, err := kgo.NewClient(append(opts, r.o.ClientOpts...)...)
 		if err != nil {
 			r.closeStarted()
